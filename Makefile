@@ -1,0 +1,38 @@
+# Makefile -- the two set-up commands and a few conveniences around meson.
+#   make run    install what is missing, build, run dnsmux on its embedded default
+#   make test   install what is missing, build with ASan+UBSan, run every test
+.PHONY: all build run test unit integration bench clean
+
+BUILD ?= build
+ASAN ?= build-asan
+PYTEST = /usr/bin/python3 -m pytest
+
+all: build
+
+build:
+	./scripts/install-deps build
+	[ -d $(BUILD) ] || meson setup $(BUILD) --buildtype=release
+	ninja -C $(BUILD)
+
+run: build
+	./$(BUILD)/dnsmux $(ARGS)
+
+$(ASAN)/build.ninja:
+	meson setup $(ASAN) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+test:
+	./scripts/install-deps test
+	$(MAKE) $(ASAN)/build.ninja
+	ninja -C $(ASAN)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C $(ASAN) --print-errorlogs
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		DNSMUX_BIN=$(CURDIR)/$(ASAN)/dnsmux DNSMUX_TEST_MARGIN=2 \
+		$(PYTEST) tests/integration
+
+bench:
+	./scripts/install-deps bench
+	./bench/run $(ARGS)
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

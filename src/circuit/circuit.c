@@ -1,0 +1,522 @@
+/* circuit.c -- one persistent, pipelined stream connection to an upstream
+ * (see circuit.h and circuit/README.md).
+ *
+ * Owns: the stream handle, a timer (backoff, connect timeout, stall and idle
+ * checks), the in-flight table, the waiting list, and input/output buffers.
+ * Leaves to others: choosing the upstream (route/), what happens to an
+ * answer (core/query.c), and reconnect policy numbers (route/health.h). */
+#include <stdlib.h>
+#include <string.h>
+#include <libknot/libknot.h>
+#include "circuit/circuit.h"
+#include "circuit/inflight.h"
+#include "core/err.h"
+#include "core/query.h"
+#include "core/wire.h"
+#include "core/worker.h"
+#include "obs/log.h"
+#include "upstream/upstream.h"
+
+#define CIRCUIT_RBUF 16384
+#define EDNS_TCP_KEEPALIVE 11 /* RFC 7828 */
+
+enum circuit_state { C_BACKOFF, C_CONNECTING, C_READY, C_CLOSING };
+
+struct circuit {
+	struct upstream *up;        /* owner; NULL once closing */
+	struct worker *w;
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+	} io;                       /* the connection (initialised from CONNECTING on) */
+	uv_connect_t connect_req;
+	uv_write_t write_req;
+	uv_timer_t timer;           /* backoff / connect timeout / stall and idle checks */
+	enum circuit_state state;
+	struct inflight table;      /* queries written, by upstream-side ID */
+	struct tq waiting;          /* queries given before READY (a plain list) */
+	uint32_t n_waiting;
+	struct frame_buf in;        /* bytes read, reassembled into messages */
+	struct frame_buf out;       /* framed queries to write this loop turn */
+	struct frame_buf wr;        /* bytes owned by an uv_write in progress */
+	uint64_t last_progress_ms;  /* last answer, or when it went from idle to busy */
+	uint64_t last_active_ms;    /* last query written or answer read */
+	uint64_t timer_at_ms;       /* when timer fires, 0 when stopped */
+	uint32_t idle_ms;           /* close when idle this long (RFC 7828 may lower it) */
+	uint32_t answers;           /* answers read on this connection */
+	unsigned open_handles;      /* handles not yet closed: memory is freed at 0 */
+	unsigned id;                /* short id for logs */
+	bool io_init;               /* io handle initialised (must be closed) */
+	bool is_writing;            /* write_req in progress, owning wr */
+	bool is_dirty;              /* on the worker's flush list */
+	bool ka_asked;              /* an RFC 7828 keepalive option went out */
+	struct circuit *next_dirty;
+};
+
+static unsigned next_circuit_id;
+
+static void on_timer(uv_timer_t *t);
+static void start_connect(struct circuit *c);
+
+static void arm(struct circuit *c, uint64_t at_ms)
+{
+	uint64_t now = worker_now(c->w);
+	if (c->timer_at_ms && c->timer_at_ms <= at_ms)
+		return; /* fires earlier anyway, and re-checks then */
+	c->timer_at_ms = at_ms;
+	uv_timer_start(&c->timer, on_timer, at_ms > now ? at_ms - now : 0, 0);
+}
+
+struct circuit *circuit_new(struct upstream *u)
+{
+	struct worker *w = u->w;
+	struct circuit *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	if (inflight_init(&c->table, w->cfg->circuit_inflight) < 0 || frame_buf_init(&c->in, CIRCUIT_RBUF) < 0) {
+		inflight_deinit(&c->table);
+		free(c);
+		return NULL;
+	}
+	c->up = u;
+	c->w = w;
+	c->id = __atomic_add_fetch(&next_circuit_id, 1, __ATOMIC_RELAXED);
+	c->idle_ms = w->cfg->circuit_idle_ms;
+	tq_init(&c->waiting, 0);
+	uv_timer_init(&w->loop, &c->timer);
+	c->timer.data = c;
+	c->open_handles = 1;
+	uint64_t now = worker_now(w);
+	if (u->health.retry_at_ms > now) {
+		c->state = C_BACKOFF;
+		arm(c, u->health.retry_at_ms);
+	} else {
+		start_connect(c);
+	}
+	return c;
+}
+
+bool circuit_has_room(const struct circuit *c)
+{
+	return c->state != C_CLOSING && c->table.count + c->n_waiting < c->table.cap;
+}
+
+struct circuit *circuit_next_dirty(struct circuit *c)
+{
+	return c->next_dirty;
+}
+
+static void mark_dirty(struct circuit *c)
+{
+	if (c->is_dirty)
+		return;
+	c->is_dirty = true;
+	c->next_dirty = c->w->dirty;
+	c->w->dirty = c;
+}
+
+/* RFC 7828 3.2.1: a client asks for the server's idle timeout by sending the
+ * option empty, over TCP only. We ask once per connection, on a query that
+ * already carries EDNS with the OPT record last, so nothing else changes. */
+static bool want_keepalive(const struct circuit *c, const struct query *q)
+{
+	return !c->ka_asked && q->mi.opt_off && q->mi.opt_off + q->mi.opt_len == q->len;
+}
+
+static int write_query(struct circuit *c, struct query *q)
+{
+	uint16_t id;
+	int r = inflight_add(&c->table, &c->w->rnd, q, &id);
+	if (r < 0)
+		return r;
+	knot_wire_set_id(q->wire, id);
+	q->up_id = id;
+	size_t at = c->out.len;
+	if (frame_append(&c->out, q->wire, q->len) < 0) {
+		inflight_del(&c->table, id);
+		return -ENOMEM;
+	}
+	q->ka_requested = false;
+	if (want_keepalive(c, q)) {
+		static const uint8_t ka[4] = {0, EDNS_TCP_KEEPALIVE, 0, 0};
+		if (frame_buf_reserve(&c->out, sizeof(ka)) == 0) {
+			memcpy(c->out.data + c->out.len, ka, 4);
+			c->out.len += 4;
+			msg_put16(c->out.data + at, (uint16_t)(q->len + 4));
+			uint8_t *rdlen = c->out.data + at + 2 + q->mi.opt_off + 9;
+			msg_put16(rdlen, (uint16_t)(msg_get16(rdlen) + 4));
+			q->ka_requested = c->ka_asked = true;
+		}
+	}
+	uint64_t now = worker_now(c->w);
+	if (c->table.count == 1) {
+		c->last_progress_ms = now; /* idle -> busy: the stall clock starts */
+		arm(c, now + c->w->cfg->circuit_stall_ms);
+	}
+	c->last_active_ms = now;
+	q->state = Q_CIRCUIT;
+	q->circ = c;
+	q->was_sent = true;
+	mark_dirty(c);
+	return 0;
+}
+
+int circuit_send(struct circuit *c, struct query *q)
+{
+	if (!circuit_has_room(c))
+		return ERR_FULL;
+	if (c->state == C_READY)
+		return write_query(c, q);
+	tq_add(&c->waiting, &q->link, 0);
+	c->n_waiting++;
+	q->state = Q_WAITING;
+	q->circ = c;
+	return 0;
+}
+
+void circuit_cancel(struct circuit *c, struct query *q)
+{
+	if (q->state == Q_WAITING) {
+		tq_remove(&q->link);
+		c->n_waiting--;
+	} else if (q->state == Q_CIRCUIT) {
+		inflight_abandon(&c->table, q->up_id);
+	}
+	q->state = Q_IDLE;
+	q->circ = NULL;
+}
+
+/* ---- closing ---- */
+
+static void close_cb(uv_handle_t *h)
+{
+	struct circuit *c = h->data;
+	if (--c->open_handles > 0)
+		return;
+	inflight_deinit(&c->table);
+	frame_buf_deinit(&c->in);
+	frame_buf_deinit(&c->out);
+	frame_buf_deinit(&c->wr);
+	free(c);
+}
+
+static void detach_from_upstream(struct circuit *c)
+{
+	struct upstream *u = c->up;
+	if (!u)
+		return;
+	for (unsigned i = 0; i < u->n_circuits; i++) {
+		if (u->circuits[i] == c) {
+			u->circuits[i] = u->circuits[--u->n_circuits];
+			break;
+		}
+	}
+	c->up = NULL;
+}
+
+void circuit_close(struct circuit *c, bool requeue)
+{
+	if (c->state == C_CLOSING)
+		return;
+	c->state = C_CLOSING;
+	detach_from_upstream(c);
+	/* Hand every query back before anything else can pick this circuit:
+	 * written ones count a resend (RFC 7766 6.2.1: a dropped connection's
+	 * queries may be retried; DNS queries are idempotent). */
+	struct query *q;
+	unsigned n = 0;
+	while ((q = inflight_pop_any(&c->table))) {
+		q->state = Q_IDLE;
+		q->circ = NULL;
+		q->requeues++;
+		n++;
+		if (requeue)
+			query_requeue(q);
+		else
+			query_fail(q, KNOT_RCODE_SERVFAIL);
+	}
+	struct tq_entry *e;
+	while ((e = tq_pop_expired(&c->waiting, UINT64_MAX))) {
+		q = tq_container(e, struct query, link);
+		c->n_waiting--;
+		q->state = Q_IDLE;
+		q->circ = NULL;
+		n++;
+		if (requeue)
+			query_requeue(q);
+		else
+			query_fail(q, KNOT_RCODE_SERVFAIL);
+	}
+	if (n)
+		METRIC_ADD(&c->w->m, requeued, requeue ? n : 0);
+	uv_close((uv_handle_t *)&c->timer, close_cb);
+	if (c->io_init)
+		uv_close(&c->io.handle, close_cb);
+}
+
+/* The connection failed or died: count it against the upstream when it never
+ * answered (refused, reset at once, silent), then close and requeue. */
+static void fail(struct circuit *c, const char *why, int err)
+{
+	struct upstream *u = c->up;
+	if (!u)
+		return;
+	unsigned held = c->table.count + c->n_waiting;
+	METRIC_INC(&c->w->m, circuits_failed);
+	if (c->answers == 0 || c->state != C_READY || err == ERR_DEADLINE)
+		health_fail(&u->health, &c->w->rnd, worker_now(c->w));
+	log_warn_rl(CIRCUIT, "circuit %u to %s %s: %s, %u queries requeued", c->id, u->name, why,
+		    err ? (err == ERR_DEADLINE ? "no answer" : uv_strerror(err)) : "closed by peer", held);
+	circuit_close(c, true);
+}
+
+/* ---- reading ---- */
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct circuit *c = h->data;
+	uint8_t *p;
+	size_t room;
+	(void)suggested;
+	if (frame_buf_room(&c->in, 4096, &p, &room) < 0) {
+		buf->base = NULL;
+		buf->len = 0;
+		return;
+	}
+	buf->base = (char *)p;
+	buf->len = room;
+}
+
+/* RFC 7828 3.3.2: the server's timeout is in units of 100 ms; close before it
+ * would (keep 20 % and 200 ms of margin), so no query meets a closing socket.
+ * The option is ours, not the client's: remove it from the answer. */
+static size_t take_keepalive(struct circuit *c, uint8_t *msg, size_t len)
+{
+	struct msg_info mi;
+	if (msg_scan(msg, len, &mi) < 0 || !mi.opt_off)
+		return len;
+	size_t opt = msg_find_option(msg, mi.opt_off, mi.opt_len, EDNS_TCP_KEEPALIVE);
+	if (!opt)
+		return len;
+	if (msg_get16(msg + opt + 2) == 2) {
+		uint64_t server_ms = (uint64_t)msg_get16(msg + opt + 4) * 100;
+		uint64_t ours = server_ms * 8 / 10;
+		ours = ours > 200 ? ours - 200 : 0;
+		if (ours < c->idle_ms)
+			c->idle_ms = (uint32_t)ours;
+		log_debug(CIRCUIT, "circuit %u: upstream keepalive %llu ms, idle close after %u ms", c->id,
+			  (unsigned long long)server_ms, c->idle_ms);
+	}
+	return msg_remove_option(msg, len, mi.opt_off, opt);
+}
+
+static void on_answer(struct circuit *c, uint8_t *msg, size_t len)
+{
+	struct worker *w = c->w;
+	if (len < MSG_HDR) {
+		METRIC_INC(&w->m, mismatched);
+		return;
+	}
+	uint16_t id = knot_wire_get_id(msg);
+	struct query *q = inflight_get(&c->table, id);
+	if (!q) {
+		if (inflight_take_gone(&c->table, id))
+			METRIC_INC(&w->m, late);
+		else
+			METRIC_INC(&w->m, mismatched);
+		return;
+	}
+	if (!msg_answer_matches(msg, len, q->wire, &q->mi)) {
+		METRIC_INC(&w->m, mismatched); /* keep waiting for the right one */
+		return;
+	}
+	inflight_del(&c->table, id);
+	uint64_t now = worker_now(w);
+	c->last_progress_ms = c->last_active_ms = now;
+	c->answers++;
+	health_ok(&c->up->health);
+	q->state = Q_IDLE;
+	q->circ = NULL;
+	if (q->ka_requested)
+		len = take_keepalive(c, msg, len);
+	query_answer(q, msg, len);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct circuit *c = s->data;
+	(void)buf;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		if (c->table.count == 0 && c->n_waiting == 0 && nread == UV_EOF) {
+			log_debug(CIRCUIT, "circuit %u to %s closed by peer while idle", c->id, c->up ? c->up->name : "?");
+			circuit_close(c, true);
+			return;
+		}
+		fail(c, "lost", nread == UV_EOF ? 0 : (int)nread);
+		return;
+	}
+	frame_buf_filled(&c->in, (size_t)nread);
+	uint8_t *msg;
+	size_t len;
+	while (c->state == C_READY && frame_next(&c->in, &msg, &len))
+		on_answer(c, msg, len);
+}
+
+/* ---- writing ---- */
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct circuit *c = req->data;
+	c->is_writing = false;
+	c->wr.len = 0;
+	if (c->state == C_CLOSING)
+		return;
+	if (status < 0) {
+		fail(c, "write failed", status);
+		return;
+	}
+	if (c->out.len)
+		circuit_flush(c);
+}
+
+void circuit_flush(struct circuit *c)
+{
+	c->is_dirty = false;
+	if (c->state != C_READY || c->is_writing || c->out.len == 0)
+		return;
+	uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+	int n = uv_try_write(&c->io.stream, &b, 1);
+	if (n == (int)c->out.len) {
+		c->out.len = 0;
+		return;
+	}
+	if (n < 0 && n != UV_EAGAIN) {
+		fail(c, "write failed", n);
+		return;
+	}
+	if (n < 0)
+		n = 0;
+	/* the kernel took part: hand the rest to uv_write in the other buffer */
+	struct frame_buf t = c->wr;
+	c->wr = c->out;
+	c->out = t;
+	c->out.len = 0;
+	memmove(c->wr.data, c->wr.data + n, c->wr.len - (size_t)n);
+	c->wr.len -= (size_t)n;
+	b = uv_buf_init((char *)c->wr.data, (unsigned)c->wr.len);
+	c->write_req.data = c;
+	int r = uv_write(&c->write_req, &c->io.stream, &b, 1, write_cb);
+	if (r < 0) {
+		fail(c, "write failed", r);
+		return;
+	}
+	c->is_writing = true;
+}
+
+/* ---- connecting ---- */
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct circuit *c = req->data;
+	if (c->state == C_CLOSING)
+		return;
+	if (status < 0) {
+		fail(c, "connect failed", status);
+		return;
+	}
+	if (c->io.handle.type == UV_TCP)
+		uv_tcp_nodelay(&c->io.tcp, 1);
+	int r = uv_read_start(&c->io.stream, alloc_cb, read_cb);
+	if (r < 0) {
+		fail(c, "read failed", r);
+		return;
+	}
+	c->state = C_READY;
+	c->last_active_ms = worker_now(c->w);
+	log_debug(CIRCUIT, "circuit %u to %s ready, %u queries waiting", c->id, c->up->name, c->n_waiting);
+	struct tq_entry *e;
+	while ((e = tq_pop_expired(&c->waiting, UINT64_MAX))) {
+		struct query *q = tq_container(e, struct query, link);
+		c->n_waiting--;
+		q->state = Q_IDLE;
+		q->circ = NULL;
+		if (write_query(c, q) < 0)
+			query_requeue(q);
+	}
+	arm(c, c->last_active_ms + (c->table.count ? c->w->cfg->circuit_stall_ms : c->idle_ms));
+}
+
+static void start_connect(struct circuit *c)
+{
+	struct worker *w = c->w;
+	const struct upstream_conf *uc = c->up->conf;
+	int r;
+	c->state = C_CONNECTING;
+	c->connect_req.data = c;
+	if (uc->kind == UPSTREAM_UNIX) {
+		r = uv_pipe_init(&w->loop, &c->io.pipe, 0);
+		c->io_init = (r == 0);
+		c->io.handle.data = c;
+		if (r == 0)
+			uv_pipe_connect(&c->connect_req, &c->io.pipe,
+					((const struct sockaddr_un *)&uc->addr)->sun_path, connect_cb);
+	} else {
+		r = uv_tcp_init(&w->loop, &c->io.tcp);
+		c->io_init = (r == 0);
+		c->io.handle.data = c;
+		if (r == 0)
+			r = uv_tcp_connect(&c->connect_req, &c->io.tcp, (const struct sockaddr *)&uc->addr, connect_cb);
+	}
+	if (c->io_init)
+		c->open_handles++;
+	METRIC_INC(&w->m, circuits_opened);
+	if (r < 0) {
+		fail(c, "connect failed", r);
+		return;
+	}
+	arm(c, worker_now(w) + w->cfg->circuit_stall_ms);
+}
+
+/* One timer does everything time-driven for a circuit; it re-checks on each
+ * firing, so activity never has to re-arm it (only idle -> busy does). */
+static void on_timer(uv_timer_t *t)
+{
+	struct circuit *c = t->data;
+	struct worker *w = c->w;
+	uint64_t now = worker_now(w);
+	uint32_t stall = w->cfg->circuit_stall_ms;
+	c->timer_at_ms = 0;
+	switch (c->state) {
+	case C_BACKOFF:
+		start_connect(c);
+		return;
+	case C_CONNECTING:
+		fail(c, "connect timed out", ERR_DEADLINE);
+		return;
+	case C_CLOSING:
+		return;
+	case C_READY:
+		break;
+	}
+	if (c->table.count) {
+		/* a circuit with queries in flight that answers nothing is dead:
+		 * better to resend now than to let every query time out */
+		if (now >= c->last_progress_ms + stall) {
+			fail(c, "silent", ERR_DEADLINE);
+			return;
+		}
+		arm(c, c->last_progress_ms + stall);
+		return;
+	}
+	if (now >= c->last_active_ms + c->idle_ms) {
+		log_debug(CIRCUIT, "circuit %u to %s idle for %llu ms: closing", c->id, c->up->name,
+			  (unsigned long long)(now - c->last_active_ms));
+		circuit_close(c, true);
+		return;
+	}
+	arm(c, c->last_active_ms + c->idle_ms);
+}

@@ -1,0 +1,195 @@
+/* config.c -- defaults, URL parsing and validation of struct config. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config/config.h"
+
+void config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->threads = 1;
+	c->timeout_ms = 2000;
+	c->udp_retry_ms = 500;
+	c->max_inflight = 10000;
+	c->circuit_inflight = 1000;
+	c->circuit_max = 4;
+	c->circuit_idle_ms = 10000;
+	c->circuit_stall_ms = 1000;
+	c->tcp_idle_ms = 10000;
+	c->tcp_max_clients = 1024;
+	c->tcp_pipeline = 128;
+}
+
+/* The embedded default: a local stub listener forwarding over persistent
+ * circuits to two well-known public resolvers (Quad9, Cloudflare). */
+void config_apply_embedded(struct config *c)
+{
+	static const char *const listens[] = {"127.0.0.1:53"};
+	static const char *const upstreams[] = {"tcp://9.9.9.9:53", "tcp://1.1.1.1:53"};
+	char err[128];
+	c->embedded_default = true;
+	for (size_t i = 0; i < sizeof(listens) / sizeof(*listens); i++)
+		if (config_parse_listen(listens[i], &c->listens[c->n_listens], err, sizeof(err)) == 0)
+			c->n_listens++;
+	for (size_t i = 0; i < sizeof(upstreams) / sizeof(*upstreams); i++)
+		if (config_parse_upstream(upstreams[i], &c->upstreams[c->n_upstreams], err, sizeof(err)) == 0)
+			c->n_upstreams++;
+}
+
+void config_addr_str(const struct sockaddr_storage *a, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)a;
+		inet_ntop(AF_INET, &s->sin_addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, ntohs(s->sin_port));
+	} else if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a;
+		inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u", ip, ntohs(s->sin6_port));
+	} else if (a->ss_family == AF_UNIX) {
+		snprintf(buf, len, "%s", ((const struct sockaddr_un *)a)->sun_path);
+	} else {
+		snprintf(buf, len, "?");
+	}
+}
+
+/* "IP", "IP:PORT", "[IP6]", "[IP6]:PORT" -> sockaddr; default_port when absent (0: required). */
+static int parse_hostport(const char *s, int default_port, struct sockaddr_storage *out, char *err, size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *port_s = NULL;
+	memset(out, 0, sizeof(*out));
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || (size_t)(close - s - 1) >= sizeof(host)) {
+			snprintf(err, errlen, "'%s': unterminated or overlong [IPv6] address", s);
+			return -EINVAL;
+		}
+		memcpy(host, s + 1, (size_t)(close - s - 1));
+		host[close - s - 1] = '\0';
+		if (close[1] == ':')
+			port_s = close + 2;
+		else if (close[1] != '\0') {
+			snprintf(err, errlen, "'%s': junk after ']'", s);
+			return -EINVAL;
+		}
+	} else {
+		const char *colon = strrchr(s, ':');
+		size_t hl = colon ? (size_t)(colon - s) : strlen(s);
+		if (colon && strchr(s, ':') != colon) {
+			snprintf(err, errlen, "'%s': write IPv6 addresses in brackets, as [::1]:53", s);
+			return -EINVAL;
+		}
+		if (hl >= sizeof(host)) {
+			snprintf(err, errlen, "'%s': address too long", s);
+			return -EINVAL;
+		}
+		memcpy(host, s, hl);
+		host[hl] = '\0';
+		if (colon)
+			port_s = colon + 1;
+	}
+	long port = default_port;
+	if (port_s) {
+		char *end;
+		errno = 0;
+		port = strtol(port_s, &end, 10);
+		if (errno || *port_s == '\0' || *end != '\0' || port < 1 || port > 65535) {
+			snprintf(err, errlen, "'%s': port must be 1-65535", s);
+			return -EINVAL;
+		}
+	} else if (port <= 0) {
+		snprintf(err, errlen, "'%s': a port is required (ADDR:PORT)", s);
+		return -EINVAL;
+	}
+	struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)port);
+	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)port);
+	} else {
+		snprintf(err, errlen, "'%s': '%s' is not an IP address", s, host);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const char *strip_prefix(const char *s, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return strncmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
+int config_parse_listen(const char *s, struct listen_conf *l, char *err, size_t errlen)
+{
+	const char *rest;
+	memset(l, 0, sizeof(*l));
+	if ((rest = strip_prefix(s, "udp://")))
+		l->protos = LISTEN_UDP;
+	else if ((rest = strip_prefix(s, "tcp://")))
+		l->protos = LISTEN_TCP;
+	else if (strstr(s, "://")) {
+		snprintf(err, errlen, "'%s': unknown listener scheme (udp://, tcp:// or ADDR:PORT)", s);
+		return -EINVAL;
+	} else {
+		rest = s;
+		l->protos = LISTEN_UDP | LISTEN_TCP;
+	}
+	int r = parse_hostport(rest, 0, &l->addr, err, errlen);
+	if (r < 0)
+		return r;
+	config_addr_str(&l->addr, l->text, sizeof(l->text));
+	return 0;
+}
+
+int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, size_t errlen)
+{
+	const char *rest;
+	memset(u, 0, sizeof(*u));
+	snprintf(u->text, sizeof(u->text), "%s", s);
+	if ((rest = strip_prefix(s, "unix://"))) {
+		struct sockaddr_un *un = (struct sockaddr_un *)&u->addr;
+		if (rest[0] != '/' || strlen(rest) >= sizeof(un->sun_path)) {
+			snprintf(err, errlen, "'%s': unix:// needs an absolute path under %zu bytes", s,
+				 sizeof(un->sun_path));
+			return -EINVAL;
+		}
+		un->sun_family = AF_UNIX;
+		memcpy(un->sun_path, rest, strlen(rest) + 1);
+		u->kind = UPSTREAM_UNIX;
+		return 0;
+	}
+	if ((rest = strip_prefix(s, "udp://")))
+		u->kind = UPSTREAM_UDP;
+	else if ((rest = strip_prefix(s, "tcp://")))
+		u->kind = UPSTREAM_TCP;
+	else {
+		snprintf(err, errlen, "'%s': upstream must be udp://, tcp:// or unix:// (tls:// and https:// are not built yet)", s);
+		return -EINVAL;
+	}
+	return parse_hostport(rest, 53, &u->addr, err, errlen);
+}
+
+int config_validate(const struct config *c, char *err, size_t errlen)
+{
+	if (c->n_listens == 0) {
+		snprintf(err, errlen, "no --listen address");
+		return -EINVAL;
+	}
+	if (c->n_upstreams == 0) {
+		snprintf(err, errlen, "no --upstream");
+		return -EINVAL;
+	}
+	if (c->circuit_inflight > c->max_inflight) {
+		snprintf(err, errlen, "--circuit-inflight (%u) exceeds --max-inflight (%u)", c->circuit_inflight,
+			 c->max_inflight);
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,68 @@
+/* config.h -- struct config: plain data, filled from the command line (and
+ * later YAML), immutable once the workers start. All defaults live in
+ * config.c; parsing of listen and upstream URLs too. */
+#pragma once
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#define CONFIG_MAX_LISTENS 64
+#define CONFIG_MAX_UPSTREAMS 64
+#define CONFIG_MAX_THREADS 64
+#define CONFIG_CIRCUIT_MAX_LIMIT 16
+
+enum listen_proto { LISTEN_UDP = 1, LISTEN_TCP = 2 };
+
+struct listen_conf {
+	int protos;                   /* LISTEN_UDP | LISTEN_TCP */
+	struct sockaddr_storage addr; /* where to bind */
+	char text[80];                /* printable "ADDR:PORT" */
+};
+
+enum upstream_kind { UPSTREAM_UDP, UPSTREAM_TCP, UPSTREAM_UNIX };
+
+struct upstream_conf {
+	enum upstream_kind kind;
+	struct sockaddr_storage addr; /* IP and port, or sockaddr_un for unix */
+	char text[140];               /* the URL as given, for logs */
+};
+
+struct config {
+	struct listen_conf listens[CONFIG_MAX_LISTENS];
+	size_t n_listens;
+	struct upstream_conf upstreams[CONFIG_MAX_UPSTREAMS];
+	size_t n_upstreams;
+	unsigned threads;           /* workers */
+	uint32_t timeout_ms;        /* per-query deadline */
+	uint32_t udp_retry_ms;      /* UDP upstream retransmit interval */
+	uint32_t max_inflight;      /* per worker */
+	uint32_t circuit_inflight;  /* per circuit */
+	uint32_t circuit_max;       /* circuits per upstream per worker */
+	uint32_t circuit_idle_ms;   /* close a circuit idle this long */
+	uint32_t circuit_stall_ms;  /* a circuit with queries that reads nothing this long is dead */
+	uint32_t tcp_idle_ms;       /* client TCP idle timeout */
+	uint32_t tcp_max_clients;   /* client TCP connections per worker */
+	uint32_t tcp_pipeline;      /* queries in flight per client TCP connection */
+	bool embedded_default;      /* no listener or upstream was given */
+};
+
+void config_defaults(struct config *c);
+
+/** Fill listeners and upstreams of the embedded default where none were given. */
+void config_apply_embedded(struct config *c);
+
+/** Parse "ADDR:PORT", "[V6]:PORT", "udp://...", "tcp://..." into l.
+ * On error returns -EINVAL and writes a reason to err. */
+int config_parse_listen(const char *s, struct listen_conf *l, char *err, size_t errlen);
+
+/** Parse "udp://IP[:PORT]", "tcp://IP[:PORT]", "unix:///path"; port 53 by default. */
+int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, size_t errlen);
+
+/** Check cross-field constraints; -EINVAL with a reason. */
+int config_validate(const struct config *c, char *err, size_t errlen);
+
+/** "IP:PORT" / "[IP]:PORT" of a socket address. */
+void config_addr_str(const struct sockaddr_storage *a, char *buf, size_t len);

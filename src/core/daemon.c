@@ -1,0 +1,180 @@
+/* daemon.c -- see daemon.h. The main thread binds sockets (so "address in
+ * use" is reported before anything starts), then only waits for signals. */
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+#include "core/daemon.h"
+#include "core/worker.h"
+#include "obs/log.h"
+
+struct daemon {
+	const struct config *cfg;
+	struct worker *workers;
+	uv_loop_t loop;
+	uv_signal_t sig_int, sig_term, sig_usr1, sig_hup;
+	int stopping;
+};
+
+static int bind_one(const struct listen_conf *lc, int type)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&lc->addr;
+	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	int fd = socket(sa->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	/* one socket per worker on the same address; the kernel spreads clients */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) ||
+	    (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	if (type == SOCK_DGRAM) {
+		/* answers to clients must leave from the address they asked */
+		int buf = 4 * 1024 * 1024;
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)); /* best effort, capped by rmem_max */
+	}
+	if (bind(fd, sa, len) < 0 || (type == SOCK_STREAM && listen(fd, 1024) < 0)) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+/* fds[w][2*i] (UDP) and fds[w][2*i+1] (TCP) for listener i of worker w; -1 when unused. */
+static int bind_all(const struct config *cfg, int *fds)
+{
+	size_t per = 2 * cfg->n_listens;
+	for (size_t k = 0; k < cfg->threads * per; k++)
+		fds[k] = -1;
+	for (unsigned w = 0; w < cfg->threads; w++) {
+		for (size_t i = 0; i < cfg->n_listens; i++) {
+			const struct listen_conf *lc = &cfg->listens[i];
+			for (int p = 0; p < 2; p++) {
+				if (!(lc->protos & (p ? LISTEN_TCP : LISTEN_UDP)))
+					continue;
+				int fd = bind_one(lc, p ? SOCK_STREAM : SOCK_DGRAM);
+				if (fd < 0) {
+					log_err(DAEMON, "cannot bind %s://%s: %s", p ? "tcp" : "udp", lc->text, strerror(-fd));
+					return fd;
+				}
+				fds[w * per + 2 * i + (size_t)p] = fd;
+			}
+		}
+	}
+	return 0;
+}
+
+static void print_stats(struct daemon *d)
+{
+	char line[1024];
+	struct metrics total;
+	memset(&total, 0, sizeof(total));
+	for (unsigned i = 0; i < d->cfg->threads; i++) {
+		struct metrics m;
+		memset(&m, 0, sizeof(m));
+		metrics_sum(&m, &d->workers[i].m);
+		metrics_sum(&total, &d->workers[i].m);
+		metrics_format(&m, line, sizeof(line));
+		log_write(LOG_INFO, "DAEMON", "stats worker=%u %s", i, line);
+	}
+	metrics_format(&total, line, sizeof(line));
+	log_write(LOG_INFO, "DAEMON", "stats total %s", line);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+	if (signum == SIGUSR1) {
+		print_stats(d);
+		return;
+	}
+	if (signum == SIGHUP) {
+		log_info(DAEMON, "SIGHUP: nothing to reload yet (no configuration file in use)");
+		return;
+	}
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	log_info(DAEMON, "signal %d: stopping, letting queries in flight finish (up to %u ms)", signum,
+		 d->cfg->timeout_ms);
+	for (unsigned i = 0; i < d->cfg->threads; i++)
+		worker_request_stop(&d->workers[i]);
+	uv_close((uv_handle_t *)&d->sig_int, NULL);
+	uv_close((uv_handle_t *)&d->sig_term, NULL);
+	uv_close((uv_handle_t *)&d->sig_usr1, NULL);
+	uv_close((uv_handle_t *)&d->sig_hup, NULL);
+}
+
+static void watch(struct daemon *d, uv_signal_t *s, int signum)
+{
+	uv_signal_init(&d->loop, s);
+	s->data = d;
+	uv_signal_start(s, on_signal, signum);
+}
+
+int daemon_run(const struct config *cfg)
+{
+	struct daemon d = {.cfg = cfg};
+	size_t per = 2 * cfg->n_listens;
+	int *fds = malloc(sizeof(int) * cfg->threads * per);
+	d.workers = calloc(cfg->threads, sizeof(*d.workers));
+	int code = 1;
+	unsigned started = 0;
+	signal(SIGPIPE, SIG_IGN);
+	if (!fds || !d.workers) {
+		log_err(DAEMON, "out of memory");
+		goto out;
+	}
+	if (bind_all(cfg, fds) < 0)
+		goto out_fds;
+	uv_loop_init(&d.loop);
+	watch(&d, &d.sig_int, SIGINT);
+	watch(&d, &d.sig_term, SIGTERM);
+	watch(&d, &d.sig_usr1, SIGUSR1);
+	watch(&d, &d.sig_hup, SIGHUP);
+	for (; started < cfg->threads; started++) {
+		struct worker *w = &d.workers[started];
+		int r = worker_init(w, started, cfg, fds + started * per);
+		if (r == 0)
+			r = uv_thread_create(&w->thread, worker_run, w);
+		if (r < 0) {
+			log_err(DAEMON, "cannot start worker %u: %s", started, uv_strerror(r));
+			break;
+		}
+	}
+	if (started == cfg->threads) {
+		char up[512] = "";
+		size_t n = 0;
+		for (size_t i = 0; i < cfg->n_upstreams && n < sizeof(up); i++)
+			n += (size_t)snprintf(up + n, sizeof(up) - n, "%s%s", i ? " " : "", cfg->upstreams[i].text);
+		log_info(DAEMON, "ready: %u worker%s, %zu listener%s, upstreams %s", cfg->threads,
+			 cfg->threads == 1 ? "" : "s", cfg->n_listens, cfg->n_listens == 1 ? "" : "s", up);
+		uv_run(&d.loop, UV_RUN_DEFAULT);
+		code = 0;
+	} else {
+		on_signal(&d.sig_term, SIGTERM);
+		uv_run(&d.loop, UV_RUN_DEFAULT);
+	}
+	for (unsigned i = 0; i < started; i++)
+		uv_thread_join(&d.workers[i].thread);
+	print_stats(&d);
+	for (unsigned i = 0; i < started; i++)
+		worker_deinit(&d.workers[i]);
+	uv_loop_close(&d.loop);
+out_fds:
+	/* the workers' handles closed their sockets; close the ones never handed over */
+	for (size_t k = started * per; k < cfg->threads * per; k++)
+		if (fds[k] >= 0)
+			close(fds[k]);
+out:
+	free(fds);
+	free(d.workers);
+	return code;
+}

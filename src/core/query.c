@@ -1,0 +1,91 @@
+/* query.c -- answering and dispatching a struct query (see query.h). */
+#include <string.h>
+#include <libknot/libknot.h>
+#include "core/err.h"
+#include "core/query.h"
+#include "core/worker.h"
+#include "frontend/frontend.h"
+#include "obs/log.h"
+#include "upstream/upstream.h"
+
+void query_answer(struct query *q, uint8_t *ans, size_t len)
+{
+	struct worker *w = q->w;
+	knot_wire_set_id(ans, q->client_id);
+	/* msg_answer_matches() checked the names are equal but for case: put the
+	 * client's exact spelling back (some stubs use 0x20 case randomisation). */
+	memcpy(ans + MSG_HDR, q->wire + MSG_HDR, q->mi.qname_len);
+	if (len > q->max_answer) {
+		len = msg_truncate(ans, len, q->max_answer);
+		METRIC_INC(&w->m, truncated);
+		if (len == 0) {
+			query_fail(q, KNOT_RCODE_SERVFAIL);
+			return;
+		}
+	}
+	frontend_reply(q, ans, len);
+	METRIC_INC(&w->m, answered);
+	worker_query_release(q);
+}
+
+void query_fail(struct query *q, int rcode)
+{
+	struct worker *w = q->w;
+	uint8_t buf[MSG_HDR + KNOT_DNAME_MAXLEN + 4 + 11];
+	query_detach(q);
+	size_t n = msg_error_reply(q->wire, q->len, &q->mi, rcode, buf, sizeof(buf));
+	if (n) {
+		knot_wire_set_id(buf, q->client_id);
+		knot_wire_set_ra(buf);
+		frontend_reply(q, buf, n);
+		METRIC_INC(&w->m, answered);
+	}
+	switch (rcode) {
+	case KNOT_RCODE_SERVFAIL: METRIC_INC(&w->m, servfail); break;
+	case KNOT_RCODE_FORMERR: METRIC_INC(&w->m, formerr); break;
+	case KNOT_RCODE_NOTIMPL: METRIC_INC(&w->m, notimp); break;
+	case KNOT_RCODE_REFUSED: METRIC_INC(&w->m, refused); break;
+	default: break;
+	}
+	worker_query_release(q);
+}
+
+void query_detach(struct query *q)
+{
+	if (q->state != Q_IDLE && q->up)
+		upstream_cancel(q->up, q);
+	q->state = Q_IDLE;
+	q->up = NULL;
+}
+
+void query_dispatch(struct query *q, const struct upstream *avoid)
+{
+	struct worker *w = q->w;
+	uint64_t now = worker_now(w);
+	if (now >= q->deadline.deadline_ms) {
+		METRIC_INC(&w->m, upstream_timeouts);
+		query_fail(q, KNOT_RCODE_SERVFAIL);
+		return;
+	}
+	struct upstream *u = pool_pick(&w->pool, now, avoid);
+	if (!u) {
+		query_fail(q, KNOT_RCODE_SERVFAIL);
+		return;
+	}
+	int r = upstream_send(u, q);
+	if (r < 0) {
+		if (r == ERR_FULL || r == ERR_NOID)
+			METRIC_INC(&w->m, overflow);
+		query_fail(q, KNOT_RCODE_SERVFAIL);
+	}
+}
+
+void query_requeue(struct query *q)
+{
+	if (q->requeues > QUERY_MAX_REQUEUES) {
+		/* it keeps killing its circuit: stop resending it */
+		query_fail(q, KNOT_RCODE_SERVFAIL);
+		return;
+	}
+	query_dispatch(q, NULL);
+}

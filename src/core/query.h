@@ -1,0 +1,85 @@
+/* query.h -- struct query: one client message on its way through dnsmux.
+ *
+ * A query is created by a frontend, dispatched to a pool member, and answered
+ * exactly once: query_answer() with the upstream's answer, or query_fail()
+ * with an rcode of our own; both release it. Between the two it belongs to
+ * exactly one place: a circuit's waiting list or in-flight table, or a UDP
+ * upstream's in-flight table (state says which). Memory comes from the
+ * worker's free list (core/worker.c). */
+#pragma once
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+#include "circuit/timeout.h"
+#include "dns/msg.h"
+
+struct worker;
+struct upstream;
+struct circuit;
+struct tcp_client;
+
+#define QUERY_INLINE 512 /* most queries fit; larger ones get a heap buffer */
+#define QUERY_MAX_REQUEUES 3
+
+enum query_state {
+	Q_IDLE = 0,   /* not held by any upstream */
+	Q_WAITING,    /* on a circuit's waiting list (connecting, or backing off) */
+	Q_CIRCUIT,    /* written to a circuit, in its in-flight table */
+	Q_UDP,        /* sent on a UDP upstream socket, in its in-flight table */
+};
+
+enum client_kind { CLIENT_UDP, CLIENT_TCP };
+
+union sockaddr_any {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
+struct query {
+	struct tq_entry deadline;  /* in worker->deadlines: answered SERVFAIL when it expires */
+	struct tq_entry link;      /* circuit waiting list, or worker->udp_retry */
+	struct worker *w;          /* owner */
+	struct upstream *up;       /* upstream holding it (state != Q_IDLE) */
+	struct circuit *circ;      /* circuit holding it (Q_WAITING, Q_CIRCUIT) */
+	uint16_t up_id;            /* upstream-side message ID (Q_CIRCUIT, Q_UDP) */
+	uint16_t client_id;        /* the client's message ID, restored on the answer */
+	uint16_t max_answer;       /* largest answer the client takes, bytes */
+	uint16_t len;              /* message length in wire */
+	uint8_t state;             /* enum query_state */
+	uint8_t client_kind;       /* enum client_kind */
+	uint8_t requeues;          /* times resent after its circuit dropped */
+	uint8_t udp_tries;         /* UDP transmissions so far */
+	bool ka_requested;         /* RFC 7828 keepalive option added on its circuit */
+	bool was_sent;             /* written to an upstream at least once */
+	struct msg_info mi;        /* parsed facts of the client message */
+	union {
+		struct {
+			uv_udp_t *sock;          /* listener that received it */
+			union sockaddr_any peer; /* client address */
+		} udp;
+		struct tcp_client *tcp;      /* connection it came on (holds a reference) */
+	} client;
+	uint8_t *wire;             /* the client message, ID field holds up_id once sent */
+	struct query *next_free;   /* worker free list */
+	uint8_t inline_buf[QUERY_INLINE];
+};
+
+/** Answer with an upstream's message (modified in place: ID, question case,
+ * truncation). Releases q. */
+void query_answer(struct query *q, uint8_t *ans, size_t len);
+
+/** Answer with an rcode of our own (SERVFAIL, FORMERR, ...). Releases q. */
+void query_fail(struct query *q, int rcode);
+
+/** Send q to a pool member, avoiding "avoid" (the one that just failed it)
+ * when another is usable. On failure the query is answered SERVFAIL. */
+void query_dispatch(struct query *q, const struct upstream *avoid);
+
+/** Detach q from whatever upstream holds it (no answer is sent). */
+void query_detach(struct query *q);
+
+/** Put q back into circulation after its circuit failed: resend at once, or
+ * SERVFAIL when it has been resent too often or its deadline passed. */
+void query_requeue(struct query *q);

@@ -1,0 +1,227 @@
+/* worker.c -- one thread's loop (see worker.h): start listeners on the
+ * sockets the daemon bound, own the pool's upstream instances, drive every
+ * deadline from one timer, flush circuits once per loop turn, drain and
+ * close on stop. */
+#include <stdlib.h>
+#include <string.h>
+#include <libknot/libknot.h>
+#include "circuit/circuit.h"
+#include "core/query.h"
+#include "core/worker.h"
+#include "frontend/frontend.h"
+#include "obs/log.h"
+#include "upstream/upstream.h"
+
+#define UDP_DGRAM_MAX (64 * 1024) /* libuv's recvmmsg chunk size */
+#define FREE_QUERIES_MAX 1024     /* released queries kept for reuse */
+
+static void timer_cb(uv_timer_t *t);
+
+void worker_arm(struct worker *w, uint64_t at_ms)
+{
+	if (at_ms >= w->timer_at)
+		return;
+	uint64_t now = worker_now(w);
+	w->timer_at = at_ms;
+	uv_timer_start(&w->timer, timer_cb, at_ms > now ? at_ms - now : 0, 0);
+}
+
+static void rearm(struct worker *w)
+{
+	uint64_t next = tq_next_ms(&w->deadlines);
+	uint64_t t = tq_next_ms(&w->udp_retry);
+	if (t < next)
+		next = t;
+	t = tq_next_ms(&w->tcp_idle);
+	if (t < next)
+		next = t;
+	if (next != UINT64_MAX)
+		worker_arm(w, next);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	struct worker *w = t->data;
+	uint64_t now = worker_now(w);
+	struct tq_entry *e;
+	w->timer_at = UINT64_MAX;
+	while ((e = tq_pop_expired(&w->deadlines, now))) {
+		struct query *q = tq_container(e, struct query, deadline);
+		METRIC_INC(&w->m, upstream_timeouts);
+		query_fail(q, KNOT_RCODE_SERVFAIL); /* detaches it: a later answer counts as late */
+	}
+	while ((e = tq_pop_expired(&w->udp_retry, now)))
+		upstream_udp_retry_expired(tq_container(e, struct query, link));
+	frontend_tcp_idle_expired(w, now);
+	rearm(w);
+}
+
+struct query *worker_query_new(struct worker *w)
+{
+	struct query *q = w->free_queries;
+	if (q) {
+		w->free_queries = q->next_free;
+		w->n_free--;
+	} else {
+		q = malloc(sizeof(*q));
+		if (!q)
+			return NULL;
+	}
+	memset(q, 0, offsetof(struct query, inline_buf));
+	q->w = w;
+	q->wire = q->inline_buf;
+	w->inflight++;
+	return q;
+}
+
+void worker_query_release(struct query *q)
+{
+	struct worker *w = q->w;
+	tq_remove(&q->deadline);
+	tq_remove(&q->link);
+	if (q->wire != q->inline_buf)
+		free(q->wire);
+	if (q->client_kind == CLIENT_TCP && q->client.tcp)
+		frontend_tcp_query_done(q->client.tcp);
+	w->inflight--;
+	if (w->n_free < FREE_QUERIES_MAX) {
+		q->next_free = w->free_queries;
+		w->free_queries = q;
+		w->n_free++;
+	} else {
+		free(q);
+	}
+	if (w->is_stopping)
+		worker_maybe_finish(w);
+}
+
+/* Close everything; the loop ends when the last handle's close callback ran. */
+static void close_all(struct worker *w)
+{
+	w->is_closed = true;
+	for (unsigned i = 0; i < w->pool.n; i++)
+		upstream_close(w->pool.members[i]);
+	w->pool.n = 0;
+	frontend_udp_close(w);
+	uv_close((uv_handle_t *)&w->timer, NULL);
+	uv_close((uv_handle_t *)&w->check, NULL);
+	uv_close((uv_handle_t *)&w->wake, NULL);
+}
+
+/* End of a loop turn: write what circuits queued, and finish a stop when the
+ * last query is gone (here, never from deep inside a callback). */
+static void check_cb(uv_check_t *h)
+{
+	struct worker *w = h->data;
+	while (w->dirty) {
+		struct circuit *c = w->dirty;
+		w->dirty = NULL;
+		for (struct circuit *next; c; c = next) {
+			next = circuit_next_dirty(c);
+			circuit_flush(c);
+		}
+	}
+	if (w->is_stopping && !w->is_closed && w->inflight == 0)
+		close_all(w);
+}
+
+void worker_maybe_finish(struct worker *w)
+{
+	(void)w; /* check_cb finishes at the end of this loop turn */
+}
+
+static void wake_cb(uv_async_t *a)
+{
+	struct worker *w = a->data;
+	if (!__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE) || w->is_stopping)
+		return;
+	w->is_stopping = true;
+	log_debug(WORKER, "worker %u stopping: %u queries in flight", w->idx, w->inflight);
+	frontend_udp_stop(w);
+	frontend_tcp_stop(w);
+	frontend_tcp_close_idle(w);
+}
+
+void worker_request_stop(struct worker *w)
+{
+	__atomic_store_n(&w->stop_requested, 1, __ATOMIC_RELEASE);
+	uv_async_send(&w->wake);
+}
+
+static int start_listeners(struct worker *w)
+{
+	const struct config *cfg = w->cfg;
+	for (size_t i = 0; i < cfg->n_listens; i++) {
+		const struct listen_conf *lc = &cfg->listens[i];
+		int r = 0;
+		if (w->fds[2 * i] >= 0)
+			r = frontend_udp_start(w, lc, w->fds[2 * i]);
+		if (r == 0 && w->fds[2 * i + 1] >= 0)
+			r = frontend_tcp_start(w, lc, w->fds[2 * i + 1]);
+		if (r < 0) {
+			log_err(WORKER, "worker %u: cannot listen on %s: %s", w->idx, lc->text, uv_strerror(r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+int worker_init(struct worker *w, unsigned idx, const struct config *cfg, int *fds)
+{
+	memset(w, 0, sizeof(*w));
+	w->idx = idx;
+	w->cfg = cfg;
+	w->fds = fds;
+	w->timer_at = UINT64_MAX;
+	int r = uv_loop_init(&w->loop);
+	if (r < 0)
+		return r;
+	rnd_init(&w->rnd);
+	tq_init(&w->deadlines, cfg->timeout_ms);
+	tq_init(&w->udp_retry, cfg->udp_retry_ms);
+	tq_init(&w->tcp_idle, cfg->tcp_idle_ms);
+	w->udp_rbuf_len = WORKER_UDP_CHUNKS * UDP_DGRAM_MAX;
+	w->udp_rbuf = malloc(w->udp_rbuf_len);
+	w->pool.members = calloc(cfg->n_upstreams, sizeof(*w->pool.members));
+	if (!w->udp_rbuf || !w->pool.members)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_upstreams; i++) {
+		w->pool.members[i] = upstream_new(w, &cfg->upstreams[i]);
+		if (!w->pool.members[i])
+			return -ENOMEM;
+		w->pool.n++;
+	}
+	uv_timer_init(&w->loop, &w->timer);
+	w->timer.data = w;
+	uv_check_init(&w->loop, &w->check);
+	w->check.data = w;
+	uv_check_start(&w->check, check_cb);
+	uv_async_init(&w->loop, &w->wake, wake_cb);
+	w->wake.data = w;
+	/* before the thread runs, so a failure is reported by the daemon */
+	return start_listeners(w);
+}
+
+void worker_run(void *arg)
+{
+	struct worker *w = arg;
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+void worker_deinit(struct worker *w)
+{
+	/* every handle is closed once uv_run returned; drain close callbacks */
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	for (unsigned i = 0; i < w->pool.n; i++)
+		upstream_close(w->pool.members[i]);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	while (w->free_queries) {
+		struct query *q = w->free_queries;
+		w->free_queries = q->next_free;
+		free(q);
+	}
+	free(w->pool.members);
+	free(w->udp_rbuf);
+	if (uv_loop_close(&w->loop) != 0)
+		log_warn(WORKER, "worker %u: handles left open at exit", w->idx);
+}

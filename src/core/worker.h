@@ -1,0 +1,77 @@
+/* worker.h -- one thread, one uv_loop_t. A worker owns its listeners (its own
+ * SO_REUSEPORT sockets), its upstream instances with their circuits and
+ * in-flight tables, its queries and its timers: nothing on the query path is
+ * shared between workers, so nothing takes a lock. core/daemon.c starts and
+ * stops workers. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+#include "circuit/timeout.h"
+#include "config/config.h"
+#include "core/rand.h"
+#include "obs/metrics.h"
+#include "route/pool.h"
+
+struct query;
+struct circuit;
+struct frontend_udp;
+struct frontend_tcp;
+struct tcp_client;
+
+#define WORKER_UDP_CHUNKS 16 /* datagrams per recvmmsg batch */
+
+struct worker {
+	unsigned idx;                  /* 0..threads-1, for logs and stats */
+	const struct config *cfg;      /* immutable snapshot */
+	uv_loop_t loop;
+	uv_thread_t thread;
+	uv_timer_t timer;              /* armed at the earliest deadline of the queues below */
+	uint64_t timer_at;             /* when timer fires, UINT64_MAX when stopped */
+	uv_check_t check;              /* end of each loop turn: flush circuits, re-arm timer */
+	uv_async_t wake;               /* daemon -> worker: stop */
+	struct tq deadlines;           /* queries, delay = timeout */
+	struct tq udp_retry;           /* queries sent over UDP, delay = udp_retry */
+	struct tq tcp_idle;            /* client TCP connections, delay = tcp_idle */
+	struct rnd rnd;                /* IDs and jitter */
+	struct metrics m;              /* counters, read by the daemon */
+	struct pool pool;              /* upstream instances of this worker */
+	uint32_t inflight;             /* queries alive */
+	struct query *free_queries;    /* released queries, for reuse */
+	uint32_t n_free;
+	struct circuit *dirty;         /* circuits with output to flush this turn */
+	struct frontend_udp *udps;     /* UDP listeners (list) */
+	struct frontend_tcp *tcps;     /* TCP listeners (list) */
+	struct tcp_client *clients;    /* client TCP connections (list) */
+	uint32_t n_clients;
+	uint8_t *udp_rbuf;             /* recvmmsg buffer, shared by all UDP sockets of the worker */
+	size_t udp_rbuf_len;
+	int *fds;                      /* listener sockets made by the daemon, per listen_conf and proto */
+	volatile int stop_requested;   /* set by the daemon before waking the worker */
+	bool is_stopping;              /* listeners closed, draining */
+	bool is_closed;                /* every handle closing */
+};
+
+int worker_init(struct worker *w, unsigned idx, const struct config *cfg, int *fds)
+	__attribute__((warn_unused_result));
+void worker_deinit(struct worker *w);
+/** Thread entry: runs the loop until stopped. */
+void worker_run(void *arg);
+/** From another thread: ask the worker to stop gracefully. */
+void worker_request_stop(struct worker *w);
+
+static inline uint64_t worker_now(struct worker *w)
+{
+	return uv_now(&w->loop);
+}
+
+/** A query from the free list (or malloc). NULL when out of memory or at the
+ * per-worker cap (counted as overflow by the caller). */
+struct query *worker_query_new(struct worker *w);
+void worker_query_release(struct query *q);
+
+/** Make sure the worker timer fires by at_ms. */
+void worker_arm(struct worker *w, uint64_t at_ms);
+
+/** Called when a query is released or a client closes while stopping. */
+void worker_maybe_finish(struct worker *w);

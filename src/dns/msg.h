@@ -1,0 +1,85 @@
+/* msg.h -- thin helpers over libknot's wire functions for the query path:
+ * validate a client query, check an upstream answer against it, truncate an
+ * answer for a UDP client, and build SERVFAIL/FORMERR/NOTIMP replies.
+ *
+ * Names are checked with knot_dname_wire_check() (which also follows
+ * compression pointers); the rest of a record is fixed-size fields. These
+ * functions never allocate and never touch the network. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MSG_HDR 12
+#define MSG_MAX 65535
+#define MSG_UDP_MIN 512
+
+/* What parsing a client query decided. */
+enum msg_verdict {
+	MSG_OK = 0,        /* forward it */
+	MSG_DROP_SHORT,    /* not even a header: drop, count as malformed */
+	MSG_DROP_QR,       /* QR=1: an answer sent to us, drop */
+	MSG_FORMERR,       /* answer FORMERR */
+	MSG_NOTIMP,        /* opcode other than QUERY: answer NOTIMP */
+};
+
+/* The facts the query path needs, all offsets into the message. */
+struct msg_info {
+	uint16_t qname_len;   /* question name length, at offset MSG_HDR */
+	uint16_t qtype, qclass;
+	uint16_t question_end; /* offset just past the question */
+	uint16_t end;          /* offset just past the last record (trailing bytes are not part of it) */
+	uint16_t opt_off;      /* offset of the OPT record, 0 when there is none */
+	uint16_t opt_len;      /* its whole length (11 + RDLENGTH) */
+	uint16_t udp_size;     /* EDNS UDP payload size, 0 without EDNS */
+	bool has_question;     /* a question parsed (for error replies) */
+	bool do_bit;           /* EDNS DO flag */
+};
+
+/** Parse a message received from a client. Fills *mi as far as it gets. */
+enum msg_verdict msg_parse_query(const uint8_t *wire, size_t len, struct msg_info *mi);
+
+/** Walk all records of a message (answer or query): find the end and the OPT
+ * record. Returns 0 or ERR_MALFORMED. */
+int msg_scan(const uint8_t *wire, size_t len, struct msg_info *mi) __attribute__((warn_unused_result));
+
+/** Does the answer carry QR=1 and the question (qname compared
+ * case-insensitively, qtype, qclass) of the query? */
+bool msg_answer_matches(const uint8_t *ans, size_t ans_len, const uint8_t *q, const struct msg_info *qi);
+
+/** Cut an answer down to at most max bytes (RFC 1035 4.2.1, RFC 6891 7):
+ * header with TC=1, the question, and the OPT record if it had one; in place.
+ * Returns the new length, or 0 if even that does not fit or it does not parse. */
+size_t msg_truncate(uint8_t *wire, size_t len, size_t max);
+
+/** Build a reply with rcode to the query (its ID, opcode, RD and CD kept, and the question
+ * and a minimal OPT record when mi says they parsed). Returns the length written to out (at
+ * least MSG_HDR bytes of room), or 0 when the query is shorter than a header. */
+size_t msg_error_reply(const uint8_t *q, size_t qlen, const struct msg_info *mi, int rcode,
+		       uint8_t *out, size_t out_cap);
+
+/** The maximum answer a UDP client said it takes: 512 without EDNS, else its
+ * UDP size (never below 512). */
+static inline uint16_t msg_client_udp_max(const struct msg_info *mi)
+{
+	return mi->udp_size > MSG_UDP_MIN ? mi->udp_size : MSG_UDP_MIN;
+}
+
+/** Find an EDNS option in the OPT record at opt_off; returns the offset of its
+ * code field, or 0. */
+size_t msg_find_option(const uint8_t *wire, size_t opt_off, size_t opt_len, uint16_t code);
+
+/** Remove the option at option_off from the OPT record at opt_off (updating RDLENGTH),
+ * moving the bytes after it; returns the new message length. */
+size_t msg_remove_option(uint8_t *wire, size_t len, size_t opt_off, size_t option_off);
+
+static inline uint16_t msg_get16(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static inline void msg_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}

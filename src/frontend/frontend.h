@@ -1,0 +1,40 @@
+/* frontend.h -- what every listener provides. A frontend owns sockets and
+ * framing only: it turns bytes into a struct query (frontend_query) and later
+ * writes the answer back (frontend_reply); it knows nothing of upstreams. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include "config/config.h"
+
+struct worker;
+struct query;
+struct tcp_client;
+
+/** Start a UDP / TCP listener of w on the already bound socket fd. */
+int frontend_udp_start(struct worker *w, const struct listen_conf *lc, int fd) __attribute__((warn_unused_result));
+int frontend_tcp_start(struct worker *w, const struct listen_conf *lc, int fd) __attribute__((warn_unused_result));
+
+/** Stop accepting: UDP sockets stop reading (answers still go out through
+ * them), TCP listeners close; client connections stay until drained. */
+void frontend_udp_stop(struct worker *w);
+void frontend_tcp_stop(struct worker *w);
+/** Close the UDP sockets (when no query is left). */
+void frontend_udp_close(struct worker *w);
+
+/** Close client connections that hold no query (at shutdown). */
+void frontend_tcp_close_idle(struct worker *w);
+
+/** A message arrived from a client: check it and start a query, or answer
+ * an error at once. For UDP, sock and peer say where to answer; for TCP, tc. */
+void frontend_query(struct worker *w, const uint8_t *msg, size_t len, uv_udp_t *sock, const struct sockaddr *peer,
+		    struct tcp_client *tc);
+
+/** Send an answer for q to its client (UDP datagram or framed on TCP). */
+void frontend_reply(struct query *q, const uint8_t *msg, size_t len);
+
+/** The query that held a reference on tc is done with it. */
+void frontend_tcp_query_done(struct tcp_client *tc);
+
+/** Worker timer: a client connection's idle time ran out. */
+void frontend_tcp_idle_expired(struct worker *w, uint64_t now_ms);

@@ -1,0 +1,181 @@
+/* main.c -- command line -> struct config -> daemon_run(). Exit codes: 0 after
+ * a clean stop, 1 for runtime failures (a port that cannot be bound), 2 for
+ * bad flags or values (one line naming the problem). Only this file exits. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config/config.h"
+#include "core/daemon.h"
+#include "obs/log.h"
+
+#ifndef DNSMUX_VERSION
+#define DNSMUX_VERSION "0.1.0"
+#endif
+
+enum {
+	OPT_BIND_UDP = 256,
+	OPT_CONNECT_TCP,
+	OPT_TIMEOUT,
+	OPT_UDP_RETRY,
+	OPT_MAX_INFLIGHT,
+	OPT_CIRCUIT_INFLIGHT,
+	OPT_CIRCUIT_MAX,
+	OPT_CIRCUIT_IDLE,
+	OPT_CIRCUIT_STALL,
+	OPT_TCP_IDLE,
+	OPT_TCP_MAX_CLIENTS,
+	OPT_TCP_PIPELINE,
+};
+
+static const struct option long_opts[] = {
+	{"listen", required_argument, NULL, 'l'},
+	{"upstream", required_argument, NULL, 'u'},
+	{"bind-udp", required_argument, NULL, OPT_BIND_UDP},
+	{"connect-tcp", required_argument, NULL, OPT_CONNECT_TCP},
+	{"threads", required_argument, NULL, 't'},
+	{"timeout", required_argument, NULL, OPT_TIMEOUT},
+	{"udp-retry", required_argument, NULL, OPT_UDP_RETRY},
+	{"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
+	{"circuit-inflight", required_argument, NULL, OPT_CIRCUIT_INFLIGHT},
+	{"circuit-max", required_argument, NULL, OPT_CIRCUIT_MAX},
+	{"circuit-idle", required_argument, NULL, OPT_CIRCUIT_IDLE},
+	{"circuit-stall", required_argument, NULL, OPT_CIRCUIT_STALL},
+	{"tcp-idle", required_argument, NULL, OPT_TCP_IDLE},
+	{"tcp-max-clients", required_argument, NULL, OPT_TCP_MAX_CLIENTS},
+	{"tcp-pipeline", required_argument, NULL, OPT_TCP_PIPELINE},
+	{"verbose", no_argument, NULL, 'v'},
+	{"quiet", no_argument, NULL, 'q'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
+
+static void usage(FILE *f)
+{
+	fputs("Usage: dnsmux [options]\n"
+	      "Forward local DNS queries (UDP, TCP) over a few persistent, pipelined upstream connections.\n"
+	      "\n"
+	      "  -l, --listen URL          ADDR:PORT (UDP and TCP), udp://ADDR:PORT or tcp://ADDR:PORT;\n"
+	      "                            IPv6 as [::1]:53. Repeatable.\n"
+	      "  -u, --upstream URL        udp://IP[:PORT], tcp://IP[:PORT] or unix:///path. Repeatable:\n"
+	      "                            all of them form one pool (round-robin over healthy members).\n"
+	      "      --bind-udp ADDR:PORT  same as --listen udp://ADDR:PORT\n"
+	      "      --connect-tcp ADDR:PORT  same as --upstream tcp://ADDR:PORT\n"
+	      "  -t, --threads N           worker threads, each with its own sockets and circuits (1)\n"
+	      "      --timeout MS          answer SERVFAIL when no answer came within MS (2000)\n"
+	      "      --udp-retry MS        resend over UDP after MS without an answer (500)\n"
+	      "      --max-inflight N      queries in flight per worker; more get SERVFAIL (10000)\n"
+	      "      --circuit-inflight N  queries in flight per circuit before another opens (1000)\n"
+	      "      --circuit-max N       circuits per upstream per worker (4)\n"
+	      "      --circuit-idle MS     close a circuit idle this long; an upstream's RFC 7828\n"
+	      "                            keepalive can lower it (10000)\n"
+	      "      --circuit-stall MS    a circuit with queries in flight that reads nothing for MS\n"
+	      "                            is dead: its queries are resent on a new one (1000)\n"
+	      "      --tcp-idle MS         close idle client TCP connections after MS (10000)\n"
+	      "      --tcp-max-clients N   client TCP connections per worker (1024)\n"
+	      "      --tcp-pipeline N      queries in flight per client TCP connection (128)\n"
+	      "  -v, --verbose             more logging (twice: debug)\n"
+	      "  -q, --quiet               warnings and errors only\n"
+	      "  -h, --help                this text\n"
+	      "  -V, --version             version\n"
+	      "\n"
+	      "Without --listen and --upstream: listen on 127.0.0.1:53, forward to 9.9.9.9 and 1.1.1.1 over TCP.\n"
+	      "SIGINT/SIGTERM stop gracefully; SIGUSR1 logs counters. See doc/dnsmux.md.\n",
+	      f);
+}
+
+/* Exit 2 with one line: what is wrong with which option. */
+static void __attribute__((noreturn, format(printf, 1, 2))) bad(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("dnsmux: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see dnsmux --help)\n", stderr);
+	exit(2);
+}
+
+static uint32_t number(const char *opt, const char *s, unsigned long min, unsigned long max)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *s == '\0' || *end != '\0' || s[0] == '-' || v < min || v > max)
+		bad("--%s: '%s' is not a number from %lu to %lu", opt, s, min, max);
+	return (uint32_t)v;
+}
+
+static void add_listen(struct config *c, const char *s)
+{
+	char err[256];
+	if (c->n_listens >= CONFIG_MAX_LISTENS)
+		bad("--listen: at most %d listeners", CONFIG_MAX_LISTENS);
+	if (config_parse_listen(s, &c->listens[c->n_listens], err, sizeof(err)) < 0)
+		bad("--listen: %s", err);
+	c->n_listens++;
+}
+
+static void add_upstream(struct config *c, const char *s)
+{
+	char err[256];
+	if (c->n_upstreams >= CONFIG_MAX_UPSTREAMS)
+		bad("--upstream: at most %d upstreams", CONFIG_MAX_UPSTREAMS);
+	if (config_parse_upstream(s, &c->upstreams[c->n_upstreams], err, sizeof(err)) < 0)
+		bad("--upstream: %s", err);
+	c->n_upstreams++;
+}
+
+int main(int argc, char **argv)
+{
+	static struct config cfg;
+	char buf[300];
+	int verbosity = 0, opt;
+	config_defaults(&cfg);
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":l:u:t:vqhV", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case 'l': add_listen(&cfg, optarg); break;
+		case 'u': add_upstream(&cfg, optarg); break;
+		case OPT_BIND_UDP:
+			snprintf(buf, sizeof(buf), "udp://%s", optarg);
+			add_listen(&cfg, buf);
+			break;
+		case OPT_CONNECT_TCP:
+			snprintf(buf, sizeof(buf), "tcp://%s", optarg);
+			add_upstream(&cfg, buf);
+			break;
+		case 't': cfg.threads = number("threads", optarg, 1, CONFIG_MAX_THREADS); break;
+		case OPT_TIMEOUT: cfg.timeout_ms = number("timeout", optarg, 10, 600000); break;
+		case OPT_UDP_RETRY: cfg.udp_retry_ms = number("udp-retry", optarg, 10, 600000); break;
+		case OPT_MAX_INFLIGHT: cfg.max_inflight = number("max-inflight", optarg, 1, 1000000); break;
+		case OPT_CIRCUIT_INFLIGHT: cfg.circuit_inflight = number("circuit-inflight", optarg, 1, 32768); break;
+		case OPT_CIRCUIT_MAX: cfg.circuit_max = number("circuit-max", optarg, 1, CONFIG_CIRCUIT_MAX_LIMIT); break;
+		case OPT_CIRCUIT_IDLE: cfg.circuit_idle_ms = number("circuit-idle", optarg, 0, 3600000); break;
+		case OPT_CIRCUIT_STALL: cfg.circuit_stall_ms = number("circuit-stall", optarg, 10, 600000); break;
+		case OPT_TCP_IDLE: cfg.tcp_idle_ms = number("tcp-idle", optarg, 10, 3600000); break;
+		case OPT_TCP_MAX_CLIENTS: cfg.tcp_max_clients = number("tcp-max-clients", optarg, 1, 1000000); break;
+		case OPT_TCP_PIPELINE: cfg.tcp_pipeline = number("tcp-pipeline", optarg, 1, 65535); break;
+		case 'v': verbosity++; break;
+		case 'q': verbosity = -1; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("dnsmux %s\n", DNSMUX_VERSION); return 0;
+		case ':': bad("option %s needs a value", argv[optind - 1]);
+		default:
+			if (optopt)
+				bad("unknown option -%c", optopt);
+			bad("unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		bad("unexpected argument '%s'", argv[optind]);
+	log_threshold = verbosity < 0 ? LOG_WARN : verbosity == 0 ? LOG_INFO : LOG_DEBUG;
+	if (cfg.n_listens == 0 && cfg.n_upstreams == 0)
+		config_apply_embedded(&cfg);
+	if (config_validate(&cfg, buf, sizeof(buf)) < 0)
+		bad("%s", buf);
+	return daemon_run(&cfg);
+}

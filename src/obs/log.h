@@ -1,0 +1,34 @@
+/* log.h -- leveled logging to stderr, one write(2) per line so lines from
+ * several workers never interleave. log_<level>(GROUP, fmt, ...); the level
+ * check is a compare before any formatting. */
+#pragma once
+#include <stdbool.h>
+
+enum log_level { LOG_ERR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+extern enum log_level log_threshold;
+
+void log_write(enum log_level lvl, const char *group, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/** True when a network-caused warning from this call site may be printed
+ * now: at most 10 per second per site, so a flood cannot fill the log. */
+bool log_ratelimit(unsigned long *window_s, unsigned *count);
+
+#define LOG_AT(lvl, grp, ...)                                                                                          \
+	do {                                                                                                           \
+		if ((lvl) <= log_threshold)                                                                            \
+			log_write((lvl), #grp, __VA_ARGS__);                                                           \
+	} while (0)
+#define log_err(grp, ...) LOG_AT(LOG_ERR, grp, __VA_ARGS__)
+#define log_warn(grp, ...) LOG_AT(LOG_WARN, grp, __VA_ARGS__)
+#define log_info(grp, ...) LOG_AT(LOG_INFO, grp, __VA_ARGS__)
+#define log_debug(grp, ...) LOG_AT(LOG_DEBUG, grp, __VA_ARGS__)
+/* a warning caused by the network: rate-limited per call site */
+#define log_warn_rl(grp, ...)                                                                                          \
+	do {                                                                                                           \
+		static __thread unsigned long rl_win_;                                                                 \
+		static __thread unsigned rl_cnt_;                                                                      \
+		if (LOG_WARN <= log_threshold && log_ratelimit(&rl_win_, &rl_cnt_))                                    \
+			log_write(LOG_WARN, #grp, __VA_ARGS__);                                                        \
+	} while (0)

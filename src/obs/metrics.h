@@ -1,0 +1,42 @@
+/* metrics.h -- per-worker counters. Only the owning worker writes them (a
+ * relaxed atomic store of value + 1, a plain move on x86); other threads read
+ * them with relaxed loads and add them up (stats lines on SIGUSR1 and at exit). */
+#pragma once
+#include <stdint.h>
+
+#define METRICS_FIELDS(X)                                                                                              \
+	X(queries)           /* client queries received */                                                           \
+	X(answered)          /* answers sent to clients (any rcode) */                                               \
+	X(servfail)          /* SERVFAIL made by dnsmux (timeout, no upstream, overflow) */                          \
+	X(formerr)           /* FORMERR sent for unparseable queries */                                              \
+	X(notimp)            /* NOTIMP sent for opcodes other than QUERY */                                          \
+	X(refused)           /* REFUSED sent */                                                                      \
+	X(dropped_qr)        /* client messages with QR=1, dropped */                                                \
+	X(malformed)         /* client messages that did not parse (FORMERR or dropped) */                           \
+	X(truncated)         /* answers truncated for a UDP client */                                                \
+	X(late)              /* upstream answers for queries already answered or forgotten */                        \
+	X(mismatched)        /* upstream answers whose QR, ID or question did not match */                           \
+	X(overflow)          /* queries refused by an in-flight cap (answered SERVFAIL) */                           \
+	X(upstream_timeouts) /* queries that reached their deadline */                                               \
+	X(udp_retries)       /* UDP retransmissions */                                                               \
+	X(tc_retries)        /* UDP answers with TC=1 retried over TCP */                                            \
+	X(requeued)          /* queries resent because their circuit dropped */                                      \
+	X(circuits_opened)   /* upstream connections opened */                                                       \
+	X(circuits_failed)   /* upstream connections that failed or died */                                          \
+	X(send_errors)       /* answers that could not be sent to the client */                                      \
+	X(tcp_clients)       /* client TCP connections accepted */                                                   \
+	X(tcp_rejected)      /* client TCP connections closed at once by the cap */
+
+struct metrics {
+#define METRICS_DECL(name) uint64_t name;
+	METRICS_FIELDS(METRICS_DECL)
+#undef METRICS_DECL
+};
+
+#define METRIC_INC(m, field) __atomic_store_n(&(m)->field, (m)->field + 1, __ATOMIC_RELAXED)
+#define METRIC_ADD(m, field, n) __atomic_store_n(&(m)->field, (m)->field + (n), __ATOMIC_RELAXED)
+
+/** Format "key=value key=value ..." of m into buf. */
+void metrics_format(const struct metrics *m, char *buf, size_t cap);
+/** Add src to dst, reading src with relaxed loads (src is another thread's). */
+void metrics_sum(struct metrics *dst, const struct metrics *src);

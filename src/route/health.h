@@ -1,0 +1,58 @@
+/* health.h -- passive health of one upstream instance (per worker): consecutive
+ * failures, when it may be tried again, reconnect backoff with jitter. Pure
+ * state, no I/O: upstream code reports successes and failures, the pool reads
+ * health_usable(). As nginx keeps fails/max_fails on its peers. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include "core/rand.h"
+
+#define HEALTH_MAX_FAILS 2        /* consecutive failures that mark an upstream down */
+#define HEALTH_BACKOFF_MIN_MS 50  /* first reconnect delay after a failed connect */
+#define HEALTH_BACKOFF_MAX_MS 400 /* cap, so a restarted upstream is back well within a second */
+
+struct health {
+	uint32_t fails;          /* consecutive failures */
+	uint32_t backoff_ms;     /* current reconnect delay (before jitter) */
+	uint64_t retry_at_ms;    /* not before this: next connect or probe */
+	bool is_down;            /* skipped by the pool until it answers again */
+};
+
+static inline void health_init(struct health *h)
+{
+	h->fails = 0;
+	h->backoff_ms = 0;
+	h->retry_at_ms = 0;
+	h->is_down = false;
+}
+
+/** It answered: healthy again, no backoff. */
+static inline void health_ok(struct health *h)
+{
+	h->fails = 0;
+	h->backoff_ms = 0;
+	h->retry_at_ms = 0;
+	h->is_down = false;
+}
+
+/** It failed (connect refused, circuit died unanswered, timeout): back off,
+ * doubling from HEALTH_BACKOFF_MIN_MS to the cap, each delay jittered to
+ * 50-100 % so workers and restarts do not reconnect in lockstep. */
+static inline void health_fail(struct health *h, struct rnd *r, uint64_t now_ms)
+{
+	h->fails++;
+	if (h->fails >= HEALTH_MAX_FAILS)
+		h->is_down = true;
+	h->backoff_ms = h->backoff_ms ? h->backoff_ms * 2 : HEALTH_BACKOFF_MIN_MS;
+	if (h->backoff_ms > HEALTH_BACKOFF_MAX_MS)
+		h->backoff_ms = HEALTH_BACKOFF_MAX_MS;
+	uint32_t half = h->backoff_ms / 2;
+	h->retry_at_ms = now_ms + half + rnd_u16(r) % (half + 1);
+}
+
+/** May the pool send a query to it now? Down members are tried again (a probe
+ * with a real query) once their backoff has run out. */
+static inline bool health_usable(const struct health *h, uint64_t now_ms)
+{
+	return !h->is_down || now_ms >= h->retry_at_ms;
+}

@@ -1,0 +1,82 @@
+/* upstream.c -- per-worker upstream instances: creation, closing, and sending
+ * over stream transports (tcp, unix), which means picking a circuit with room
+ * or opening one more, up to --circuit-max. UDP lives in upstream/udp.c. */
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <libknot/libknot.h>
+#include "circuit/circuit.h"
+#include "core/err.h"
+#include "core/query.h"
+#include "core/worker.h"
+#include "upstream/udp.h"
+#include "upstream/upstream.h"
+
+struct upstream *upstream_new(struct worker *w, const struct upstream_conf *conf)
+{
+	struct upstream *u = calloc(1, sizeof(*u));
+	if (!u)
+		return NULL;
+	u->conf = conf;
+	u->w = w;
+	health_init(&u->health);
+	snprintf(u->name, sizeof(u->name), "%s", conf->text);
+	return u;
+}
+
+void upstream_close(struct upstream *u)
+{
+	if (!u)
+		return;
+	while (u->n_circuits)
+		circuit_close(u->circuits[u->n_circuits - 1], false);
+	upstream_udp_close(u);
+	upstream_close(u->tcp_twin);
+	free(u);
+}
+
+/* RFC 7766 6.2.1: reuse one connection for many queries; a second one only
+ * when the first has no room, never more than --circuit-max. */
+static int stream_send(struct upstream *u, struct query *q)
+{
+	for (unsigned i = 0; i < u->n_circuits; i++)
+		if (circuit_has_room(u->circuits[i]))
+			return circuit_send(u->circuits[i], q);
+	if (u->n_circuits >= u->w->cfg->circuit_max)
+		return ERR_FULL;
+	struct circuit *c = circuit_new(u);
+	if (!c)
+		return -ENOMEM;
+	u->circuits[u->n_circuits++] = c;
+	return circuit_send(c, q);
+}
+
+int upstream_send(struct upstream *u, struct query *q)
+{
+	int r = u->conf->kind == UPSTREAM_UDP ? upstream_udp_send(u, q) : stream_send(u, q);
+	if (r == 0)
+		q->up = u;
+	return r;
+}
+
+void upstream_cancel(struct upstream *u, struct query *q)
+{
+	if (q->state == Q_UDP)
+		upstream_udp_cancel(u, q);
+	else if (q->circ)
+		circuit_cancel(q->circ, q);
+	q->state = Q_IDLE;
+	q->up = NULL;
+}
+
+void upstream_retry_tcp(struct upstream *u, struct query *q)
+{
+	METRIC_INC(&u->w->m, tc_retries);
+	if (!u->tcp_twin) {
+		u->twin_conf = *u->conf;
+		u->twin_conf.kind = UPSTREAM_TCP;
+		u->tcp_twin = upstream_new(u->w, &u->twin_conf);
+	}
+	if (!u->tcp_twin || upstream_send(u->tcp_twin, q) < 0)
+		query_fail(q, KNOT_RCODE_SERVFAIL);
+}

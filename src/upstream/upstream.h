@@ -1,0 +1,54 @@
+/* upstream.h -- one upstream server reached by one transport, as seen by one
+ * worker. Stream transports (tcp, unix) keep circuits (circuit/circuit.h);
+ * UDP keeps one connected socket with its own in-flight table and retries,
+ * and a TCP twin for answers that come back truncated.
+ *
+ * upstream_send() takes the query or answers it SERVFAIL; it never blocks. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+#include "circuit/inflight.h"
+#include "config/config.h"
+#include "route/health.h"
+
+struct worker;
+struct query;
+struct circuit;
+
+struct upstream {
+	const struct upstream_conf *conf; /* address and kind; owned by the config (or by twin_conf) */
+	struct worker *w;                 /* owner */
+	struct health health;             /* failures, backoff */
+	char name[140];                   /* for logs */
+	/* stream transports */
+	struct circuit *circuits[CONFIG_CIRCUIT_MAX_LIMIT]; /* open or opening */
+	unsigned n_circuits;
+	/* UDP */
+	uv_udp_t *udp;                    /* connected socket; NULL until first use */
+	struct inflight udp_table;        /* queries sent on udp, by ID */
+	struct upstream *tcp_twin;        /* same server over TCP, for TC=1 answers; lazily made */
+	struct upstream_conf twin_conf;   /* the twin's conf */
+};
+
+/** Make the instance of conf for worker w; NULL when out of memory. */
+struct upstream *upstream_new(struct worker *w, const struct upstream_conf *conf);
+/** Close its sockets and circuits (queries still held are answered SERVFAIL first); frees
+ * once every handle has closed. Accepts NULL. */
+void upstream_close(struct upstream *u);
+
+/** Send q (Q_IDLE) to u. Returns 0, or a negative code after which q is still
+ * the caller's (ERR_FULL: every circuit is full). */
+int upstream_send(struct upstream *u, struct query *q) __attribute__((warn_unused_result));
+
+/** Remove q from whatever table or list of u holds it. */
+void upstream_cancel(struct upstream *u, struct query *q);
+
+/** Worker timer: retransmit UDP queries whose retry interval ran out. */
+void upstream_udp_retry_expired(struct query *q);
+
+/** Answer from a UDP upstream or a circuit carried TC=1. */
+void upstream_retry_tcp(struct upstream *u, struct query *q);
+
+/** Count of queries held by all of u's channels. */
+uint32_t upstream_outstanding(const struct upstream *u);

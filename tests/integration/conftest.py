@@ -1,0 +1,663 @@
+"""Fixtures for the dnsmux integration tests: loopback ports, a real knotd
+origin, the scripted fault server, and the dnsmux binary itself.
+
+  knotd           session-wide knotd serving the zone `test.` (helpers.zone_text)
+  knotd_factory   fresh knotd instances a test may stop/kill and restart on
+                  the same port (Knotd.stop/.kill/.start)
+  fault_server    factory: FaultServer(**script) on a free loopback port
+  unix_relay      factory: unix stream socket -> TCP relay (for unix:// upstreams)
+  dnsmux          factory: start the binary, wait for `ready`; at teardown
+                  SIGTERM, exit code 0 and no sanitizer report are asserted
+
+The binary is $DNSMUX_BIN, else <repo>/build/dnsmux. DNSMUX_TEST_MARGIN
+(seconds, default 1.0) is the lateness allowed over dnsmux's own deadlines;
+raise it for slow sanitizer builds. Network traffic stays on loopback: the
+dnsmux factory refuses to start the binary without an explicit loopback
+(or unix://) upstream.
+"""
+
+import faulthandler
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import helpers  # noqa: E402
+from fault_server import FaultServer, StreamRelay  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+DNSMUX_BIN = Path(os.environ.get("DNSMUX_BIN", REPO / "build" / "dnsmux"))
+KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
+MARGIN = float(os.environ.get("DNSMUX_TEST_MARGIN", "1.0"))
+TEST_WATCHDOG_S = float(os.environ.get("DNSMUX_TEST_WATCHDOG", "150"))
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer",
+                   "UndefinedBehaviorSanitizer", "runtime error:")
+
+_children = []  # every Popen we started, for the watchdog
+
+
+# ---------------------------------------------------------------------------
+# Watchdog: no test may hang the suite. Every wait in the tests is bounded;
+# this is the last line of defence.
+
+
+@pytest.fixture(autouse=True)
+def _watchdog(request):
+    def fire():
+        sys.stderr.write("\nWATCHDOG: %s ran for more than %.0fs; killing children\n"
+                         % (request.node.nodeid, TEST_WATCHDOG_S))
+        faulthandler.dump_traceback(all_threads=True)
+        for p in list(_children):
+            if p.poll() is None:
+                p.kill()
+        sys.stderr.flush()
+        os._exit(3)
+
+    t = threading.Timer(TEST_WATCHDOG_S, fire)
+    t.daemon = True
+    t.start()
+    yield
+    t.cancel()
+
+
+# ---------------------------------------------------------------------------
+# Ports.
+
+_given_ports = set()
+
+
+def free_port(host="127.0.0.1"):
+    """A port the kernel hands out on host that is free for both TCP and
+    UDP right now, and that this run has not handed out before."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(200):
+        with socket.socket(fam, socket.SOCK_STREAM) as t:
+            t.bind((host, 0))
+            port = t.getsockname()[1]
+            if port in _given_ports:
+                continue
+            try:
+                with socket.socket(fam, socket.SOCK_DGRAM) as u:
+                    u.bind((host, port))
+            except OSError:
+                continue
+        _given_ports.add(port)
+        return port
+    raise RuntimeError("no free port on %s" % host)
+
+
+def have_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def short_tmpdir(prefix):
+    """unix socket paths must stay under 108 bytes: pytest's tmp_path may not."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+# ---------------------------------------------------------------------------
+# Kernel view of sockets (not dnsmux's own counters).
+
+
+def _socket_inodes(pid):
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        m = re.fullmatch(r"socket:\[(\d+)\]", link)
+        if m:
+            inodes.add(m.group(1))
+    return inodes
+
+
+def tcp_established_ports(pid, remote_port, local_port=None):
+    """Local ports of the ESTABLISHED TCP connections owned by process pid
+    whose remote end is port remote_port, from /proc/PID/net/tcp{,6} and
+    the process's fd table (the kernel's socket table). The local port is
+    a connection's identity: a reconnect shows up as a new one.
+    With local_port instead: the remote ports of pid's connections on that
+    local port (accepted client connections)."""
+    try:
+        inodes = _socket_inodes(pid)
+    except FileNotFoundError:
+        return []
+    out = []
+    for table in ("tcp", "tcp6"):
+        try:
+            with open("/proc/%d/net/%s" % (pid, table)) as f:
+                lines = f.readlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            parts = line.split()
+            local, rem, st, inode = parts[1], parts[2], parts[3], parts[9]
+            if st != "01" or inode not in inodes:
+                continue
+            lport, rport = int(local.rsplit(":", 1)[1], 16), int(rem.rsplit(":", 1)[1], 16)
+            if local_port is None and rport == remote_port:
+                out.append(lport)
+            elif local_port is not None and lport == local_port:
+                out.append(rport)
+    return out
+
+
+def tcp_clients(pid, local_port):
+    """Number of accepted, established TCP connections pid holds on local_port."""
+    return len(tcp_established_ports(pid, None, local_port))
+
+
+def tcp_established(pid, remote_port):
+    """Number of ESTABLISHED TCP connections from pid to remote_port."""
+    return len(tcp_established_ports(pid, remote_port))
+
+
+def unix_connected(path):
+    """Number of connected (accepted, server-side) stream sockets bound to
+    the unix socket path, from /proc/net/unix."""
+    count = 0
+    with open("/proc/net/unix") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            if len(parts) >= 8 and parts[7] == str(path) and parts[5] == "03":
+                count += 1
+    return count
+
+
+class Sampler:
+    """Calls fn() every `interval` seconds in a thread and keeps the values
+    (for "at most one connection at any time during the load")."""
+
+    def __init__(self, fn, interval=0.02):
+        self.fn = fn
+        self.interval = interval
+        self.values = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.values.append(self.fn())
+            except Exception as e:  # keep sampling; report what went wrong
+                self.values.append(e)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+
+
+def wait_until(cond, timeout, interval=0.02):
+    """Poll cond() until it returns a true value or timeout passes; returns
+    the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------
+# knotd.
+
+KNOT_CONF = """\
+server:
+    rundir: "{run}"
+    listen: {host}@{port}
+    udp-workers: 2
+    tcp-workers: 2
+    background-workers: 1
+    tcp-idle-timeout: 300
+    tcp-io-timeout: 5000
+    tcp-max-clients: 256
+    identity: ""
+    version: ""
+    nsid: ""
+
+control:
+    listen: "{run}/knot.sock"
+
+database:
+    storage: "{db}"
+
+log:
+  - target: stderr
+    any: info
+
+template:
+  - id: default
+    storage: "{zones}"
+    file: "%s.zone"
+    journal-content: none
+    zonefile-sync: -1
+    semantic-checks: on
+
+zone:
+  - domain: test.
+"""
+
+
+class Knotd:
+    """A knotd serving zone `test.` on host:port; stop()/kill() and start()
+    again keep the same port."""
+
+    def __init__(self, host="127.0.0.1", port=None):
+        self.host = host
+        self.port = port or free_port(host)
+        self.dir = short_tmpdir("dnsmux-knot-")
+        for sub in ("run", "db", "zones"):
+            (self.dir / sub).mkdir()
+        (self.dir / "zones" / "test.zone").write_text(helpers.zone_text())
+        self.conf = self.dir / "knot.conf"
+        self.conf.write_text(KNOT_CONF.format(run=self.dir / "run", db=self.dir / "db",
+                                              zones=self.dir / "zones", host=host, port=self.port))
+        self.log_path = self.dir / "knotd.log"
+        self.proc = None
+        self.starts = 0
+
+    def url(self, scheme="tcp"):
+        h = "[%s]" % self.host if ":" in self.host else self.host
+        return "%s://%s:%d" % (scheme, h, self.port)
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout=20.0):
+        assert not self.running
+        log = open(self.log_path, "ab")
+        log.write(b"--- start %d\n" % self.starts)
+        log.flush()
+        self.starts += 1
+        self.proc = subprocess.Popen([KNOTD, "-c", str(self.conf)], stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=log)
+        log.close()
+        _children.append(self.proc)
+        self.wait_ready(timeout)
+        return self
+
+    def answers(self, tcp):
+        q = dns.message.make_query("www.test.", "A")
+        try:
+            if tcp:
+                r = dns.query.tcp(q, self.host, port=self.port, timeout=0.5)
+            else:
+                r = dns.query.udp(q, self.host, port=self.port, timeout=0.5)
+        except (OSError, EOFError, dns.exception.DNSException):
+            return False
+        return helpers.rdata_set(r) == {helpers.WWW_A}
+
+    def wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("knotd exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            if self.answers(tcp=False) and self.answers(tcp=True):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("knotd on port %d not answering after %.0fs:\n%s" % (self.port, timeout, self.log()))
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        if not self.running:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def kill(self):
+        self.stop(signal.SIGKILL)
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except FileNotFoundError:
+            return ""
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def knotd():
+    k = Knotd().start()
+    yield k
+    k.cleanup()
+
+
+@pytest.fixture
+def knotd_factory():
+    made = []
+
+    def make(host="127.0.0.1"):
+        k = Knotd(host=host)
+        made.append(k)
+        return k.start()
+
+    yield make
+    for k in made:
+        k.cleanup()
+
+
+# ---------------------------------------------------------------------------
+# Fault server and relay.
+
+
+@pytest.fixture
+def fault_server():
+    made = []
+
+    def make(host="127.0.0.1", **script):
+        s = FaultServer(host=host, port=free_port(host), **script)
+        made.append(s)
+        return s.start()
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+@pytest.fixture
+def unix_relay():
+    made = []
+
+    def make(host, port):
+        d = short_tmpdir("dnsmux-relay-")
+        r = StreamRelay(str(d / "dns.sock"), host, port)
+        made.append((r, d))
+        return r.start()
+
+    yield make
+    for r, d in made:
+        r.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# dnsmux.
+
+UPSTREAM_FLAGS = ("-u", "--upstream", "--connect-tcp")
+
+
+def upstream_values(argv):
+    out = []
+    it = iter(range(len(argv)))
+    for i in it:
+        a = argv[i]
+        if a in UPSTREAM_FLAGS and i + 1 < len(argv):
+            out.append(argv[i + 1])
+            next(it, None)
+        else:
+            for f in UPSTREAM_FLAGS[1:]:
+                if a.startswith(f + "="):
+                    out.append(a[len(f) + 1:])
+    return out
+
+
+def assert_loopback_only(argv):
+    """Refuse to start dnsmux unless it has at least one upstream and every
+    upstream is loopback or a unix socket (no --upstream at all would make
+    it forward to public resolvers)."""
+    ups = upstream_values(argv)
+    assert ups, "refusing to start dnsmux without an explicit loopback --upstream: %r" % (argv,)
+    for u in ups:
+        if u.startswith("unix://"):
+            continue
+        rest = u.split("://", 1)[1] if "://" in u else u
+        rest = rest.split("/", 1)[0].split("#", 1)[0].split("?", 1)[0]
+        if rest.startswith("["):
+            host = rest[1:rest.index("]")]
+        else:
+            host = rest.rsplit(":", 1)[0] if rest.count(":") == 1 else rest
+        assert helpers.is_loopback_host(host), "refusing non-loopback upstream %r" % u
+
+
+def dnsmux_env():
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:strict_string_checks=1")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=0")
+    return env
+
+
+def require_binary():
+    if not (DNSMUX_BIN.is_file() and os.access(DNSMUX_BIN, os.X_OK)):
+        pytest.fail("dnsmux binary %s not built (meson setup build && ninja -C build, or set DNSMUX_BIN)"
+                    % DNSMUX_BIN)
+
+
+def run_dnsmux(argv, timeout=15.0):
+    """Run dnsmux to completion (CLI tests). The argv must still carry a
+    loopback upstream and listener, in case the binary does not exit."""
+    require_binary()
+    assert_loopback_only(argv)
+    try:
+        return subprocess.run([str(DNSMUX_BIN), *argv], stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=timeout, env=dnsmux_env(), text=True, errors="replace")
+    except subprocess.TimeoutExpired as e:
+        pytest.fail("dnsmux %r did not exit within %.0fs (stderr: %r)" % (argv, timeout, e.stderr))
+
+
+def sanitizer_report(text):
+    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKS)]
+
+
+STATS_RE = re.compile(r"\bstats\b(.*)$")
+
+
+def parse_stats_line(line):
+    m = STATS_RE.search(line)
+    out = {}
+    for tok in m.group(1).split():
+        if "=" in tok:
+            k, v = tok.split("=", 1)
+            out[k] = int(v) if re.fullmatch(r"-?\d+", v) else v
+        else:
+            out[tok] = True
+    return out
+
+
+class Stats:
+    """One SIGUSR1 dump: .workers {id: {key: int}}, .total {key: int}."""
+
+    def __init__(self, workers, total):
+        self.workers = workers
+        self.total = total
+
+    def __getitem__(self, key):
+        if key not in self.total:
+            raise KeyError("stats total line has no %r: %r" % (key, self.total))
+        return self.total[key]
+
+    def __repr__(self):
+        return "Stats(total=%r, workers=%r)" % (self.total, self.workers)
+
+
+class Dnsmux:
+    def __init__(self, argv, workdir, n):
+        self.argv = argv
+        self.stderr_path = workdir / ("dnsmux-%d.stderr" % n)
+        self.stdout_path = workdir / ("dnsmux-%d.stdout" % n)
+        self.proc = None
+        self.port = None  # first --listen port, when the factory chose it
+        self.expect_rc = 0
+        self.was_ready = False
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def start(self, ready_timeout=20.0):
+        require_binary()
+        assert_loopback_only(self.argv)
+        with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
+            self.proc = subprocess.Popen([str(DNSMUX_BIN), *self.argv], stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=err, env=dnsmux_env())
+        _children.append(self.proc)
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if re.search(r"\bready\b", self.log()):
+                self.was_ready = True
+                return self
+            if self.proc.poll() is not None:
+                pytest.fail("dnsmux %r exited with %d before `ready`:\n%s"
+                            % (self.argv, self.proc.returncode, self.log()[-3000:]))
+            if time.monotonic() > deadline:
+                pytest.fail("dnsmux %r printed no `ready` line within %.0fs:\n%s"
+                            % (self.argv, ready_timeout, self.log()[-3000:]))
+            time.sleep(0.02)
+
+    def log(self):
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def _stats_lines(self):
+        return [ln for ln in self.log().splitlines() if STATS_RE.search(ln)]
+
+    def last_stats(self):
+        """Parse the last complete stats dump already in the log (e.g. the
+        one written at exit), or None."""
+        lines = self._stats_lines()
+        totals = [i for i, ln in enumerate(lines) if re.search(r"\bstats\s+total\b", ln)]
+        if not totals:
+            return None
+        end = totals[-1]
+        start = totals[-2] + 1 if len(totals) > 1 else 0
+        workers = {}
+        for ln in lines[start:end]:
+            d = parse_stats_line(ln)
+            if "worker" in d:
+                workers[d["worker"]] = d
+        return Stats(workers, parse_stats_line(lines[end]))
+
+    def stats(self, timeout=10.0):
+        """SIGUSR1, wait (bounded) for the new dump, parse it."""
+        assert self.alive(), "dnsmux is not running:\n" + self.log()[-2000:]
+        before = len([ln for ln in self._stats_lines() if re.search(r"\bstats\s+total\b", ln)])
+        self.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while True:
+            n = len([ln for ln in self._stats_lines() if re.search(r"\bstats\s+total\b", ln)])
+            if n > before:
+                return self.last_stats()
+            if time.monotonic() > deadline:
+                pytest.fail("no `stats total` line within %.0fs of SIGUSR1:\n%s" % (timeout, self.log()[-2000:]))
+            time.sleep(0.02)
+
+    def wait_stats(self, pred, timeout=10.0, interval=0.1):
+        """Dump stats until pred(stats) holds (bounded); returns the last dump."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.stats()
+            if pred(s) or time.monotonic() > deadline:
+                return s
+            time.sleep(interval)
+
+    def upstream_tcp(self, port):
+        return tcp_established(self.pid, port)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+        """Signal and wait; returns the exit code (kills after timeout)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                pytest.fail("dnsmux did not exit within %.0fs of %s:\n%s" % (timeout, sig, self.log()[-2000:]))
+        return self.proc.returncode
+
+    def wait(self, timeout):
+        """Wait for an exit already under way (no signal sent); fail if it
+        does not come within timeout."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail("dnsmux still running %.0fs later:\n%s" % (timeout, self.log()[-2000:]))
+
+    def problems(self):
+        """Teardown checks: exit code and sanitizer reports."""
+        out = []
+        rc = self.stop()
+        # (a start that failed has already failed the test)
+        if self.was_ready and rc != self.expect_rc:
+            out.append("dnsmux %r exited with %s (expected %s)" % (self.argv, rc, self.expect_rc))
+        rep = sanitizer_report(self.log())
+        if rep:
+            out.append("sanitizer report from dnsmux %r:\n  %s" % (self.argv, "\n  ".join(rep[:20])))
+        if out:
+            out.append("--- stderr tail (%s):\n%s" % (self.stderr_path, self.log()[-3000:]))
+        return out
+
+
+@pytest.fixture
+def dnsmux(tmp_path):
+    """Factory: dnsmux(*extra_args, upstream=URL or [URLs], listen=[URLs] or
+    None, ready=True). With listen=None it listens on 127.0.0.1:<free port>
+    (UDP+TCP), available as .port. Returns a started Dnsmux."""
+    started = []
+
+    def start(*args, upstream=None, listen=None, ready=True):
+        argv = []
+        port = None
+        if listen is None:
+            port = free_port()
+            listen = ["127.0.0.1:%d" % port]
+        for url in listen:
+            argv += ["--listen", url]
+        if upstream is not None:
+            for u in [upstream] if isinstance(upstream, str) else upstream:
+                argv += ["--upstream", u]
+        argv += [str(a) for a in args]
+        d = Dnsmux(argv, tmp_path, len(started))
+        d.port = port
+        started.append(d)
+        if ready:
+            d.start()
+        return d
+
+    yield start
+    errors = []
+    for d in started:
+        if d.proc is not None:
+            errors += d.problems()
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)

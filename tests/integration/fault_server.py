@@ -1,0 +1,523 @@
+"""A scripted DNS server for the faults a real server will not produce.
+
+One asyncio loop in a background thread serves TCP and UDP on the same
+loopback port. What it does is set by keyword arguments (see FaultServer);
+everything it receives is recorded in `received` so tests can check what
+dnsmux sent (ID, name case, transport, pipelining, lengths, padding).
+
+Answers are built with dnspython. The A record for any name is derived from
+the name (`answer_a`), so a test can tell a right answer from a wrong one
+without a zone. Bogus answers (wrong ID, wrong question, QR=0, garbage)
+carry BOGUS_A, so if dnsmux ever passes one on, the client sees it.
+
+Also here: StreamRelay, a unix-socket -> TCP byte relay (stands in for
+socat UNIX-LISTEN,fork TCP:...), used to put knotd behind a unix:// upstream.
+"""
+
+import asyncio
+import random
+import socket
+import struct
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+BOGUS_A = "203.0.113.66"
+
+
+def answer_a(qname):
+    """The A record the fault server gives for qname (case-insensitive)."""
+    h = zlib.crc32(str(qname).lower().rstrip(".").encode())
+    return "10.%d.%d.%d" % (100 + (h >> 16) % 100, (h >> 8) & 255, h & 255)
+
+
+@dataclass
+class Received:
+    transport: str  # "tcp" or "udp"
+    conn: int  # connection number (tcp, from 0 in accept order) or -1 (udp)
+    t: float  # time.monotonic() of arrival
+    wire: bytes
+    msg: object  # dns.message.Message, or None if unparseable
+    peer: tuple = None  # sender's (address, port)
+
+    @property
+    def qid(self):
+        return struct.unpack("!H", self.wire[:2])[0] if len(self.wire) >= 2 else None
+
+    @property
+    def length(self):
+        return len(self.wire)
+
+    @property
+    def padding(self):
+        """Length of the EDNS(0) Padding option (RFC 7830) in this query, or
+        None if it has none."""
+        if self.msg is None:
+            return None
+        for opt in self.msg.options:
+            if opt.otype == 12:
+                return len(opt.to_wire())
+        return None
+
+    @property
+    def qname(self):
+        """Question name exactly as received (case kept), or None."""
+        if self.msg is None or not self.msg.question:
+            return None
+        return self.msg.question[0].name.to_text()
+
+
+class FaultServer:
+    """Scripted DNS server on host:port (TCP and UDP).
+
+    Behaviour (all off by default; the default is a correct, prompt server):
+      reverse=N          per TCP connection, collect N queries, then answer
+                         them last-first (a partial batch is flushed after
+                         `batch_wait` seconds without a new query)
+      wrong_id=True      before each real answer, send a copy with an ID
+                         that was never in flight on this connection
+      wrong_question=True  before each real answer, send one with the right
+                         ID but another name
+      wrong_qr=True      before each real answer, send it with QR=0
+      garbage=KIND       before each real answer, send junk: "short" (a 3-byte
+                         frame / datagram), "random" (40 random bytes),
+                         "truncated" (a header promising a question that is
+                         not there)
+      random_case=True   answer with the question name in a random case
+      drop_after=K       on the first `drop_count` TCP connections, close the
+                         connection as soon as the K-th query arrives (the
+                         K-1 before it are answered); with a reset (RST) if
+                         drop_rst, else an orderly close (FIN)
+      silent=True        read queries, never answer
+      silent_conns=N     the first N TCP connections are silent
+      delay=S            answer each query S seconds after it arrived
+      udp_tc=True        UDP answers have TC=1 and no records; TCP is normal
+      rcode=RC           answer with this rcode and no records
+    """
+
+    def __init__(self, host="127.0.0.1", port=0, *, reverse=0, batch_wait=0.3,
+                 wrong_id=False, wrong_question=False, wrong_qr=False, garbage=None,
+                 random_case=False, drop_after=0, drop_count=1, drop_rst=True, silent=False,
+                 silent_conns=0, delay=0.0, udp_tc=False, rcode=None, ttl=60):
+        self.host = host
+        self.port = port
+        self.reverse = reverse
+        self.batch_wait = batch_wait
+        self.wrong_id = wrong_id
+        self.wrong_question = wrong_question
+        self.wrong_qr = wrong_qr
+        self.garbage = garbage
+        self.random_case = random_case
+        self.drop_after = drop_after
+        self.drop_count = drop_count
+        self.drop_rst = drop_rst
+        self.silent = silent
+        self.silent_conns = silent_conns
+        self.delay = delay
+        self.udp_tc = udp_tc
+        self.rcode = rcode
+        self.ttl = ttl
+
+        self.received = []  # list of Received, in arrival order
+        self.connections = 0  # TCP connections accepted so far
+        self.open_connections = 0  # TCP connections open now
+        self.max_batch = 0  # most queries seen waiting at once on one connection
+        self.bogus_sent = {"wrong_id": 0, "wrong_question": 0, "wrong_qr": 0, "garbage": 0}
+        self.answers_sent = 0
+        self.max_outstanding = 0  # most queries awaiting an answer at once on one connection
+        self.dup_ids_in_flight = 0  # queries whose ID was already awaiting an answer on that connection
+        self._rng = random.Random(4242)
+        self._loop = None
+        self._thread = None
+        self._tcp_server = None
+        self._udp_transport = None
+        self._tasks = set()
+        self._writers = set()
+
+    # -- life cycle ---------------------------------------------------------
+
+    def start(self, timeout=10.0):
+        ready = threading.Event()
+        err = []
+
+        def run():
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._loop.run_until_complete(self._open())
+            except Exception as e:  # reported to start()
+                err.append(e)
+                ready.set()
+                return
+            ready.set()
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._close())
+            tasks = [t for t in asyncio.all_tasks(self._loop) if not t.done()]
+            for t in tasks:
+                t.cancel()
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="fault-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise RuntimeError("fault server did not start")
+        if err:
+            raise err[0]
+        return self
+
+    def stop(self):
+        if self._loop and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def url(self, scheme="tcp"):
+        return "%s://%s:%d" % (scheme, self.host, self.port)
+
+    async def _open(self):
+        fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self._tcp_server = await asyncio.start_server(self._on_conn, self.host, self.port, family=fam,
+                                                      reuse_address=True)
+        self.port = self._tcp_server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        self._udp_transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Udp(self), local_addr=(self.host, self.port), family=fam)
+
+    async def _close(self):
+        self._tcp_server.close()
+        self._udp_transport.close()
+        for w in list(self._writers):
+            w.close()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.sleep(0)
+
+    def _spawn(self, coro):
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+        return t
+
+    # -- queries for the tests ------------------------------------------------
+
+    def queries(self, transport=None):
+        return [r for r in list(self.received) if transport is None or r.transport == transport]
+
+    def wait_received(self, n, timeout=10.0, transport=None):
+        """Poll until at least n queries were received; returns the count."""
+        deadline = time.monotonic() + timeout
+        while True:
+            k = len(self.queries(transport))
+            if k >= n or time.monotonic() > deadline:
+                return k
+            time.sleep(0.01)
+
+    # -- answers ------------------------------------------------------------
+
+    def _parse(self, wire):
+        try:
+            return dns.message.from_wire(wire)
+        except Exception:
+            return None
+
+    def _answer(self, q, *, tc=False):
+        r = dns.message.make_response(q)
+        r.flags |= dns.flags.AA
+        if self.rcode is not None:
+            r.set_rcode(self.rcode)
+            return r
+        if tc:
+            r.flags |= dns.flags.TC
+            return r
+        question = q.question[0]
+        name = question.name
+        if self.random_case:
+            r.question[0] = dns.rrset.RRset(_recase(name, self._rng), question.rdclass, question.rdtype)
+        if question.rdtype == dns.rdatatype.A and question.rdclass == dns.rdataclass.IN:
+            r.answer.append(dns.rrset.from_text(name, self.ttl, "IN", "A", answer_a(name)))
+        return r
+
+    def _bogus(self, q, used_ids):
+        """Wire messages to send before the real answer, per the script."""
+        out = []
+        if self.wrong_id:
+            r = dns.message.make_response(q)
+            while True:
+                r.id = self._rng.randrange(65536)
+                if r.id not in used_ids:
+                    break
+            r.answer.append(dns.rrset.from_text(q.question[0].name, self.ttl, "IN", "A", BOGUS_A))
+            out.append(("wrong_id", r.to_wire()))
+        if self.wrong_question:
+            r = dns.message.make_response(q)
+            other = dns.name.from_text("other-" + q.question[0].name.labels[0].decode("ascii", "replace"),
+                                       q.question[0].name.parent())
+            r.question[0] = dns.rrset.RRset(other, q.question[0].rdclass, q.question[0].rdtype)
+            r.answer.append(dns.rrset.from_text(other, self.ttl, "IN", "A", BOGUS_A))
+            out.append(("wrong_question", r.to_wire()))
+        if self.wrong_qr:
+            r = dns.message.make_response(q)
+            r.answer.append(dns.rrset.from_text(q.question[0].name, self.ttl, "IN", "A", BOGUS_A))
+            w = bytearray(r.to_wire())
+            w[2] &= 0x7F
+            out.append(("wrong_qr", bytes(w)))
+        if self.garbage == "short":
+            out.append(("garbage", b"\x12\x34\x81"))
+        elif self.garbage == "random":
+            out.append(("garbage", bytes(self._rng.randrange(256) for _ in range(40))))
+        elif self.garbage == "truncated":
+            # Right ID, QR=1, QDCOUNT=1, ANCOUNT=1, then the message ends.
+            out.append(("garbage", q.to_wire()[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"))
+        return out
+
+    # -- TCP ----------------------------------------------------------------
+
+    async def _on_conn(self, reader, writer):
+        conn = self.connections
+        self.connections += 1
+        self.open_connections += 1
+        self._writers.add(writer)
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        state = _ConnState(conn)
+        state.peer = writer.get_extra_info("peername")
+        try:
+            await self._serve_conn(reader, writer, state)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.open_connections -= 1
+            self._writers.discard(writer)
+            self._tasks.discard(task)
+            if state.flush_task:
+                state.flush_task.cancel()
+            writer.close()
+
+    async def _serve_conn(self, reader, writer, state):
+        silent = self.silent or state.conn < self.silent_conns
+        while True:
+            hdr = await reader.readexactly(2)
+            (ln,) = struct.unpack("!H", hdr)
+            wire = await reader.readexactly(ln)
+            q = self._parse(wire)
+            self.received.append(Received("tcp", state.conn, time.monotonic(), wire, q,
+                                          state.peer[:2] if state.peer else None))
+            state.count += 1
+            if q is not None:
+                state.ids.add(q.id)
+                if q.id in state.outstanding:
+                    self.dup_ids_in_flight += 1
+                state.outstanding.add(q.id)
+                self.max_outstanding = max(self.max_outstanding, len(state.outstanding))
+            if self.drop_after and state.conn < self.drop_count and state.count >= self.drop_after:
+                # Drop the connection: the queries still waiting are lost.
+                if self.drop_rst:
+                    sock = writer.get_extra_info("socket")
+                    if sock is not None:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    writer.transport.abort()
+                else:
+                    writer.close()
+                return
+            if silent or q is None or not q.question:
+                continue
+            if self.reverse:
+                state.batch.append(q)
+                self.max_batch = max(self.max_batch, len(state.batch))
+                if len(state.batch) >= self.reverse:
+                    self._flush(writer, state)
+                else:
+                    if state.flush_task:
+                        state.flush_task.cancel()
+                    state.flush_task = self._spawn(self._flush_later(writer, state))
+                continue
+            if self.delay:
+                self._spawn(self._send_later(writer, state, [q], self.delay))
+            else:
+                self._send_tcp(writer, state, [q])
+
+    def _flush(self, writer, state):
+        batch, state.batch = state.batch, []
+        if state.flush_task:
+            state.flush_task.cancel()
+            state.flush_task = None
+        batch.reverse()
+        if self.delay:
+            self._spawn(self._send_later(writer, state, batch, self.delay))
+        else:
+            self._send_tcp(writer, state, batch)
+
+    async def _flush_later(self, writer, state):
+        await asyncio.sleep(self.batch_wait)
+        state.flush_task = None
+        if state.batch:
+            self._flush(writer, state)
+
+    async def _send_later(self, writer, state, msgs, delay):
+        await asyncio.sleep(delay)
+        self._send_tcp(writer, state, msgs)
+
+    def _send_tcp(self, writer, state, msgs):
+        if writer.is_closing():
+            return
+        out = b""
+        for q in msgs:
+            for kind, w in self._bogus(q, state.ids):
+                self.bogus_sent[kind] += 1
+                out += struct.pack("!H", len(w)) + w
+            w = self._answer(q).to_wire()
+            out += struct.pack("!H", len(w)) + w
+            self.answers_sent += 1
+            state.outstanding.discard(q.id)
+        writer.write(out)
+
+    # -- UDP ----------------------------------------------------------------
+
+    def _on_datagram(self, data, addr):
+        q = self._parse(data)
+        self.received.append(Received("udp", -1, time.monotonic(), bytes(data), q, addr[:2]))
+        if self.silent or q is None or not q.question:
+            return
+        if self.delay:
+            self._loop.call_later(self.delay, self._send_udp, q, addr)
+        else:
+            self._send_udp(q, addr)
+
+    def _send_udp(self, q, addr):
+        for kind, w in self._bogus(q, {q.id}):
+            self.bogus_sent[kind] += 1
+            self._udp_transport.sendto(w, addr)
+        self._udp_transport.sendto(self._answer(q, tc=self.udp_tc).to_wire(), addr)
+        self.answers_sent += 1
+
+
+class _ConnState:
+    def __init__(self, conn):
+        self.conn = conn
+        self.count = 0
+        self.ids = set()  # every ID seen on this connection
+        self.outstanding = set()  # IDs received and not answered yet
+        self.batch = []
+        self.flush_task = None
+        self.peer = None
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, server):
+        self.server = server
+
+    def datagram_received(self, data, addr):
+        self.server._on_datagram(data, addr)
+
+
+def _recase(name, rng):
+    labels = []
+    for label in name.labels:
+        labels.append(bytes(c ^ 0x20 if (65 <= c <= 90 or 97 <= c <= 122) and rng.random() < 0.5 else c
+                            for c in label))
+    return dns.name.Name(labels)
+
+
+class StreamRelay:
+    """Listen on a unix stream socket; relay each accepted connection to a
+    TCP server (like `socat UNIX-LISTEN:path,fork TCP:host:port`)."""
+
+    def __init__(self, path, host, port):
+        self.path = path
+        self.host = host
+        self.port = port
+        self.accepted = 0
+        self._loop = None
+        self._thread = None
+        self._server = None
+        self._writers = set()
+
+    def start(self, timeout=10.0):
+        ready = threading.Event()
+        err = []
+
+        def run():
+            self._loop = asyncio.new_event_loop()
+            try:
+                self._server = self._loop.run_until_complete(
+                    asyncio.start_unix_server(self._on_conn, path=self.path))
+            except Exception as e:
+                err.append(e)
+                ready.set()
+                return
+            ready.set()
+            self._loop.run_forever()
+            self._server.close()
+            for w in list(self._writers):
+                w.close()
+            tasks = [t for t in asyncio.all_tasks(self._loop) if not t.done()]
+            for t in tasks:
+                t.cancel()
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="unix-relay", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise RuntimeError("relay did not start")
+        if err:
+            raise err[0]
+        return self
+
+    def stop(self):
+        if self._loop and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    async def _on_conn(self, creader, cwriter):
+        self.accepted += 1
+        try:
+            ureader, uwriter = await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            cwriter.close()
+            return
+        self._writers |= {cwriter, uwriter}
+
+        async def pipe(r, w):
+            try:
+                while True:
+                    data = await r.read(65536)
+                    if not data:
+                        break
+                    w.write(data)
+                    await w.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                w.close()
+                self._writers.discard(w)
+
+        await asyncio.gather(pipe(creader, uwriter), pipe(ureader, cwriter))
+
+
+if __name__ == "__main__":
+    # Manual use: python3 fault_server.py PORT [key=value ...], e.g. reverse=10
+    import sys
+
+    kw = {}
+    for arg in sys.argv[2:]:
+        k, v = arg.split("=", 1)
+        kw[k] = float(v) if "." in v else (int(v) if v.isdigit() else (v == "1" or v))
+    srv = FaultServer(port=int(sys.argv[1]), **kw).start()
+    print("fault server on 127.0.0.1:%d %r" % (srv.port, kw), flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        srv.stop()

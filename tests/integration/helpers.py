@@ -1,0 +1,359 @@
+"""DNS client helpers shared by the integration tests: the origin zone's
+contents (so a test can check the rdata of every answer), raw UDP/TCP
+exchanges that keep the exact wire bytes, and a bounded concurrent load
+runner. Fixtures (processes, ports) live in conftest.py.
+
+Everything here talks to loopback only and every wait has a deadline.
+"""
+
+import ipaddress
+import random
+import select
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+
+# ---------------------------------------------------------------------------
+# The origin zone served by the knotd fixture.
+
+ZONE = "test."
+WWW_A = "192.0.2.80"
+WWW_AAAA = "2001:db8::80"
+BENCH_A = "192.0.2.1"  # *.bench.test
+N_NAMES = 256  # n0.test .. n255.test, each with one A and one AAAA
+LETTERS = "abcdefghijklmnopqrstuvwxyz"  # a.test .. z.test, one A each
+BIG_TXT_COUNT = 4  # big.test: answer > 512 and < 1232 bytes
+HUGE_TXT_COUNT = 12  # huge.test: answer > 1232 and < 4000 bytes
+TXT_LEN = 200
+
+
+def n_a(i):
+    return f"10.1.{i // 256}.{i % 256}"
+
+
+def n_aaaa(i):
+    return str(ipaddress.IPv6Address(f"2001:db8:1::{i:x}"))
+
+
+def txt_string(tag, i):
+    """The i-th TXT string at big/huge.test: TXT_LEN bytes, all distinct."""
+    head = f"{tag}-{i:02d}-"
+    return head + (LETTERS[i % 26] * (TXT_LEN - len(head)))
+
+
+def zone_text():
+    lines = [
+        "$ORIGIN test.",
+        "$TTL 300",
+        "@ SOA ns.test. hostmaster.test. 2024010101 3600 600 86400 300",
+        "@ NS ns.test.",
+        "ns A 192.0.2.53",
+        f"www A {WWW_A}",
+        f"www AAAA {WWW_AAAA}",
+        f"*.bench A {BENCH_A}",
+    ]
+    for i, c in enumerate(LETTERS):
+        lines.append(f"{c} A 192.0.2.{100 + i}")
+    for i in range(N_NAMES):
+        lines.append(f"n{i} A {n_a(i)}")
+        lines.append(f"n{i} AAAA {n_aaaa(i)}")
+    for i in range(BIG_TXT_COUNT):
+        lines.append(f'big TXT "{txt_string("big", i)}"')
+    for i in range(HUGE_TXT_COUNT):
+        lines.append(f'huge TXT "{txt_string("huge", i)}"')
+    return "\n".join(lines) + "\n"
+
+
+def expected_rdata(qname, rdtype):
+    """Set of rdata texts the origin zone gives for qname/rdtype (None if the
+    name is not one the tests know)."""
+    name = str(qname).lower().rstrip(".") + "."
+    rdtype = dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype))
+    if name == "www.test.":
+        return {"A": {WWW_A}, "AAAA": {WWW_AAAA}}.get(rdtype, set())
+    if name.endswith(".bench.test."):
+        return {BENCH_A} if rdtype == "A" else set()
+    if name in ("big.test.", "huge.test.") and rdtype == "TXT":
+        tag, count = ("big", BIG_TXT_COUNT) if name == "big.test." else ("huge", HUGE_TXT_COUNT)
+        return {f'"{txt_string(tag, i)}"' for i in range(count)}
+    label = name[: -len(".test.")]
+    if len(label) == 1 and label in LETTERS:
+        return {f"192.0.2.{100 + LETTERS.index(label)}"} if rdtype == "A" else set()
+    if label.startswith("n") and label[1:].isdigit() and int(label[1:]) < N_NAMES:
+        i = int(label[1:])
+        return {"A": {n_a(i)}, "AAAA": {n_aaaa(i)}}.get(rdtype, set())
+    return None
+
+
+def mixed_case(name, rng=random):
+    """Same name with a random mix of upper and lower case, guaranteed to
+    contain both if it has at least two letters."""
+    while True:
+        out = "".join(c.upper() if rng.random() < 0.5 else c.lower() for c in name)
+        letters = [c for c in out if c.isalpha()]
+        if len(letters) < 2 or (any(c.isupper() for c in letters) and any(c.islower() for c in letters)):
+            return out
+
+
+# ---------------------------------------------------------------------------
+# Wire helpers.
+
+
+def make_query(qname, rdtype="A", edns=None, qid=None, flags_rd=True):
+    """A query message; edns=None means no OPT record, else the UDP size."""
+    q = dns.message.make_query(qname, rdtype, use_edns=False if edns is None else 0,
+                               payload=edns or 1232)
+    if not flags_rd:
+        q.flags &= ~dns.flags.RD
+    q.id = random.randrange(0, 65536) if qid is None else qid
+    return q
+
+
+def question_bytes(wire):
+    """Raw bytes of the (single) question section, exact case preserved."""
+    off = 12
+    while True:
+        ln = wire[off]
+        if ln == 0:
+            off += 1
+            break
+        if ln & 0xC0:
+            raise ValueError("compressed question name")
+        off += 1 + ln
+    return bytes(wire[12:off + 4])
+
+
+def rcode_of(wire):
+    return wire[3] & 0x0F
+
+
+def rdata_set(msg, rdtype=None):
+    out = set()
+    for rrset in msg.answer:
+        if rdtype is not None and rrset.rdtype != dns.rdatatype.RdataType.make(rdtype):
+            continue
+        out |= {r.to_text() for r in rrset}
+    return out
+
+
+def udp_socket(host="127.0.0.1"):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    return s
+
+
+def udp_exchange(wire, port, host="127.0.0.1", timeout=5.0):
+    """Send one datagram from a fresh socket and return the first datagram
+    back (bytes), or raise socket.timeout."""
+    with udp_socket(host) as s:
+        s.settimeout(timeout)
+        s.sendto(wire, (host, port))
+        data, _ = s.recvfrom(65535)
+        return data
+
+
+def udp_query(port, qname, rdtype="A", edns=1232, host="127.0.0.1", timeout=5.0, qid=None):
+    q = make_query(qname, rdtype, edns=edns, qid=qid)
+    wire = q.to_wire()
+    data = udp_exchange(wire, port, host, timeout)
+    return q, wire, data, dns.message.from_wire(data)
+
+
+def frame(wire):
+    return struct.pack("!H", len(wire)) + wire
+
+
+def recv_exact(sock, n, deadline):
+    buf = b""
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timed out reading %d bytes" % n)
+        sock.settimeout(left)
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("connection closed after %d of %d bytes" % (len(buf), n))
+        buf += chunk
+    return buf
+
+
+def recv_frame(sock, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    (ln,) = struct.unpack("!H", recv_exact(sock, 2, deadline))
+    return recv_exact(sock, ln, deadline)
+
+
+def tcp_connect(port, host="127.0.0.1", timeout=5.0):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.connect((host, port))
+    return s
+
+
+def tcp_query(port, qname, rdtype="A", host="127.0.0.1", timeout=5.0, edns=1232):
+    q = make_query(qname, rdtype, edns=edns)
+    wire = q.to_wire()
+    with tcp_connect(port, host, timeout) as s:
+        s.sendall(frame(wire))
+        data = recv_frame(s, timeout)
+    return q, wire, data, dns.message.from_wire(data)
+
+
+def wait_closed(sock, timeout):
+    """Wait until the peer closes sock (EOF or reset). Returns the time it
+    took, or None if still open at the deadline. Data read meanwhile is
+    discarded."""
+    start = time.monotonic()
+    deadline = start + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        r, _, _ = select.select([sock], [], [], left)
+        if not r:
+            return None
+        try:
+            chunk = sock.recv(65535)
+        except (ConnectionResetError, ConnectionAbortedError):
+            return time.monotonic() - start
+        if not chunk:
+            return time.monotonic() - start
+
+
+def check_answer(qwire, rwire, expect_rdata=None):
+    """Problems (list of strings) with rwire as the answer to qwire: same ID,
+    byte-identical question (case included), QR set, NOERROR, and, when
+    given, exactly the expected rdata set."""
+    problems = []
+    if len(rwire) < 12:
+        return ["short answer (%d bytes)" % len(rwire)]
+    if rwire[:2] != qwire[:2]:
+        problems.append("id %s != %s" % (rwire[:2].hex(), qwire[:2].hex()))
+    if not rwire[2] & 0x80:
+        problems.append("QR not set")
+    try:
+        if question_bytes(rwire) != question_bytes(qwire):
+            problems.append("question %r != %r" % (question_bytes(rwire), question_bytes(qwire)))
+    except (IndexError, ValueError) as e:
+        problems.append("unparseable question: %s" % e)
+    rc = rcode_of(rwire)
+    if rc != dns.rcode.NOERROR:
+        problems.append("rcode %s" % dns.rcode.to_text(rc))
+    if expect_rdata is not None and not problems:
+        msg = dns.message.from_wire(rwire)
+        got = rdata_set(msg)
+        if got != set(expect_rdata):
+            problems.append("rdata %s != expected %s" % (sorted(got), sorted(expect_rdata)))
+    return problems
+
+
+# ---------------------------------------------------------------------------
+# Bounded concurrent load.
+
+
+@dataclass
+class Result:
+    qname: str
+    rdtype: str
+    qwire: bytes
+    sent: float = 0.0  # time.monotonic() when sent
+    elapsed: float = None  # seconds to the answer; None if no answer
+    rwire: bytes = None
+    error: str = None  # timeout / exception text
+    problems: list = field(default_factory=list)
+
+    @property
+    def rcode(self):
+        return None if self.rwire is None else rcode_of(self.rwire)
+
+
+def udp_one(sock, item, port, host, timeout, expect):
+    qname, rdtype = item[0], item[1]
+    q = make_query(qname, rdtype, edns=item[2] if len(item) > 2 else 1232)
+    wire = q.to_wire()
+    res = Result(qname, rdtype, wire)
+    res.sent = time.monotonic()
+    try:
+        sock.sendto(wire, (host, port))
+        deadline = res.sent + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout()
+            sock.settimeout(left)
+            data, _ = sock.recvfrom(65535)
+            if data[:2] == wire[:2]:
+                break
+            # An answer with an ID this client never had in flight is a bug
+            # on its own; note it and keep waiting for ours.
+            res.problems.append("stray datagram id %s" % data[:2].hex())
+        res.elapsed = time.monotonic() - res.sent
+        res.rwire = data
+    except socket.timeout:
+        res.error = "timeout after %.2fs" % timeout
+        return res
+    except OSError as e:
+        res.error = repr(e)
+        return res
+    if expect:
+        exp = expected_rdata(qname, rdtype)
+        res.problems += check_answer(wire, data, exp)
+    return res
+
+
+def run_udp_load(port, items, clients=100, timeout=5.0, host="127.0.0.1", expect=True,
+                 total_time=120.0):
+    """Send items ((qname, rdtype[, edns]) tuples) from `clients` threads, each
+    with its own UDP socket, one query at a time per client. Returns the
+    Results in item order. Bounded: each query waits at most `timeout`, the
+    whole run at most `total_time`. With expect=True each answer is checked
+    against the origin zone (right ID, question, NOERROR, rdata)."""
+    results = [None] * len(items)
+    stop_at = time.monotonic() + total_time
+
+    def worker(k):
+        with udp_socket(host) as s:
+            for i in range(k, len(items), clients):
+                if time.monotonic() > stop_at:
+                    return
+                results[i] = udp_one(s, items[i], port, host, timeout, expect)
+
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(min(clients, len(items)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, stop_at - time.monotonic()) + timeout + 1)
+    for i, r in enumerate(results):
+        if r is None:
+            results[i] = Result(items[i][0], items[i][1], b"", error="not sent (load time budget exhausted)")
+    return results
+
+
+def summarize(results, limit=10):
+    """Human-readable list of the failures among results (empty if none)."""
+    bad = []
+    for r in results:
+        if r.error or r.problems:
+            bad.append("%s/%s: %s" % (r.qname, r.rdtype, r.error or "; ".join(r.problems)))
+    if len(bad) > limit:
+        bad = bad[:limit] + ["... and %d more" % (len(bad) - limit)]
+    return bad
+
+
+def is_loopback_host(host):
+    host = host.strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

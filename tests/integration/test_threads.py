@@ -1,0 +1,54 @@
+"""--threads N: N workers, each with its own SO_REUSEPORT listeners and its
+own circuit to each upstream."""
+
+import threading
+
+import helpers
+from conftest import Sampler, tcp_established, wait_until
+
+
+def test_two_workers_both_serve_udp(knotd, dnsmux):
+    d = dnsmux("--threads", "2", upstream=knotd.url("tcp"))
+    # 100 clients = 100 source ports, spread over the two sockets by the kernel
+    items = [("n%d.test." % (i % helpers.N_NAMES), "A") for i in range(600)]
+    with Sampler(lambda: tcp_established(d.pid, knotd.port)) as samp:
+        results = helpers.run_udp_load(d.port, items, clients=100, timeout=5.0)
+    assert not helpers.summarize(results)
+
+    st = d.stats()
+    assert sorted(st.workers) == [0, 1], st
+    per = [st.workers[w]["queries"] for w in (0, 1)]
+    assert all(n > 0 for n in per), "queries per worker: %s" % per
+    assert sum(per) == st["queries"] >= 600
+
+    # one circuit per worker, never more
+    assert wait_until(lambda: tcp_established(d.pid, knotd.port) == 2, 2.0), \
+        "expected 2 upstream connections, kernel shows %d" % tcp_established(d.pid, knotd.port)
+    counts = [v for v in samp.values if isinstance(v, int)]
+    assert max(counts) == 2, counts
+
+
+def test_two_workers_both_serve_tcp(knotd, dnsmux):
+    d = dnsmux("--threads", "2", upstream=knotd.url("tcp"))
+    errors = []
+
+    def client(k):
+        try:
+            with helpers.tcp_connect(d.port, timeout=10) as s:
+                for j in range(5):
+                    name = "n%d.test." % ((k * 5 + j) % helpers.N_NAMES)
+                    q = helpers.make_query(name, "A").to_wire()
+                    s.sendall(helpers.frame(q))
+                    errors.extend(helpers.check_answer(q, helpers.recv_frame(s, 10), helpers.expected_rdata(name, "A")))
+        except Exception as e:
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:10]
+    st = d.stats()
+    per = [st.workers[w]["queries"] for w in sorted(st.workers)]
+    assert len(per) == 2 and all(n > 0 for n in per), "queries per worker: %s" % per
