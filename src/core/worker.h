@@ -19,7 +19,7 @@ struct frontend_udp;
 struct frontend_tcp;
 struct tcp_client;
 
-#define WORKER_UDP_CHUNKS 16 /* datagrams per recvmmsg batch */
+#define WORKER_UDP_CHUNKS 4 /* datagrams per recvmmsg batch: libuv re-initialises every chunk on each call */
 
 struct worker {
 	unsigned idx;                  /* 0..threads-1, for logs and stats */

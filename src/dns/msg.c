@@ -100,7 +100,10 @@ bool msg_answer_matches(const uint8_t *ans, size_t ans_len, const uint8_t *q, co
 	if (ans_len < qi->question_end || !knot_wire_get_qr(ans) || knot_wire_get_qdcount(ans) != 1)
 		return false;
 	/* The answer's question must be the very same name (RFC 5452 9.1 asks for the
-	 * question to match); compare lengths first, then labels case-insensitively. */
+	 * question to match). Usually the bytes are identical (the query's name is
+	 * valid, so then the answer's is too); else compare labels case-insensitively. */
+	if (memcmp(ans + MSG_HDR, q + MSG_HDR, (size_t)qi->qname_len + 4) == 0)
+		return true;
 	int nl = knot_dname_wire_check(ans + MSG_HDR, ans + ans_len, NULL);
 	if (nl != qi->qname_len)
 		return false;

@@ -1,6 +1,4 @@
-/* udp.c -- UDP upstream (see udp.h). The socket is connect()ed, so the kernel
- * drops datagrams from any other source; the 16-bit random ID and the
- * question check do the rest. */
+/* udp.c -- UDP upstream: one connected socket per transmission (see udp.h). */
 #include <stdlib.h>
 #include <libknot/libknot.h>
 #include "core/err.h"
@@ -10,43 +8,53 @@
 #include "upstream/udp.h"
 #include "upstream/upstream.h"
 
-#define UDP_TABLE_CAP 16384
+struct udp_sock {
+	uv_udp_t h;
+	struct upstream *u; /* NULL once the query is done with it */
+	struct query *q;    /* NULL once answered or given up: later datagrams are late */
+};
 
 static void close_cb(uv_handle_t *h)
 {
-	free(h);
+	free(h->data);
+}
+
+static void sock_close(struct udp_sock *s)
+{
+	s->q = NULL;
+	if (s->u) {
+		s->u->udp_inflight--;
+		s->u = NULL;
+	}
+	uv_close((uv_handle_t *)&s->h, close_cb);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	struct upstream *u = h->data;
+	struct udp_sock *s = h->data;
+	struct worker *w = s->q ? s->q->w : NULL;
 	(void)suggested;
-	buf->base = (char *)u->w->udp_rbuf;
-	buf->len = u->w->udp_rbuf_len;
+	if (!w) {
+		buf->base = NULL;
+		buf->len = 0;
+		return;
+	}
+	buf->base = (char *)w->udp_rbuf;
+	buf->len = w->udp_rbuf_len;
 }
 
-static void on_answer(struct upstream *u, uint8_t *msg, size_t len)
+static void on_answer(struct udp_sock *s, uint8_t *msg, size_t len)
 {
-	struct worker *w = u->w;
-	if (len < MSG_HDR) {
-		METRIC_INC(&w->m, mismatched);
+	struct query *q = s->q;
+	struct upstream *u = s->u;
+	struct worker *w = q->w;
+	if (len < MSG_HDR || knot_wire_get_id(msg) != q->up_id || !msg_answer_matches(msg, len, q->wire, &q->mi)) {
+		METRIC_INC(&w->m, mismatched); /* keep waiting for the right one */
 		return;
 	}
-	uint16_t id = knot_wire_get_id(msg);
-	struct query *q = inflight_get(&u->udp_table, id);
-	if (!q) {
-		if (inflight_take_gone(&u->udp_table, id))
-			METRIC_INC(&w->m, late);
-		else
-			METRIC_INC(&w->m, mismatched);
-		return;
-	}
-	if (!msg_answer_matches(msg, len, q->wire, &q->mi)) {
-		METRIC_INC(&w->m, mismatched);
-		return;
-	}
-	inflight_del(&u->udp_table, id);
 	tq_remove(&q->link);
+	sock_close(s);
+	q->usock = NULL;
 	q->state = Q_IDLE;
 	q->up = NULL;
 	health_ok(&u->health);
@@ -59,65 +67,61 @@ static void on_answer(struct upstream *u, uint8_t *msg, size_t len)
 
 static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)
 {
-	struct upstream *u = h->data;
+	struct udp_sock *s = h->data;
 	(void)flags;
+	if (!s->q || (nread == 0 && !addr))
+		return;
 	if (nread < 0) {
-		/* ICMP unreachable on a connected socket: the server is not there */
-		log_warn_rl(UPSTREAM, "udp upstream %s: %s", u->name, uv_strerror((int)nread));
-		health_fail(&u->health, &u->w->rnd, worker_now(u->w));
+		/* ICMP unreachable on a connected socket: nobody listens there */
+		log_warn_rl(UPSTREAM, "udp upstream %s: %s", s->u->name, uv_strerror((int)nread));
+		health_fail(&s->u->health, &s->q->w->rnd, worker_now(s->q->w));
 		return;
 	}
-	if (!addr)
-		return; /* end of a recvmmsg batch, or nothing read */
-	on_answer(u, (uint8_t *)buf->base, (size_t)nread);
+	on_answer(s, (uint8_t *)buf->base, (size_t)nread);
 }
 
-static int open_socket(struct upstream *u)
+static int open_sock(struct upstream *u, struct query *q, struct udp_sock **out)
 {
-	struct worker *w = u->w;
-	uv_udp_t *h = malloc(sizeof(*h));
-	if (!h)
+	struct udp_sock *s = malloc(sizeof(*s));
+	if (!s)
 		return -ENOMEM;
-	int r = uv_udp_init_ex(&w->loop, h, u->conf->addr.ss_family | UV_UDP_RECVMMSG);
+	int r = uv_udp_init_ex(&u->w->loop, &s->h, u->conf->addr.ss_family);
 	if (r < 0) {
-		free(h);
+		free(s);
 		return r;
 	}
-	h->data = u;
-	r = inflight_init(&u->udp_table, UDP_TABLE_CAP);
+	s->h.data = s;
+	s->u = u;
+	s->q = q;
+	u->udp_inflight++;
+	/* connect() binds a fresh ephemeral port chosen by the kernel */
+	r = uv_udp_connect(&s->h, (const struct sockaddr *)&u->conf->addr);
 	if (r == 0)
-		r = uv_udp_connect(h, (const struct sockaddr *)&u->conf->addr);
-	if (r == 0)
-		r = uv_udp_recv_start(h, alloc_cb, recv_cb);
+		r = uv_udp_recv_start(&s->h, alloc_cb, recv_cb);
 	if (r < 0) {
-		log_warn_rl(UPSTREAM, "udp upstream %s: cannot open socket: %s", u->name, uv_strerror(r));
-		inflight_deinit(&u->udp_table);
-		uv_close((uv_handle_t *)h, close_cb);
+		log_warn_rl(UPSTREAM, "udp upstream %s: cannot open a socket: %s", u->name, uv_strerror(r));
+		sock_close(s);
 		return r;
 	}
-	u->udp = h;
+	*out = s;
 	return 0;
 }
 
 int upstream_udp_send(struct upstream *u, struct query *q)
 {
 	struct worker *w = u->w;
-	if (!u->udp) {
-		int r = open_socket(u);
-		if (r < 0)
-			return r;
-	}
-	uint16_t id;
-	int r = inflight_add(&u->udp_table, &w->rnd, q, &id);
+	struct udp_sock *s;
+	int r = open_sock(u, q, &s);
 	if (r < 0)
 		return r;
-	knot_wire_set_id(q->wire, id);
-	q->up_id = id;
+	q->up_id = rnd_u16(&w->rnd);
+	knot_wire_set_id(q->wire, q->up_id);
+	q->usock = s;
 	q->state = Q_UDP;
 	q->was_sent = true;
 	q->udp_tries++;
 	uv_buf_t b = uv_buf_init((char *)q->wire, q->len);
-	r = uv_udp_try_send(u->udp, &b, 1, NULL);
+	r = uv_udp_try_send(&s->h, &b, 1, NULL);
 	if (r < 0)
 		log_warn_rl(UPSTREAM, "udp upstream %s: send failed: %s (will retry)", u->name, uv_strerror(r));
 	tq_add(&w->udp_retry, &q->link, worker_now(w));
@@ -127,12 +131,16 @@ int upstream_udp_send(struct upstream *u, struct query *q)
 
 void upstream_udp_cancel(struct upstream *u, struct query *q)
 {
-	inflight_abandon(&u->udp_table, q->up_id);
+	(void)u;
+	if (q->usock)
+		sock_close(q->usock);
+	q->usock = NULL;
 	tq_remove(&q->link);
 }
 
 /* Called by the worker timer: no answer within --udp-retry. Count it against
- * the upstream and send again, to another member when the pool has one. */
+ * the upstream and send again from a new socket, to another member when the
+ * pool has one. */
 void upstream_udp_retry_expired(struct query *q)
 {
 	struct upstream *u = q->up;
@@ -143,13 +151,4 @@ void upstream_udp_retry_expired(struct query *q)
 	health_fail(&u->health, &w->rnd, worker_now(w));
 	METRIC_INC(&w->m, udp_retries);
 	query_dispatch(q, u);
-}
-
-void upstream_udp_close(struct upstream *u)
-{
-	if (!u->udp)
-		return;
-	inflight_deinit(&u->udp_table);
-	uv_close((uv_handle_t *)u->udp, close_cb);
-	u->udp = NULL;
 }

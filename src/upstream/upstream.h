@@ -1,7 +1,7 @@
 /* upstream.h -- one upstream server reached by one transport, as seen by one
  * worker. Stream transports (tcp, unix) keep circuits (circuit/circuit.h);
- * UDP keeps one connected socket with its own in-flight table and retries,
- * and a TCP twin for answers that come back truncated.
+ * UDP sends each query from a fresh socket (upstream/udp.c), retries, and has
+ * a TCP twin for answers that come back truncated.
  *
  * upstream_send() takes the query or answers it SERVFAIL; it never blocks. */
 #pragma once
@@ -25,8 +25,7 @@ struct upstream {
 	struct circuit *circuits[CONFIG_CIRCUIT_MAX_LIMIT]; /* open or opening */
 	unsigned n_circuits;
 	/* UDP */
-	uv_udp_t *udp;                    /* connected socket; NULL until first use */
-	struct inflight udp_table;        /* queries sent on udp, by ID */
+	uint32_t udp_inflight;            /* queries with a socket open to it */
 	struct upstream *tcp_twin;        /* same server over TCP, for TC=1 answers; lazily made */
 	struct upstream_conf twin_conf;   /* the twin's conf */
 };
