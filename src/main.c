@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,7 @@ int main(int argc, char **argv)
 	static struct config cfg;
 	char buf[300];
 	int verbosity = 0, opt;
+	bool circuit_inflight_set = false;
 	config_defaults(&cfg);
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":l:u:t:vqhV", long_opts, NULL)) != -1) {
@@ -152,7 +154,10 @@ int main(int argc, char **argv)
 		case OPT_TIMEOUT: cfg.timeout_ms = number("timeout", optarg, 10, 600000); break;
 		case OPT_UDP_RETRY: cfg.udp_retry_ms = number("udp-retry", optarg, 10, 600000); break;
 		case OPT_MAX_INFLIGHT: cfg.max_inflight = number("max-inflight", optarg, 1, 1000000); break;
-		case OPT_CIRCUIT_INFLIGHT: cfg.circuit_inflight = number("circuit-inflight", optarg, 1, 32768); break;
+		case OPT_CIRCUIT_INFLIGHT:
+			cfg.circuit_inflight = number("circuit-inflight", optarg, 1, 32768);
+			circuit_inflight_set = true;
+			break;
 		case OPT_CIRCUIT_MAX: cfg.circuit_max = number("circuit-max", optarg, 1, CONFIG_CIRCUIT_MAX_LIMIT); break;
 		case OPT_CIRCUIT_IDLE: cfg.circuit_idle_ms = number("circuit-idle", optarg, 0, 3600000); break;
 		case OPT_CIRCUIT_STALL: cfg.circuit_stall_ms = number("circuit-stall", optarg, 10, 600000); break;
@@ -173,6 +178,9 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		bad("unexpected argument '%s'", argv[optind]);
 	log_threshold = verbosity < 0 ? LOG_WARN : verbosity == 0 ? LOG_INFO : LOG_DEBUG;
+	/* a small --max-inflight alone lowers the per-circuit default with it */
+	if (!circuit_inflight_set && cfg.circuit_inflight > cfg.max_inflight)
+		cfg.circuit_inflight = cfg.max_inflight;
 	if (cfg.n_listens == 0 && cfg.n_upstreams == 0)
 		config_apply_embedded(&cfg);
 	if (config_validate(&cfg, buf, sizeof(buf)) < 0)

@@ -23,8 +23,8 @@ void query_answer(struct query *q, uint8_t *ans, size_t len)
 			return;
 		}
 	}
+	METRIC_INC(&w->m, answered); /* before the send: a client that saw it may read the counters */
 	frontend_reply(q, ans, len);
-	METRIC_INC(&w->m, answered);
 	worker_query_release(q);
 }
 
@@ -37,8 +37,8 @@ void query_fail(struct query *q, int rcode)
 	if (n) {
 		knot_wire_set_id(buf, q->client_id);
 		knot_wire_set_ra(buf);
-		frontend_reply(q, buf, n);
 		METRIC_INC(&w->m, answered);
+		frontend_reply(q, buf, n);
 	}
 	switch (rcode) {
 	case KNOT_RCODE_SERVFAIL: METRIC_INC(&w->m, servfail); break;

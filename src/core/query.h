@@ -26,7 +26,7 @@ enum query_state {
 	Q_IDLE = 0,   /* not held by any upstream */
 	Q_WAITING,    /* on a circuit's waiting list (connecting, or backing off) */
 	Q_CIRCUIT,    /* written to a circuit, in its in-flight table */
-	Q_UDP,        /* sent from its own UDP socket (upstream/udp.c) */
+	Q_UDP,        /* sent on a UDP socket, in its in-flight table (upstream/udp.c) */
 };
 
 enum client_kind { CLIENT_UDP, CLIENT_TCP };
@@ -43,7 +43,7 @@ struct query {
 	struct worker *w;          /* owner */
 	struct upstream *up;       /* upstream holding it (state != Q_IDLE) */
 	struct circuit *circ;      /* circuit holding it (Q_WAITING, Q_CIRCUIT) */
-	struct udp_sock *usock;    /* its own UDP socket (Q_UDP) */
+	struct udp_sock *usock;    /* UDP socket it was sent on (Q_UDP) */
 	uint16_t up_id;            /* upstream-side message ID (Q_CIRCUIT, Q_UDP) */
 	uint16_t client_id;        /* the client's message ID, restored on the answer */
 	uint16_t max_answer;       /* largest answer the client takes, bytes */

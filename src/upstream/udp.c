@@ -1,6 +1,7 @@
-/* udp.c -- UDP upstream: one connected socket per transmission (see udp.h). */
+/* udp.c -- UDP upstream: rotating connected sockets (see udp.h). */
 #include <stdlib.h>
 #include <libknot/libknot.h>
+#include "circuit/inflight.h"
 #include "core/err.h"
 #include "core/query.h"
 #include "core/worker.h"
@@ -10,51 +11,69 @@
 
 struct udp_sock {
 	uv_udp_t h;
-	struct upstream *u; /* NULL once the query is done with it */
-	struct query *q;    /* NULL once answered or given up: later datagrams are late */
+	struct upstream *u;     /* owner; NULL once the upstream closed */
+	struct worker *w;
+	struct inflight table;  /* queries in flight on this socket, by ID */
+	uint32_t uses;          /* queries sent so far */
+	bool is_retired;        /* no new queries: closes when table is empty */
+	bool is_closing;
 };
 
 static void close_cb(uv_handle_t *h)
 {
-	free(h->data);
+	struct udp_sock *s = h->data;
+	inflight_deinit(&s->table);
+	free(s);
 }
 
 static void sock_close(struct udp_sock *s)
 {
-	s->q = NULL;
-	if (s->u) {
-		s->u->udp_inflight--;
-		s->u = NULL;
-	}
+	if (s->is_closing)
+		return;
+	s->is_closing = true;
 	uv_close((uv_handle_t *)&s->h, close_cb);
+}
+
+static void retire(struct udp_sock *s)
+{
+	s->is_retired = true;
+	if (s->u && s->u->udp == s)
+		s->u->udp = NULL;
+	if (s->table.count == 0)
+		sock_close(s);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct udp_sock *s = h->data;
-	struct worker *w = s->q ? s->q->w : NULL;
 	(void)suggested;
-	if (!w) {
-		buf->base = NULL;
-		buf->len = 0;
-		return;
-	}
-	buf->base = (char *)w->udp_rbuf;
-	buf->len = w->udp_rbuf_len;
+	buf->base = (char *)s->w->udp_rbuf;
+	buf->len = s->w->udp_rbuf_len;
 }
 
 static void on_answer(struct udp_sock *s, uint8_t *msg, size_t len)
 {
-	struct query *q = s->q;
-	struct upstream *u = s->u;
-	struct worker *w = q->w;
-	if (len < MSG_HDR || knot_wire_get_id(msg) != q->up_id || !msg_answer_matches(msg, len, q->wire, &q->mi)) {
+	struct worker *w = s->w;
+	if (len < MSG_HDR) {
+		METRIC_INC(&w->m, mismatched);
+		return;
+	}
+	uint16_t id = knot_wire_get_id(msg);
+	struct query *q = inflight_get(&s->table, id);
+	if (!q) {
+		if (inflight_take_gone(&s->table, id))
+			METRIC_INC(&w->m, late);
+		else
+			METRIC_INC(&w->m, mismatched);
+		return;
+	}
+	if (!msg_answer_matches(msg, len, q->wire, &q->mi)) {
 		METRIC_INC(&w->m, mismatched); /* keep waiting for the right one */
 		return;
 	}
-	tq_remove(&q->link);
-	sock_close(s);
-	q->usock = NULL;
+	struct upstream *u = q->up;
+	upstream_udp_cancel(u, q);
+	inflight_take_gone(&s->table, id); /* answered, not given up */
 	q->state = Q_IDLE;
 	q->up = NULL;
 	health_ok(&u->health);
@@ -69,53 +88,67 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 {
 	struct udp_sock *s = h->data;
 	(void)flags;
-	if (!s->q || (nread == 0 && !addr))
+	if (s->is_closing || (nread == 0 && !addr))
 		return;
 	if (nread < 0) {
 		/* ICMP unreachable on a connected socket: nobody listens there */
-		log_warn_rl(UPSTREAM, "udp upstream %s: %s", s->u->name, uv_strerror((int)nread));
-		health_fail(&s->u->health, &s->q->w->rnd, worker_now(s->q->w));
+		if (s->u) {
+			log_warn_rl(UPSTREAM, "udp upstream %s: %s", s->u->name, uv_strerror((int)nread));
+			health_fail(&s->u->health, &s->w->rnd, worker_now(s->w));
+		}
 		return;
 	}
 	on_answer(s, (uint8_t *)buf->base, (size_t)nread);
 }
 
-static int open_sock(struct upstream *u, struct query *q, struct udp_sock **out)
+static struct udp_sock *open_sock(struct upstream *u)
 {
-	struct udp_sock *s = malloc(sizeof(*s));
+	struct udp_sock *s = calloc(1, sizeof(*s));
 	if (!s)
-		return -ENOMEM;
-	int r = uv_udp_init_ex(&u->w->loop, &s->h, u->conf->addr.ss_family);
-	if (r < 0) {
+		return NULL;
+	if (inflight_init(&s->table, UDP_SOCK_CAP) < 0) {
 		free(s);
-		return r;
+		return NULL;
+	}
+	int r = uv_udp_init_ex(&u->w->loop, &s->h, u->conf->addr.ss_family | UV_UDP_RECVMMSG);
+	if (r < 0) {
+		inflight_deinit(&s->table);
+		free(s);
+		log_warn_rl(UPSTREAM, "udp upstream %s: cannot open a socket: %s", u->name, uv_strerror(r));
+		return NULL;
 	}
 	s->h.data = s;
 	s->u = u;
-	s->q = q;
-	u->udp_inflight++;
+	s->w = u->w;
 	/* connect() binds a fresh ephemeral port chosen by the kernel */
 	r = uv_udp_connect(&s->h, (const struct sockaddr *)&u->conf->addr);
 	if (r == 0)
 		r = uv_udp_recv_start(&s->h, alloc_cb, recv_cb);
 	if (r < 0) {
 		log_warn_rl(UPSTREAM, "udp upstream %s: cannot open a socket: %s", u->name, uv_strerror(r));
+		s->u = NULL;
 		sock_close(s);
-		return r;
+		return NULL;
 	}
-	*out = s;
-	return 0;
+	return s;
 }
 
 int upstream_udp_send(struct upstream *u, struct query *q)
 {
 	struct worker *w = u->w;
-	struct udp_sock *s;
-	int r = open_sock(u, q, &s);
+	struct udp_sock *s = u->udp;
+	if (s && (s->uses >= UDP_SOCK_USES || inflight_full(&s->table)))
+		retire(s); /* time for a new source port */
+	if (!u->udp && !(u->udp = open_sock(u)))
+		return -ENOMEM;
+	s = u->udp;
+	uint16_t id;
+	int r = inflight_add(&s->table, &w->rnd, q, &id);
 	if (r < 0)
 		return r;
-	q->up_id = rnd_u16(&w->rnd);
-	knot_wire_set_id(q->wire, q->up_id);
+	s->uses++;
+	knot_wire_set_id(q->wire, id);
+	q->up_id = id;
 	q->usock = s;
 	q->state = Q_UDP;
 	q->was_sent = true;
@@ -131,16 +164,19 @@ int upstream_udp_send(struct upstream *u, struct query *q)
 
 void upstream_udp_cancel(struct upstream *u, struct query *q)
 {
+	struct udp_sock *s = q->usock;
 	(void)u;
-	if (q->usock)
-		sock_close(q->usock);
-	q->usock = NULL;
 	tq_remove(&q->link);
+	q->usock = NULL;
+	if (!s)
+		return;
+	inflight_abandon(&s->table, q->up_id);
+	if (s->is_retired && s->table.count == 0)
+		sock_close(s);
 }
 
 /* Called by the worker timer: no answer within --udp-retry. Count it against
- * the upstream and send again from a new socket, to another member when the
- * pool has one. */
+ * the upstream and send again, to another member when the pool has one. */
 void upstream_udp_retry_expired(struct query *q)
 {
 	struct upstream *u = q->up;
@@ -151,4 +187,14 @@ void upstream_udp_retry_expired(struct query *q)
 	health_fail(&u->health, &w->rnd, worker_now(w));
 	METRIC_INC(&w->m, udp_retries);
 	query_dispatch(q, u);
+}
+
+void upstream_udp_close(struct upstream *u)
+{
+	struct udp_sock *s = u->udp;
+	if (!s)
+		return;
+	s->u = NULL;
+	u->udp = NULL;
+	retire(s);
 }

@@ -30,6 +30,7 @@ void upstream_close(struct upstream *u)
 		return;
 	while (u->n_circuits)
 		circuit_close(u->circuits[u->n_circuits - 1], false);
+	upstream_udp_close(u);
 	upstream_close(u->tcp_twin);
 	free(u);
 }

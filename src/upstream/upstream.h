@@ -1,7 +1,7 @@
 /* upstream.h -- one upstream server reached by one transport, as seen by one
  * worker. Stream transports (tcp, unix) keep circuits (circuit/circuit.h);
- * UDP sends each query from a fresh socket (upstream/udp.c), retries, and has
- * a TCP twin for answers that come back truncated.
+ * UDP sends from rotating sockets (upstream/udp.c), retries, and has a TCP
+ * twin for answers that come back truncated.
  *
  * upstream_send() takes the query or answers it SERVFAIL; it never blocks. */
 #pragma once
@@ -25,7 +25,7 @@ struct upstream {
 	struct circuit *circuits[CONFIG_CIRCUIT_MAX_LIMIT]; /* open or opening */
 	unsigned n_circuits;
 	/* UDP */
-	uint32_t udp_inflight;            /* queries with a socket open to it */
+	struct udp_sock *udp;             /* socket new queries go out on; NULL until needed */
 	struct upstream *tcp_twin;        /* same server over TCP, for TC=1 answers; lazily made */
 	struct upstream_conf twin_conf;   /* the twin's conf */
 };
