@@ -30,7 +30,7 @@ struct inflight {
 int inflight_init(struct inflight *t, uint32_t cap) __attribute__((warn_unused_result));
 void inflight_deinit(struct inflight *t);
 
-/** Store val under a fresh random ID, written to *id. Returns 0, ERR_FULL when
+/** Store val (not NULL) under a fresh random ID, written to *id. Returns 0, ERR_FULL when
  * count == cap, or ERR_NOID when INFLIGHT_ID_TRIES draws all collided. */
 int inflight_add(struct inflight *t, struct rnd *r, void *val, uint16_t *id)
 	__attribute__((warn_unused_result));

@@ -91,8 +91,6 @@ void worker_query_release(struct query *q)
 	} else {
 		free(q);
 	}
-	if (w->is_stopping)
-		worker_maybe_finish(w);
 }
 
 /* Close everything; the loop ends when the last handle's close callback ran. */
@@ -123,11 +121,6 @@ static void check_cb(uv_check_t *h)
 	}
 	if (w->is_stopping && !w->is_closed && w->inflight == 0)
 		close_all(w);
-}
-
-void worker_maybe_finish(struct worker *w)
-{
-	(void)w; /* check_cb finishes at the end of this loop turn */
 }
 
 static void wake_cb(uv_async_t *a)

@@ -72,6 +72,3 @@ void worker_query_release(struct query *q);
 
 /** Make sure the worker timer fires by at_ms. */
 void worker_arm(struct worker *w, uint64_t at_ms);
-
-/** Called when a query is released or a client closes while stopping. */
-void worker_maybe_finish(struct worker *w);

@@ -84,8 +84,12 @@ enum msg_verdict msg_parse_query(const uint8_t *wire, size_t len, struct msg_inf
 		return MSG_DROP_QR;
 	if (knot_wire_get_qdcount(wire) == 1)
 		(void)parse_question(wire, len, mi); /* for the question in an error reply */
-	if (knot_wire_get_opcode(wire) != KNOT_OPCODE_QUERY)
+	if (knot_wire_get_opcode(wire) != KNOT_OPCODE_QUERY) {
+		struct msg_info full;
+		if (msg_scan(wire, len, &full) == 0) /* its OPT, for the reply (RFC 6891 7) */
+			*mi = full;
 		return MSG_NOTIMP;
+	}
 	if (knot_wire_get_qdcount(wire) != 1 || len > MSG_MAX)
 		return MSG_FORMERR;
 	struct msg_info full;
@@ -152,6 +156,8 @@ size_t msg_error_reply(const uint8_t *q, size_t qlen, const struct msg_info *mi,
 		/* RFC 6891 7: a responder that understands EDNS includes an OPT record */
 		static const uint8_t opt[11] = {0, 0, OPT_TYPE, 0x04, 0xd0, 0, 0, 0, 0, 0, 0}; /* 1232 bytes */
 		memcpy(out + n, opt, sizeof(opt));
+		if (mi->do_bit)
+			out[n + 7] = 0x80; /* RFC 3225 3: the DO bit is copied into the response */
 		n += sizeof(opt);
 		knot_wire_set_arcount(out, 1);
 	}

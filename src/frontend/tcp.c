@@ -44,10 +44,8 @@ static void client_unref(struct tcp_client *tc)
 {
 	if (--tc->refs > 0)
 		return;
-	struct worker *w = tc->w;
 	frame_buf_deinit(&tc->in);
 	free(tc);
-	worker_maybe_finish(w);
 }
 
 static void client_close_cb(uv_handle_t *h)

@@ -48,6 +48,3 @@ void upstream_udp_retry_expired(struct query *q);
 
 /** Answer from a UDP upstream or a circuit carried TC=1. */
 void upstream_retry_tcp(struct upstream *u, struct query *q);
-
-/** Count of queries held by all of u's channels. */
-uint32_t upstream_outstanding(const struct upstream *u);
