@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "core/daemon.h"
 #include "obs/log.h"
+#include "tls/creds.h"
 
 #ifndef DNSMUX_VERSION
 #define DNSMUX_VERSION "0.1.0"
@@ -29,6 +30,10 @@ enum {
 	OPT_TCP_IDLE,
 	OPT_TCP_MAX_CLIENTS,
 	OPT_TCP_PIPELINE,
+	OPT_CA_FILE,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_HANDSHAKE,
 };
 
 static const struct option long_opts[] = {
@@ -47,6 +52,10 @@ static const struct option long_opts[] = {
 	{"tcp-idle", required_argument, NULL, OPT_TCP_IDLE},
 	{"tcp-max-clients", required_argument, NULL, OPT_TCP_MAX_CLIENTS},
 	{"tcp-pipeline", required_argument, NULL, OPT_TCP_PIPELINE},
+	{"ca-file", required_argument, NULL, OPT_CA_FILE},
+	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	{"tls-handshake-timeout", required_argument, NULL, OPT_TLS_HANDSHAKE},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -59,10 +68,15 @@ static void usage(FILE *f)
 	fputs("Usage: dnsmux [options]\n"
 	      "Forward local DNS queries (UDP, TCP) over a few persistent, pipelined upstream connections.\n"
 	      "\n"
-	      "  -l, --listen URL          ADDR:PORT (UDP and TCP), udp://ADDR:PORT or tcp://ADDR:PORT;\n"
-	      "                            IPv6 as [::1]:53. Repeatable.\n"
-	      "  -u, --upstream URL        udp://IP[:PORT], tcp://IP[:PORT] or unix:///path. Repeatable:\n"
-	      "                            all of them form one pool (round-robin over healthy members).\n"
+	      "  -l, --listen URL          ADDR:PORT (UDP and TCP), udp://ADDR:PORT, tcp://ADDR:PORT or\n"
+	      "                            tls://ADDR:PORT (DNS-over-TLS); IPv6 as [::1]:53. Repeatable.\n"
+	      "  -u, --upstream URL        udp://IP[:PORT], tcp://IP[:PORT], unix:///path or\n"
+	      "                            tls://IP[:PORT][?pin=sha256/BASE64][#AUTH-NAME] (port 853).\n"
+	      "                            Repeatable: all form one pool (round-robin over healthy members).\n"
+	      "      --ca-file PEM         CA bundle for tls:// upstreams (default: the system store)\n"
+	      "      --tls-cert PEM        certificate chain of the tls:// listener (re-read on SIGHUP)\n"
+	      "      --tls-key PEM         its private key\n"
+	      "      --tls-handshake-timeout MS  DoT clients must finish the handshake in MS (5000)\n"
 	      "      --bind-udp ADDR:PORT  same as --listen udp://ADDR:PORT\n"
 	      "      --connect-tcp ADDR:PORT  same as --upstream tcp://ADDR:PORT\n"
 	      "  -t, --threads N           worker threads, each with its own sockets and circuits (1)\n"
@@ -83,8 +97,10 @@ static void usage(FILE *f)
 	      "  -h, --help                this text\n"
 	      "  -V, --version             version\n"
 	      "\n"
-	      "Without --listen and --upstream: listen on 127.0.0.1:53, forward to 9.9.9.9 and 1.1.1.1 over TCP.\n"
-	      "SIGINT/SIGTERM stop gracefully; SIGUSR1 logs counters. See doc/dnsmux.md.\n",
+	      "Without --listen and --upstream: listen on 127.0.0.1:53, forward over DNS-over-TLS to\n"
+	      "9.9.9.9 (dns.quad9.net) and 1.1.1.1 (cloudflare-dns.com).\n"
+	      "SIGINT/SIGTERM stop gracefully; SIGUSR1 logs counters; SIGHUP re-reads --tls-cert/--tls-key.\n"
+	      "See doc/dnsmux.md.\n",
 	      f);
 }
 
@@ -130,6 +146,57 @@ static void add_upstream(struct config *c, const char *s)
 	c->n_upstreams++;
 }
 
+/* TLS contexts are made here, before the workers, so that a missing CA file
+ * or a bad certificate is a configuration error (exit 2) naming the file. */
+static void setup_tls(struct config *c)
+{
+	char err[512];
+	for (size_t i = 0; i < c->n_upstreams; i++) {
+		struct upstream_conf *u = &c->upstreams[i];
+		if (u->kind != UPSTREAM_TLS)
+			continue;
+		struct tls_client_ctx *t = calloc(1, sizeof(*t));
+		if (!t)
+			bad("out of memory");
+		snprintf(t->auth_name, sizeof(t->auth_name), "%s", u->auth_name);
+		config_addr_str(&u->addr, t->ip_text, sizeof(t->ip_text));
+		char *colon = t->ip_text[0] == '[' ? strstr(t->ip_text, "]:") : strrchr(t->ip_text, ':');
+		if (colon) /* the name checked without #AUTH-NAME is the bare IP */
+			*colon = '\0';
+		if (t->ip_text[0] == '[')
+			memmove(t->ip_text, t->ip_text + 1, strlen(t->ip_text));
+		memcpy(t->pins, u->pins, sizeof(t->pins));
+		t->n_pins = u->n_pins;
+		if (tls_client_ctx_init(t, c->ca_file, err, sizeof(err)) < 0)
+			bad("--upstream %s: %s", u->text, err);
+		u->tls = t;
+	}
+	bool has_tls_listener = false;
+	for (size_t i = 0; i < c->n_listens; i++)
+		has_tls_listener |= (c->listens[i].protos & LISTEN_TLS) != 0;
+	if (!has_tls_listener)
+		return;
+	c->tls_server = calloc(1, sizeof(*c->tls_server));
+	if (!c->tls_server)
+		bad("out of memory");
+	if (tls_server_ctx_init(c->tls_server, c->tls_cert, c->tls_key, err, sizeof(err)) < 0)
+		bad("%s", err);
+}
+
+static void free_tls(struct config *c)
+{
+	for (size_t i = 0; i < c->n_upstreams; i++) {
+		if (c->upstreams[i].tls) {
+			tls_client_ctx_deinit(c->upstreams[i].tls);
+			free(c->upstreams[i].tls);
+		}
+	}
+	if (c->tls_server) {
+		tls_server_ctx_deinit(c->tls_server);
+		free(c->tls_server);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static struct config cfg;
@@ -164,6 +231,10 @@ int main(int argc, char **argv)
 		case OPT_TCP_IDLE: cfg.tcp_idle_ms = number("tcp-idle", optarg, 10, 3600000); break;
 		case OPT_TCP_MAX_CLIENTS: cfg.tcp_max_clients = number("tcp-max-clients", optarg, 1, 1000000); break;
 		case OPT_TCP_PIPELINE: cfg.tcp_pipeline = number("tcp-pipeline", optarg, 1, 65535); break;
+		case OPT_CA_FILE: cfg.ca_file = optarg; break;
+		case OPT_TLS_CERT: cfg.tls_cert = optarg; break;
+		case OPT_TLS_KEY: cfg.tls_key = optarg; break;
+		case OPT_TLS_HANDSHAKE: cfg.tls_handshake_ms = number("tls-handshake-timeout", optarg, 10, 600000); break;
 		case 'v': verbosity++; break;
 		case 'q': verbosity = -1; break;
 		case 'h': usage(stdout); return 0;
@@ -185,5 +256,8 @@ int main(int argc, char **argv)
 		config_apply_embedded(&cfg);
 	if (config_validate(&cfg, buf, sizeof(buf)) < 0)
 		bad("%s", buf);
-	return daemon_run(&cfg);
+	setup_tls(&cfg);
+	int code = daemon_run(&cfg);
+	free_tls(&cfg);
+	return code;
 }

@@ -15,12 +15,16 @@
 #include "core/wire.h"
 #include "core/worker.h"
 #include "obs/log.h"
+#include "tls/tls.h"
 #include "upstream/upstream.h"
 
 #define CIRCUIT_RBUF 16384
 #define EDNS_TCP_KEEPALIVE 11 /* RFC 7828 */
+#define EDNS_PADDING 12       /* RFC 7830 */
+#define PAD_QUERY_BLOCK 128   /* RFC 8467 4.1: block-length padding of queries */
+#define EDNS_ADDED_UDP 1232   /* UDP size of an OPT record we add for padding */
 
-enum circuit_state { C_BACKOFF, C_CONNECTING, C_READY, C_CLOSING };
+enum circuit_state { C_BACKOFF, C_CONNECTING, C_HANDSHAKE, C_READY, C_CLOSING };
 
 struct circuit {
 	struct upstream *up;        /* owner; NULL once closing */
@@ -38,8 +42,9 @@ struct circuit {
 	struct inflight table;      /* queries written, by upstream-side ID */
 	struct tq waiting;          /* queries given before READY (a plain list) */
 	uint32_t n_waiting;
-	struct frame_buf in;        /* bytes read, reassembled into messages */
-	struct frame_buf out;       /* framed queries to write this loop turn */
+	struct tls_conn *tls;       /* tls:// only: the session the stream carries */
+	struct frame_buf in;        /* bytes read (plaintext), reassembled into messages */
+	struct frame_buf out;       /* framed queries (plaintext) to write this loop turn */
 	struct frame_buf wr;        /* bytes owned by an uv_write in progress */
 	uint64_t last_progress_ms;  /* last answer, or when it went from idle to busy */
 	uint64_t last_active_ms;    /* last query written or answer read */
@@ -119,10 +124,41 @@ static void mark_dirty(struct circuit *c)
 
 /* RFC 7828 3.2.1: a client asks for the server's idle timeout by sending the
  * option empty, over TCP only. We ask once per connection, on a query that
- * already carries EDNS with the OPT record last, so nothing else changes. */
+ * already carries EDNS, so nothing else about the query changes. */
 static bool want_keepalive(const struct circuit *c, const struct query *q)
 {
-	return !c->ka_asked && q->mi.opt_off && q->mi.opt_off + q->mi.opt_len == q->len;
+	return !c->ka_asked && q->mi.opt_off;
+}
+
+/* Append q to the output, framed, with our EDNS additions: the keepalive
+ * question, and over TLS padding to a multiple of 128 bytes (RFC 8467 4.1)
+ * -- adding an OPT record to queries without one (removed again from the
+ * answer). Edits need the OPT record last; otherwise the query goes as is. */
+static int append_query(struct circuit *c, struct query *q)
+{
+	size_t at = c->out.len;
+	if (frame_buf_reserve(&c->out, 2 + (size_t)q->len + 11 + 4 + 4 + PAD_QUERY_BLOCK) < 0)
+		return -ENOMEM;
+	uint8_t *m = c->out.data + at + 2;
+	size_t len = q->len;
+	memcpy(m, q->wire, len);
+	size_t opt = q->mi.opt_off;
+	bool opt_last = opt && opt + q->mi.opt_len == len;
+	q->ka_requested = q->opt_added = false;
+	if (c->tls && !opt && len + 11 + 4 + PAD_QUERY_BLOCK <= MSG_MAX) {
+		opt = len;
+		len = msg_add_opt(m, len, EDNS_ADDED_UDP);
+		opt_last = q->opt_added = true;
+	}
+	if (opt_last && want_keepalive(c, q)) {
+		len = msg_append_option(m, len, opt, EDNS_TCP_KEEPALIVE, 0);
+		q->ka_requested = c->ka_asked = true;
+	}
+	if (opt_last && c->tls && len + 4 + PAD_QUERY_BLOCK <= MSG_MAX)
+		len = msg_append_option(m, len, opt, EDNS_PADDING, msg_padding_for(len, PAD_QUERY_BLOCK));
+	msg_put16(c->out.data + at, (uint16_t)len);
+	c->out.len = at + 2 + len;
+	return 0;
 }
 
 static int write_query(struct circuit *c, struct query *q)
@@ -133,27 +169,17 @@ static int write_query(struct circuit *c, struct query *q)
 		return r;
 	knot_wire_set_id(q->wire, id);
 	q->up_id = id;
-	size_t at = c->out.len;
-	if (frame_append(&c->out, q->wire, q->len) < 0) {
+	if (append_query(c, q) < 0) {
 		inflight_del(&c->table, id);
 		return -ENOMEM;
 	}
-	q->ka_requested = false;
-	if (want_keepalive(c, q)) {
-		static const uint8_t ka[4] = {0, EDNS_TCP_KEEPALIVE, 0, 0};
-		if (frame_buf_reserve(&c->out, sizeof(ka)) == 0) {
-			memcpy(c->out.data + c->out.len, ka, 4);
-			c->out.len += 4;
-			msg_put16(c->out.data + at, (uint16_t)(q->len + 4));
-			uint8_t *rdlen = c->out.data + at + 2 + q->mi.opt_off + 9;
-			msg_put16(rdlen, (uint16_t)(msg_get16(rdlen) + 4));
-			q->ka_requested = c->ka_asked = true;
-		}
-	}
 	uint64_t now = worker_now(c->w);
 	if (c->table.count == 1) {
-		c->last_progress_ms = now; /* idle -> busy: the stall clock starts */
-		arm(c, now + c->w->cfg->circuit_stall_ms);
+		/* idle -> busy: the stall clock starts; the timer also notices the
+		 * circuit going idle again, so it fires by the shorter of the two */
+		uint32_t stall = c->w->cfg->circuit_stall_ms;
+		c->last_progress_ms = now;
+		arm(c, now + (c->idle_ms < stall ? c->idle_ms : stall));
 	}
 	c->last_active_ms = now;
 	q->state = Q_CIRCUIT;
@@ -196,6 +222,7 @@ static void close_cb(uv_handle_t *h)
 	if (--c->open_handles > 0)
 		return;
 	inflight_deinit(&c->table);
+	tls_conn_free(c->tls);
 	frame_buf_deinit(&c->in);
 	frame_buf_deinit(&c->out);
 	frame_buf_deinit(&c->wr);
@@ -280,7 +307,8 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	uint8_t *p;
 	size_t room;
 	(void)suggested;
-	if (frame_buf_room(&c->in, 4096, &p, &room) < 0) {
+	int r = c->tls ? tls_conn_room(c->tls, &p, &room) : frame_buf_room(&c->in, 4096, &p, &room);
+	if (r < 0) {
 		buf->base = NULL;
 		buf->len = 0;
 		return;
@@ -289,27 +317,41 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = room;
 }
 
-/* RFC 7828 3.3.2: the server's timeout is in units of 100 ms; close before it
- * would (keep 20 % and 200 ms of margin), so no query meets a closing socket.
- * The option is ours, not the client's: remove it from the answer. */
-static size_t take_keepalive(struct circuit *c, uint8_t *msg, size_t len)
+/* Undo what append_query() added, on the answer: RFC 7828 3.3.2 gives the
+ * server's idle timeout in units of 100 ms -- close before it would (keep
+ * 20 % and 200 ms of margin), so no query meets a closing socket; the option
+ * is ours, not the client's. Padding is for the encrypted hop only: plaintext
+ * clients never get it. An OPT record we added goes away whole. */
+static size_t clean_answer(struct circuit *c, struct query *q, uint8_t *msg, size_t len)
 {
 	struct msg_info mi;
 	if (msg_scan(msg, len, &mi) < 0 || !mi.opt_off)
 		return len;
-	size_t opt = msg_find_option(msg, mi.opt_off, mi.opt_len, EDNS_TCP_KEEPALIVE);
-	if (!opt)
-		return len;
-	if (msg_get16(msg + opt + 2) == 2) {
-		uint64_t server_ms = (uint64_t)msg_get16(msg + opt + 4) * 100;
-		uint64_t ours = server_ms * 8 / 10;
-		ours = ours > 200 ? ours - 200 : 0;
-		if (ours < c->idle_ms)
-			c->idle_ms = (uint32_t)ours;
-		log_debug(CIRCUIT, "circuit %u: upstream keepalive %llu ms, idle close after %u ms", c->id,
-			  (unsigned long long)server_ms, c->idle_ms);
+	bool opt_last = mi.opt_off + mi.opt_len == mi.end;
+	size_t opt;
+	if (q->ka_requested && (opt = msg_find_option(msg, mi.opt_off, mi.opt_len, EDNS_TCP_KEEPALIVE))) {
+		if (msg_get16(msg + opt + 2) == 2) {
+			uint64_t server_ms = (uint64_t)msg_get16(msg + opt + 4) * 100;
+			uint64_t ours = server_ms * 8 / 10;
+			ours = ours > 200 ? ours - 200 : 0;
+			if (ours < c->idle_ms)
+				c->idle_ms = (uint32_t)ours;
+			log_debug(CIRCUIT, "circuit %u: upstream keepalive %llu ms, idle close after %u ms", c->id,
+				  (unsigned long long)server_ms, c->idle_ms);
+		}
+		if (!q->opt_added) {
+			size_t olen = 4 + (size_t)msg_get16(msg + opt + 2);
+			len = msg_remove_option(msg, len, mi.opt_off, opt);
+			mi.opt_len = (uint16_t)(mi.opt_len - olen);
+		}
 	}
-	return msg_remove_option(msg, len, mi.opt_off, opt);
+	if (q->opt_added && opt_last) {
+		knot_wire_set_arcount(msg, (uint16_t)(knot_wire_get_arcount(msg) - 1));
+		return mi.opt_off; /* the OPT record was the last thing in it */
+	}
+	if (c->tls && (opt = msg_find_option(msg, mi.opt_off, mi.opt_len, EDNS_PADDING)))
+		len = msg_remove_option(msg, len, mi.opt_off, opt);
+	return len;
 }
 
 static void on_answer(struct circuit *c, uint8_t *msg, size_t len)
@@ -339,10 +381,16 @@ static void on_answer(struct circuit *c, uint8_t *msg, size_t len)
 	health_ok(&c->up->health);
 	q->state = Q_IDLE;
 	q->circ = NULL;
-	if (q->ka_requested)
-		len = take_keepalive(c, msg, len);
+	if (q->ka_requested || c->tls) {
+		len = clean_answer(c, q, msg, len);
+		if (c->tls)
+			tls_conn_save_session(c->tls);
+	}
 	query_answer(q, msg, len);
 }
+
+static void become_ready(struct circuit *c);
+static bool tls_progress(struct circuit *c);
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
@@ -359,11 +407,61 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		fail(c, "lost", nread == UV_EOF ? 0 : (int)nread);
 		return;
 	}
-	frame_buf_filled(&c->in, (size_t)nread);
+	if (c->tls) {
+		tls_conn_filled(c->tls, (size_t)nread);
+		if (!tls_progress(c))
+			return;
+	} else {
+		frame_buf_filled(&c->in, (size_t)nread);
+	}
 	uint8_t *msg;
 	size_t len;
 	while (c->state == C_READY && frame_next(&c->in, &msg, &len))
 		on_answer(c, msg, len);
+}
+
+/* TLS: finish the handshake (then check the certificate before any query is
+ * written: strict profile, RFC 8310 5), then decrypt what came. Returns true
+ * when plaintext may be in c->in. */
+static bool tls_progress(struct circuit *c)
+{
+	int r;
+	if (c->state == C_HANDSHAKE) {
+		r = tls_conn_handshake(c->tls);
+		mark_dirty(c); /* handshake records to send */
+		if (r == TLS_AGAIN)
+			return false;
+		if (r < 0) {
+			log_warn_rl(TLS, "circuit %u to %s: TLS handshake failed: %s", c->id, c->up->name, tls_strerror(r));
+			fail(c, "TLS handshake failed", ERR_DEADLINE);
+			return false;
+		}
+		const char *reason = NULL;
+		char why[512];
+		if (tls_conn_verify(c->tls, &reason, why, sizeof(why)) < 0) {
+			METRIC_INC(&c->w->m, tls_auth_failures);
+			log_warn_rl(TLS, "circuit %u to %s: certificate verification failed (reason: %s): %s; no query sent",
+				    c->id, c->up->name, reason, why);
+			fail(c, "not authenticated", ERR_DEADLINE);
+			return false;
+		}
+		METRIC_INC(&c->w->m, tls_handshakes);
+		if (tls_conn_resumed(c->tls))
+			METRIC_INC(&c->w->m, tls_resumed);
+		log_debug(TLS, "circuit %u to %s: TLS up%s", c->id, c->up->name,
+			  tls_conn_resumed(c->tls) ? ", session resumed" : "");
+		become_ready(c);
+	}
+	r = tls_conn_read(c->tls, &c->in);
+	if (r < 0) {
+		if (r == -ECONNRESET && c->table.count == 0 && c->n_waiting == 0) {
+			circuit_close(c, true);
+			return false;
+		}
+		fail(c, "TLS error", r == -ECONNRESET ? 0 : ERR_DEADLINE);
+		return false;
+	}
+	return true;
 }
 
 /* ---- writing ---- */
@@ -383,15 +481,33 @@ static void write_cb(uv_write_t *req, int status)
 		circuit_flush(c);
 }
 
+/* Bytes for the socket: the framed queries themselves, or over TLS the
+ * records they were encrypted into. */
+static struct frame_buf *wire_out(struct circuit *c)
+{
+	return c->tls ? tls_conn_out(c->tls) : &c->out;
+}
+
 void circuit_flush(struct circuit *c)
 {
 	c->is_dirty = false;
-	if (c->state != C_READY || c->is_writing || c->out.len == 0)
+	if (c->state != C_READY && c->state != C_HANDSHAKE)
 		return;
-	uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
-	int n = uv_try_write(&c->io.stream, &b, 1);
-	if (n == (int)c->out.len) {
+	if (c->tls && c->out.len) {
+		int r = tls_conn_write(c->tls, c->out.data, c->out.len);
 		c->out.len = 0;
+		if (r < 0) {
+			fail(c, "TLS error", ERR_DEADLINE);
+			return;
+		}
+	}
+	struct frame_buf *o = wire_out(c);
+	if (c->is_writing || o->len == 0)
+		return;
+	uv_buf_t b = uv_buf_init((char *)o->data, (unsigned)o->len);
+	int n = uv_try_write(&c->io.stream, &b, 1);
+	if (n == (int)o->len) {
+		o->len = 0;
 		return;
 	}
 	if (n < 0 && n != UV_EAGAIN) {
@@ -402,9 +518,9 @@ void circuit_flush(struct circuit *c)
 		n = 0;
 	/* the kernel took part: hand the rest to uv_write in the other buffer */
 	struct frame_buf t = c->wr;
-	c->wr = c->out;
-	c->out = t;
-	c->out.len = 0;
+	c->wr = *o;
+	*o = t;
+	o->len = o->start = 0;
 	memmove(c->wr.data, c->wr.data + n, c->wr.len - (size_t)n);
 	c->wr.len -= (size_t)n;
 	b = uv_buf_init((char *)c->wr.data, (unsigned)c->wr.len);
@@ -419,22 +535,8 @@ void circuit_flush(struct circuit *c)
 
 /* ---- connecting ---- */
 
-static void connect_cb(uv_connect_t *req, int status)
+static void become_ready(struct circuit *c)
 {
-	struct circuit *c = req->data;
-	if (c->state == C_CLOSING)
-		return;
-	if (status < 0) {
-		fail(c, "connect failed", status);
-		return;
-	}
-	if (c->io.handle.type == UV_TCP)
-		uv_tcp_nodelay(&c->io.tcp, 1);
-	int r = uv_read_start(&c->io.stream, alloc_cb, read_cb);
-	if (r < 0) {
-		fail(c, "read failed", r);
-		return;
-	}
 	c->state = C_READY;
 	c->last_active_ms = worker_now(c->w);
 	log_debug(CIRCUIT, "circuit %u to %s ready, %u queries waiting", c->id, c->up->name, c->n_waiting);
@@ -447,7 +549,45 @@ static void connect_cb(uv_connect_t *req, int status)
 		if (write_query(c, q) < 0)
 			query_requeue(q);
 	}
-	arm(c, c->last_active_ms + (c->table.count ? c->w->cfg->circuit_stall_ms : c->idle_ms));
+	uint32_t stall = c->w->cfg->circuit_stall_ms;
+	c->timer_at_ms = 0;
+	uv_timer_stop(&c->timer);
+	arm(c, c->last_active_ms + (c->idle_ms < stall ? c->idle_ms : stall));
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct circuit *c = req->data;
+	if (c->state == C_CLOSING)
+		return;
+	if (status < 0) {
+		fail(c, "connect failed", status);
+		return;
+	}
+	if (c->io.handle.type == UV_TCP)
+		uv_tcp_nodelay(&c->io.tcp, 1);
+	if (c->up->conf->kind == UPSTREAM_TLS) {
+		c->tls = tls_conn_new_client(c->up->conf->tls);
+		if (!c->tls) {
+			fail(c, "TLS setup failed", -ENOMEM);
+			return;
+		}
+	}
+	int r = uv_read_start(&c->io.stream, alloc_cb, read_cb);
+	if (r < 0) {
+		fail(c, "read failed", r);
+		return;
+	}
+	if (!c->tls) {
+		become_ready(c);
+		return;
+	}
+	/* the handshake runs under the connect timeout, which is still armed */
+	c->state = C_HANDSHAKE;
+	r = tls_conn_handshake(c->tls); /* ClientHello */
+	mark_dirty(c);
+	if (r < 0)
+		fail(c, "TLS handshake failed", ERR_DEADLINE);
 }
 
 static void start_connect(struct circuit *c)
@@ -495,7 +635,8 @@ static void on_timer(uv_timer_t *t)
 		start_connect(c);
 		return;
 	case C_CONNECTING:
-		fail(c, "connect timed out", ERR_DEADLINE);
+	case C_HANDSHAKE:
+		fail(c, c->state == C_CONNECTING ? "connect timed out" : "TLS handshake timed out", ERR_DEADLINE);
 		return;
 	case C_CLOSING:
 		return;

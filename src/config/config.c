@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config/config.h"
+#include "tls/creds.h"
 
 void config_defaults(struct config *c)
 {
@@ -20,14 +21,16 @@ void config_defaults(struct config *c)
 	c->tcp_idle_ms = 10000;
 	c->tcp_max_clients = 1024;
 	c->tcp_pipeline = 128;
+	c->tls_handshake_ms = 5000;
 }
 
 /* The embedded default: a local stub listener forwarding over persistent
- * circuits to two well-known public resolvers (Quad9, Cloudflare). */
+ * DNS-over-TLS circuits to two well-known public resolvers (Quad9,
+ * Cloudflare), verified against the system CA store. */
 void config_apply_embedded(struct config *c)
 {
 	static const char *const listens[] = {"127.0.0.1:53"};
-	static const char *const upstreams[] = {"tcp://9.9.9.9:53", "tcp://1.1.1.1:53"};
+	static const char *const upstreams[] = {"tls://9.9.9.9#dns.quad9.net", "tls://1.1.1.1#cloudflare-dns.com"};
 	char err[128];
 	c->embedded_default = true;
 	for (size_t i = 0; i < sizeof(listens) / sizeof(*listens); i++)
@@ -132,10 +135,12 @@ int config_parse_listen(const char *s, struct listen_conf *l, char *err, size_t 
 	memset(l, 0, sizeof(*l));
 	if ((rest = strip_prefix(s, "udp://")))
 		l->protos = LISTEN_UDP;
+	else if ((rest = strip_prefix(s, "tls://")))
+		l->protos = LISTEN_TLS;
 	else if ((rest = strip_prefix(s, "tcp://")))
 		l->protos = LISTEN_TCP;
 	else if (strstr(s, "://")) {
-		snprintf(err, errlen, "'%s': unknown listener scheme (udp://, tcp:// or ADDR:PORT)", s);
+		snprintf(err, errlen, "'%s': unknown listener scheme (udp://, tcp://, tls:// or ADDR:PORT)", s);
 		return -EINVAL;
 	} else {
 		rest = s;
@@ -145,6 +150,60 @@ int config_parse_listen(const char *s, struct listen_conf *l, char *err, size_t 
 	if (r < 0)
 		return r;
 	config_addr_str(&l->addr, l->text, sizeof(l->text));
+	return 0;
+}
+
+/* tls://IP[:PORT][?pin=sha256/BASE64[&pin=...]][#AUTH-NAME], as Unbound
+ * writes the name and stubby the pins (DESIGN.md, Interfaces). */
+static int parse_tls(const char *s, const char *rest, struct upstream_conf *u, char *err, size_t errlen)
+{
+	char hostport[128], query[512] = "";
+	const char *hash = strchr(rest, '#');
+	const char *q = strchr(rest, '?');
+	if (q && hash && q > hash)
+		q = NULL;
+	size_t hl = q ? (size_t)(q - rest) : hash ? (size_t)(hash - rest) : strlen(rest);
+	if (hl >= sizeof(hostport)) {
+		snprintf(err, errlen, "'%s': address too long", s);
+		return -EINVAL;
+	}
+	memcpy(hostport, rest, hl);
+	hostport[hl] = '\0';
+	u->kind = UPSTREAM_TLS;
+	if (parse_hostport(hostport, 853, &u->addr, err, errlen) < 0)
+		return -EINVAL;
+	if (hash) {
+		if (strlen(hash + 1) == 0 || strlen(hash + 1) >= sizeof(u->auth_name)) {
+			snprintf(err, errlen, "'%s': the name after '#' must be 1-255 characters", s);
+			return -EINVAL;
+		}
+		snprintf(u->auth_name, sizeof(u->auth_name), "%s", hash + 1);
+	}
+	if (!q)
+		return 0;
+	size_t ql = hash ? (size_t)(hash - q - 1) : strlen(q + 1);
+	if (ql >= sizeof(query)) {
+		snprintf(err, errlen, "'%s': too many pins", s);
+		return -EINVAL;
+	}
+	memcpy(query, q + 1, ql);
+	query[ql] = '\0';
+	char *save = NULL;
+	for (char *kv = strtok_r(query, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
+		if (strncmp(kv, "pin=", 4) != 0) {
+			snprintf(err, errlen, "'%s': unknown parameter '%s' (only pin=sha256/BASE64)", s, kv);
+			return -EINVAL;
+		}
+		if (u->n_pins >= CONFIG_MAX_PINS) {
+			snprintf(err, errlen, "'%s': at most %d pins", s, CONFIG_MAX_PINS);
+			return -EINVAL;
+		}
+		if (tls_parse_pin(kv + 4, u->pins[u->n_pins]) < 0) {
+			snprintf(err, errlen, "'%s': '%s' is not sha256/ and the base64 of 32 bytes", s, kv + 4);
+			return -EINVAL;
+		}
+		u->n_pins++;
+	}
 	return 0;
 }
 
@@ -165,12 +224,14 @@ int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, siz
 		u->kind = UPSTREAM_UNIX;
 		return 0;
 	}
+	if ((rest = strip_prefix(s, "tls://")))
+		return parse_tls(s, rest, u, err, errlen);
 	if ((rest = strip_prefix(s, "udp://")))
 		u->kind = UPSTREAM_UDP;
 	else if ((rest = strip_prefix(s, "tcp://")))
 		u->kind = UPSTREAM_TCP;
 	else {
-		snprintf(err, errlen, "'%s': upstream must be udp://, tcp:// or unix:// (tls:// and https:// are not built yet)", s);
+		snprintf(err, errlen, "'%s': upstream must be udp://, tcp://, tls:// or unix:// (https:// is not built yet)", s);
 		return -EINVAL;
 	}
 	return parse_hostport(rest, 53, &u->addr, err, errlen);
@@ -185,6 +246,12 @@ int config_validate(const struct config *c, char *err, size_t errlen)
 	if (c->n_upstreams == 0) {
 		snprintf(err, errlen, "no --upstream");
 		return -EINVAL;
+	}
+	for (size_t i = 0; i < c->n_listens; i++) {
+		if ((c->listens[i].protos & LISTEN_TLS) && (!c->tls_cert || !c->tls_key)) {
+			snprintf(err, errlen, "--listen tls://%s needs --tls-cert and --tls-key", c->listens[i].text);
+			return -EINVAL;
+		}
 	}
 	if (c->circuit_inflight > c->max_inflight) {
 		snprintf(err, errlen, "--circuit-inflight (%u) exceeds --max-inflight (%u)", c->circuit_inflight,

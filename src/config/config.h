@@ -14,20 +14,29 @@
 #define CONFIG_MAX_THREADS 64
 #define CONFIG_CIRCUIT_MAX_LIMIT 16
 
-enum listen_proto { LISTEN_UDP = 1, LISTEN_TCP = 2 };
+enum listen_proto { LISTEN_UDP = 1, LISTEN_TCP = 2, LISTEN_TLS = 4 };
 
 struct listen_conf {
-	int protos;                   /* LISTEN_UDP | LISTEN_TCP */
+	int protos;                   /* LISTEN_UDP | LISTEN_TCP, or LISTEN_TLS alone */
 	struct sockaddr_storage addr; /* where to bind */
 	char text[80];                /* printable "ADDR:PORT" */
 };
 
-enum upstream_kind { UPSTREAM_UDP, UPSTREAM_TCP, UPSTREAM_UNIX };
+enum upstream_kind { UPSTREAM_UDP, UPSTREAM_TCP, UPSTREAM_UNIX, UPSTREAM_TLS };
+
+#define CONFIG_MAX_PINS 8
+
+struct tls_client_ctx;
+struct tls_server_ctx;
 
 struct upstream_conf {
 	enum upstream_kind kind;
 	struct sockaddr_storage addr; /* IP and port, or sockaddr_un for unix */
-	char text[140];               /* the URL as given, for logs */
+	char text[600];               /* the URL as given, for logs */
+	char auth_name[256];          /* tls: name the certificate must carry (after '#') */
+	uint8_t pins[CONFIG_MAX_PINS][32]; /* tls: SPKI SHA-256 pins (?pin=sha256/...) */
+	unsigned n_pins;
+	struct tls_client_ctx *tls;   /* tls: shared by the workers; made by main.c */
 };
 
 struct config {
@@ -46,6 +55,11 @@ struct config {
 	uint32_t tcp_idle_ms;       /* client TCP idle timeout */
 	uint32_t tcp_max_clients;   /* client TCP connections per worker */
 	uint32_t tcp_pipeline;      /* queries in flight per client TCP connection */
+	uint32_t tls_handshake_ms;  /* DoT clients must finish their handshake within this */
+	const char *ca_file;        /* PEM CA bundle for tls:// upstreams; NULL: the system store */
+	const char *tls_cert;       /* DoT listener certificate chain (PEM) */
+	const char *tls_key;        /* and its key */
+	struct tls_server_ctx *tls_server; /* made by main.c when a tls:// listener exists */
 	bool embedded_default;      /* no listener or upstream was given */
 };
 
@@ -58,7 +72,8 @@ void config_apply_embedded(struct config *c);
  * On error returns -EINVAL and writes a reason to err. */
 int config_parse_listen(const char *s, struct listen_conf *l, char *err, size_t errlen);
 
-/** Parse "udp://IP[:PORT]", "tcp://IP[:PORT]", "unix:///path"; port 53 by default. */
+/** Parse "udp://IP[:PORT]", "tcp://IP[:PORT]", "unix:///path" (port 53 by default),
+ * "tls://IP[:PORT][?pin=sha256/BASE64[&pin=...]][#AUTH-NAME]" (port 853 by default). */
 int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, size_t errlen);
 
 /** Check cross-field constraints; -EINVAL with a reason. */

@@ -9,6 +9,7 @@
 #include "core/daemon.h"
 #include "core/worker.h"
 #include "obs/log.h"
+#include "tls/creds.h"
 
 struct daemon {
 	const struct config *cfg;
@@ -57,11 +58,12 @@ static int bind_all(const struct config *cfg, int *fds)
 		for (size_t i = 0; i < cfg->n_listens; i++) {
 			const struct listen_conf *lc = &cfg->listens[i];
 			for (int p = 0; p < 2; p++) {
-				if (!(lc->protos & (p ? LISTEN_TCP : LISTEN_UDP)))
+				if (!(lc->protos & (p ? LISTEN_TCP | LISTEN_TLS : LISTEN_UDP)))
 					continue;
 				int fd = bind_one(lc, p ? SOCK_STREAM : SOCK_DGRAM);
 				if (fd < 0) {
-					log_err(DAEMON, "cannot bind %s://%s: %s", p ? "tcp" : "udp", lc->text, strerror(-fd));
+					log_err(DAEMON, "cannot bind %s://%s: %s",
+						p ? (lc->protos & LISTEN_TLS ? "tls" : "tcp") : "udp", lc->text, strerror(-fd));
 					return fd;
 				}
 				fds[w * per + 2 * i + (size_t)p] = fd;
@@ -88,6 +90,23 @@ static void print_stats(struct daemon *d)
 	log_write(LOG_INFO, "DAEMON", "stats total %s", line);
 }
 
+/* SIGHUP: re-read the DoT certificate and key (Let's Encrypt renews every 60
+ * days); established sessions keep the credentials they started with. */
+static void reload_tls(struct daemon *d)
+{
+	char err[512];
+	if (!d->cfg->tls_server) {
+		log_info(DAEMON, "SIGHUP: nothing to reload (no tls:// listener)");
+		return;
+	}
+	if (tls_server_ctx_reload(d->cfg->tls_server, err, sizeof(err)) < 0) {
+		log_err(TLS, "SIGHUP: keeping the old certificate: %s", err);
+		return;
+	}
+	log_info(TLS, "SIGHUP: certificate %s and key %s reloaded", d->cfg->tls_server->cert_path,
+		 d->cfg->tls_server->key_path);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct daemon *d = s->data;
@@ -96,7 +115,7 @@ static void on_signal(uv_signal_t *s, int signum)
 		return;
 	}
 	if (signum == SIGHUP) {
-		log_info(DAEMON, "SIGHUP: nothing to reload yet (no configuration file in use)");
+		reload_tls(d);
 		return;
 	}
 	if (d->stopping)

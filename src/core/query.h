@@ -53,6 +53,7 @@ struct query {
 	uint8_t requeues;          /* times resent after its circuit dropped */
 	uint8_t udp_tries;         /* UDP transmissions so far */
 	bool ka_requested;         /* RFC 7828 keepalive option added on its circuit */
+	bool opt_added;            /* OPT record added for padding: remove it from the answer */
 	bool was_sent;             /* written to an upstream at least once */
 	struct msg_info mi;        /* parsed facts of the client message */
 	union {

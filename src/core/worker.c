@@ -35,6 +35,9 @@ static void rearm(struct worker *w)
 	t = tq_next_ms(&w->tcp_idle);
 	if (t < next)
 		next = t;
+	t = tq_next_ms(&w->tls_hs);
+	if (t < next)
+		next = t;
 	if (next != UINT64_MAX)
 		worker_arm(w, next);
 }
@@ -173,6 +176,7 @@ int worker_init(struct worker *w, unsigned idx, const struct config *cfg, int *f
 	tq_init(&w->deadlines, cfg->timeout_ms);
 	tq_init(&w->udp_retry, cfg->udp_retry_ms);
 	tq_init(&w->tcp_idle, cfg->tcp_idle_ms);
+	tq_init(&w->tls_hs, cfg->tls_handshake_ms);
 	w->udp_rbuf_len = WORKER_UDP_CHUNKS * UDP_DGRAM_MAX;
 	w->udp_rbuf = malloc(w->udp_rbuf_len);
 	w->pool.members = calloc(cfg->n_upstreams, sizeof(*w->pool.members));

@@ -33,6 +33,7 @@ struct worker {
 	struct tq deadlines;           /* queries, delay = timeout */
 	struct tq udp_retry;           /* queries sent over UDP, delay = udp_retry */
 	struct tq tcp_idle;            /* client TCP connections, delay = tcp_idle */
+	struct tq tls_hs;              /* DoT clients in their handshake, delay = tls_handshake */
 	struct rnd rnd;                /* IDs and jitter */
 	struct metrics m;              /* counters, read by the daemon */
 	struct pool pool;              /* upstream instances of this worker */

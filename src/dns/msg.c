@@ -164,6 +164,26 @@ size_t msg_error_reply(const uint8_t *q, size_t qlen, const struct msg_info *mi,
 	return n;
 }
 
+size_t msg_add_opt(uint8_t *wire, size_t len, uint16_t udp_size)
+{
+	uint8_t *p = wire + len;
+	memset(p, 0, 11);
+	p[2] = OPT_TYPE;
+	msg_put16(p + 3, udp_size);
+	knot_wire_set_arcount(wire, (uint16_t)(knot_wire_get_arcount(wire) + 1));
+	return len + 11;
+}
+
+size_t msg_append_option(uint8_t *wire, size_t len, size_t opt_off, uint16_t code, uint16_t optlen)
+{
+	uint8_t *p = wire + len;
+	msg_put16(p, code);
+	msg_put16(p + 2, optlen);
+	memset(p + 4, 0, optlen);
+	msg_put16(wire + opt_off + 9, (uint16_t)(msg_get16(wire + opt_off + 9) + 4 + optlen));
+	return len + 4 + optlen;
+}
+
 size_t msg_find_option(const uint8_t *wire, size_t opt_off, size_t opt_len, uint16_t code)
 {
 	size_t p = opt_off + 11, end = opt_off + opt_len;

@@ -65,6 +65,22 @@ static inline uint16_t msg_client_udp_max(const struct msg_info *mi)
 	return mi->udp_size > MSG_UDP_MIN ? mi->udp_size : MSG_UDP_MIN;
 }
 
+/** Append an empty OPT record (UDP size udp_size) at len and count it in
+ * ARCOUNT; the caller guarantees 11 bytes of room. Returns the new length. */
+size_t msg_add_opt(uint8_t *wire, size_t len, uint16_t udp_size);
+
+/** Append option code with optlen zero bytes to the OPT record at opt_off,
+ * which must be the last record (ends at len); the caller guarantees 4 +
+ * optlen bytes of room. Returns the new length. */
+size_t msg_append_option(uint8_t *wire, size_t len, size_t opt_off, uint16_t code, uint16_t optlen);
+
+/** Bytes of padding option data that bring a message of len bytes (before
+ * the 4-byte option header) to a multiple of block (RFC 7830, RFC 8467 4.1). */
+static inline uint16_t msg_padding_for(size_t len, size_t block)
+{
+	return (uint16_t)((block - (len + 4) % block) % block);
+}
+
 /** Find an EDNS option in the OPT record at opt_off; returns the offset of its
  * code field, or 0. */
 size_t msg_find_option(const uint8_t *wire, size_t opt_off, size_t opt_len, uint16_t code);

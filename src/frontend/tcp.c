@@ -1,7 +1,9 @@
-/* tcp.c -- TCP listener and client connections (see tcp.h). RFC 7766: several
- * queries in flight per connection (6.2.1), answers sent as they come, in any
- * order (7), idle connections closed (6.2.3), and a cap on connections so a
- * flood of them cannot take all file descriptors. */
+/* tcp.c -- TCP and DNS-over-TLS listeners and their client connections (see
+ * tcp.h). RFC 7766: several queries in flight per connection (6.2.1), answers
+ * sent as they come, in any order (7), idle connections closed (6.2.3), and a
+ * cap on connections so a flood of them cannot take all file descriptors.
+ * RFC 7858: the same over TLS (tls/tls.h), with a handshake deadline and
+ * answers padded to 468-byte blocks (RFC 8467 4.1). */
 #include <stdlib.h>
 #include <string.h>
 #include "core/query.h"
@@ -10,8 +12,11 @@
 #include "frontend/frontend.h"
 #include "frontend/tcp.h"
 #include "obs/log.h"
+#include "tls/tls.h"
 
 #define CLIENT_RBUF 4096
+#define PAD_ANSWER_BLOCK 468 /* RFC 8467 4.1: block-length padding of responses */
+#define EDNS_PADDING 12
 
 struct frontend_tcp {
 	uv_tcp_t h;
@@ -25,6 +30,8 @@ struct tcp_client {
 	struct worker *w;
 	struct frame_buf in;        /* bytes read, reassembled */
 	struct tq_entry idle;       /* in w->tcp_idle while no query is in flight */
+	struct tq_entry hs;         /* in w->tls_hs until the TLS handshake is done */
+	struct tls_conn *tls;       /* DoT: the session; NULL for plain TCP */
 	uint32_t refs;              /* 1 for the open handle + 1 per query + 1 per pending write */
 	uint32_t inflight;          /* queries from it not yet answered */
 	bool is_closing;
@@ -45,6 +52,7 @@ static void client_unref(struct tcp_client *tc)
 	if (--tc->refs > 0)
 		return;
 	frame_buf_deinit(&tc->in);
+	tls_conn_free(tc->tls);
 	free(tc);
 }
 
@@ -60,6 +68,7 @@ static void client_close(struct tcp_client *tc)
 	struct worker *w = tc->w;
 	tc->is_closing = true;
 	tq_remove(&tc->idle);
+	tq_remove(&tc->hs);
 	if (tc->prev)
 		tc->prev->next = tc->next;
 	else
@@ -70,7 +79,8 @@ static void client_close(struct tcp_client *tc)
 	uv_close((uv_handle_t *)&tc->h, client_close_cb);
 }
 
-static void process(struct tcp_client *tc);
+static void process(struct tcp_client *tc, bool activity);
+static void write_bytes(struct tcp_client *tc, uv_buf_t *b, unsigned nb);
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -78,13 +88,58 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	uint8_t *p;
 	size_t room;
 	(void)suggested;
-	if (frame_buf_room(&tc->in, 1024, &p, &room) < 0) {
+	int r = tc->tls ? tls_conn_room(tc->tls, &p, &room) : frame_buf_room(&tc->in, 1024, &p, &room);
+	if (r < 0) {
 		buf->base = NULL;
 		buf->len = 0;
 		return;
 	}
 	buf->base = (char *)p;
 	buf->len = room;
+}
+
+/* Send what TLS produced (handshake records, or encrypted answers). */
+static void flush_tls(struct tcp_client *tc)
+{
+	struct frame_buf *o = tls_conn_out(tc->tls);
+	if (o->len == 0)
+		return;
+	uv_buf_t b = uv_buf_init((char *)o->data, (unsigned)o->len);
+	write_bytes(tc, &b, 1);
+	o->len = 0;
+}
+
+/* DoT: finish the handshake, then decrypt into tc->in. False when there is
+ * nothing more to do now (or the connection was closed). */
+static bool tls_progress(struct tcp_client *tc)
+{
+	struct worker *w = tc->w;
+	if (!tls_conn_handshake_done(tc->tls)) {
+		int r = tls_conn_handshake(tc->tls);
+		flush_tls(tc);
+		if (r == TLS_AGAIN || tc->is_closing)
+			return false;
+		if (r < 0) {
+			METRIC_INC(&w->m, tls_client_failures);
+			log_debug(TLS, "DoT client handshake failed: %s", tls_strerror(r));
+			client_close(tc);
+			return false;
+		}
+		tq_remove(&tc->hs);
+		METRIC_INC(&w->m, tls_clients);
+	}
+	int r = tls_conn_read(tc->tls, &tc->in);
+	if (r < 0) {
+		/* close_notify is the client's EOF: answer what it sent, then close */
+		if (r == -ECONNRESET) {
+			tc->saw_eof = true;
+			process(tc, false);
+		} else {
+			client_close(tc);
+		}
+		return false;
+	}
+	return true;
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -99,14 +154,20 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		uv_read_stop(s);
 		tc->is_reading = false;
 		tc->saw_eof = true;
-		if (nread != UV_EOF)
+		if (nread != UV_EOF || (tc->tls && !tls_conn_handshake_done(tc->tls)))
 			client_close(tc);
 		else
-			process(tc); /* whole messages before the FIN still count */
+			process(tc, false); /* whole messages before the FIN still count */
 		return;
 	}
-	frame_buf_filled(&tc->in, (size_t)nread);
-	process(tc);
+	if (tc->tls) {
+		tls_conn_filled(tc->tls, (size_t)nread);
+		if (!tls_progress(tc))
+			return;
+	} else {
+		frame_buf_filled(&tc->in, (size_t)nread);
+	}
+	process(tc, false);
 }
 
 static void set_reading(struct tcp_client *tc, bool on)
@@ -122,14 +183,17 @@ static void set_reading(struct tcp_client *tc, bool on)
 
 /* Turn every whole message in the buffer into a query, up to the pipeline
  * cap; past it, stop reading until answers go out (backpressure, not drops). */
-static void process(struct tcp_client *tc)
+static void process(struct tcp_client *tc, bool activity)
 {
 	struct worker *w = tc->w;
 	uint8_t *msg;
 	size_t len;
+	unsigned got = 0;
 	tc->in_process = true;
-	while (!tc->is_closing && tc->inflight < w->cfg->tcp_pipeline && frame_next(&tc->in, &msg, &len))
+	while (!tc->is_closing && tc->inflight < w->cfg->tcp_pipeline && frame_next(&tc->in, &msg, &len)) {
 		frontend_query(w, msg, len, NULL, NULL, tc);
+		got++;
+	}
 	tc->in_process = false;
 	if (tc->is_closing)
 		return;
@@ -139,7 +203,9 @@ static void process(struct tcp_client *tc)
 		return;
 	}
 	set_reading(tc, tc->inflight < w->cfg->tcp_pipeline);
-	if (tc->inflight == 0) {
+	/* the idle clock restarts for whole messages and answers, not for single
+	 * bytes: a client dribbling a byte at a time cannot hold the connection */
+	if (tc->inflight == 0 && (activity || got || !tq_entry_queued(&tc->idle))) {
 		tq_add(&w->tcp_idle, &tc->idle, worker_now(w));
 		worker_arm(w, tc->idle.deadline_ms);
 	}
@@ -160,7 +226,7 @@ void frontend_tcp_query_done(struct tcp_client *tc)
 			if (tc->inflight == 0)
 				client_close(tc);
 		} else {
-			process(tc); /* messages held back by the cap, reading, idle timer */
+			process(tc, true); /* messages held back by the cap, reading, idle timer */
 		}
 	}
 	client_unref(tc);
@@ -176,49 +242,89 @@ static void write_cb(uv_write_t *req, int status)
 	client_unref(tc);
 }
 
-void frontend_tcp_send(struct tcp_client *tc, const uint8_t *msg, size_t len)
+/* Write bufs, as much as the kernel takes now; the rest is copied and handed
+ * to uv_write (answers are written in the order they are given). */
+static void write_bytes(struct tcp_client *tc, uv_buf_t *b, unsigned nb)
 {
-	if (tc->is_closing) {
-		METRIC_INC(&tc->w->m, send_errors);
-		return;
-	}
-	uint8_t pfx[2] = {(uint8_t)(len >> 8), (uint8_t)len};
-	uv_buf_t b[2] = {uv_buf_init((char *)pfx, 2), uv_buf_init((char *)msg, (unsigned)len)};
-	int n = 0;
+	size_t total = 0;
+	for (unsigned i = 0; i < nb; i++)
+		total += b[i].len;
+	size_t n = 0;
 	if (uv_stream_get_write_queue_size((uv_stream_t *)&tc->h) == 0) {
-		n = uv_try_write((uv_stream_t *)&tc->h, b, 2);
-		if (n == (int)len + 2)
+		int r = uv_try_write((uv_stream_t *)&tc->h, b, nb);
+		if (r == (int)total)
 			return;
-		if (n < 0 && n != UV_EAGAIN) {
+		if (r < 0 && r != UV_EAGAIN) {
 			METRIC_INC(&tc->w->m, send_errors);
 			client_close(tc);
 			return;
 		}
-		if (n < 0)
-			n = 0;
+		n = r < 0 ? 0 : (size_t)r;
 	}
-	/* the rest goes through uv_write, which needs its own copy */
-	size_t rest = len + 2 - (size_t)n;
-	struct write_req *wr = malloc(sizeof(*wr) + rest);
+	struct write_req *wr = malloc(sizeof(*wr) + total - n);
 	if (!wr) {
 		client_close(tc);
 		return;
 	}
-	uint8_t *p = wr->data;
-	if (n < 2) {
-		memcpy(p, pfx + n, 2 - (size_t)n);
-		memcpy(p + 2 - n, msg, len);
-	} else {
-		memcpy(p, msg + (n - 2), rest);
+	size_t off = 0, skip = n;
+	for (unsigned i = 0; i < nb; i++) {
+		size_t l = b[i].len;
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		memcpy(wr->data + off, b[i].base + skip, l - skip);
+		off += l - skip;
+		skip = 0;
 	}
 	wr->tc = tc;
-	uv_buf_t wb = uv_buf_init((char *)wr->data, (unsigned)rest);
+	uv_buf_t wb = uv_buf_init((char *)wr->data, (unsigned)off);
 	if (uv_write(&wr->req, (uv_stream_t *)&tc->h, &wb, 1, write_cb) < 0) {
 		free(wr);
 		client_close(tc);
 		return;
 	}
 	tc->refs++;
+}
+
+/* RFC 8467 4.1 and RFC 7830 4: over TLS, answers to queries with EDNS are
+ * padded to a multiple of 468 bytes (in a copy: msg may sit in a circuit's
+ * read buffer). Returns msg itself when there is nothing to pad. */
+static const uint8_t *pad_answer(const uint8_t *msg, size_t *len)
+{
+	static __thread uint8_t padded[MSG_MAX];
+	struct msg_info mi;
+	if (msg_scan(msg, *len, &mi) < 0 || !mi.opt_off || mi.opt_off + mi.opt_len != *len ||
+	    msg_find_option(msg, mi.opt_off, mi.opt_len, EDNS_PADDING))
+		return msg;
+	uint16_t pad = msg_padding_for(*len, PAD_ANSWER_BLOCK);
+	if (*len + 4 + pad > MSG_MAX)
+		return msg;
+	memcpy(padded, msg, *len);
+	*len = msg_append_option(padded, *len, mi.opt_off, EDNS_PADDING, pad);
+	return padded;
+}
+
+void frontend_tcp_send(struct tcp_client *tc, const uint8_t *msg, size_t len)
+{
+	if (tc->is_closing) {
+		METRIC_INC(&tc->w->m, send_errors);
+		return;
+	}
+	if (tc->tls)
+		msg = pad_answer(msg, &len);
+	uint8_t pfx[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+	if (tc->tls) {
+		if (tls_conn_write2(tc->tls, pfx, 2, msg, len) < 0) {
+			METRIC_INC(&tc->w->m, send_errors);
+			client_close(tc);
+			return;
+		}
+		flush_tls(tc);
+		return;
+	}
+	uv_buf_t b[2] = {uv_buf_init((char *)pfx, 2), uv_buf_init((char *)msg, (unsigned)len)};
+	write_bytes(tc, b, 2);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -254,6 +360,15 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	METRIC_INC(&w->m, tcp_clients);
 	uv_tcp_nodelay(&tc->h, 1);
+	if (l->conf->protos & LISTEN_TLS) {
+		tc->tls = tls_conn_new_server(w->cfg->tls_server);
+		if (!tc->tls) {
+			client_close(tc);
+			return;
+		}
+		tq_add(&w->tls_hs, &tc->hs, worker_now(w));
+		worker_arm(w, tc->hs.deadline_ms);
+	}
 	set_reading(tc, true);
 	tq_add(&w->tcp_idle, &tc->idle, worker_now(w));
 	worker_arm(w, tc->idle.deadline_ms);
@@ -262,6 +377,10 @@ static void on_connection(uv_stream_t *server, int status)
 void frontend_tcp_idle_expired(struct worker *w, uint64_t now_ms)
 {
 	struct tq_entry *e;
+	while ((e = tq_pop_expired(&w->tls_hs, now_ms))) {
+		METRIC_INC(&w->m, tls_client_failures);
+		client_close(tq_container(e, struct tcp_client, hs));
+	}
 	while ((e = tq_pop_expired(&w->tcp_idle, now_ms))) {
 		struct tcp_client *tc = tq_container(e, struct tcp_client, idle);
 		if (tc->inflight == 0)

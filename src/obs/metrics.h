@@ -25,7 +25,12 @@
 	X(circuits_failed)   /* upstream connections that failed or died */                                          \
 	X(send_errors)       /* answers that could not be sent to the client */                                      \
 	X(tcp_clients)       /* client TCP connections accepted */                                                   \
-	X(tcp_rejected)      /* client TCP connections closed at once by the cap */
+	X(tcp_rejected)      /* client TCP connections closed at once by the cap */                                  \
+	X(tls_handshakes)    /* upstream TLS sessions established */                                                 \
+	X(tls_resumed)       /* of which resumed from a session ticket */                                            \
+	X(tls_auth_failures) /* upstream certificates rejected (no query sent) */                                    \
+	X(tls_clients)       /* DoT client connections that completed a handshake */                                 \
+	X(tls_client_failures) /* DoT client handshakes that failed or timed out */
 
 struct metrics {
 #define METRICS_DECL(name) uint64_t name;

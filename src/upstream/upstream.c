@@ -20,7 +20,13 @@ struct upstream *upstream_new(struct worker *w, const struct upstream_conf *conf
 	u->conf = conf;
 	u->w = w;
 	health_init(&u->health);
-	snprintf(u->name, sizeof(u->name), "%s", conf->text);
+	if (conf->kind == UPSTREAM_TLS) { /* without the pins: they are long and not secret, just noise */
+		char addr[80];
+		config_addr_str(&conf->addr, addr, sizeof(addr));
+		snprintf(u->name, sizeof(u->name), "tls://%s%s%s", addr, conf->auth_name[0] ? "#" : "", conf->auth_name);
+	} else {
+		snprintf(u->name, sizeof(u->name), "%.*s", (int)sizeof(u->name) - 1, conf->text);
+	}
 	return u;
 }
 
