@@ -100,20 +100,24 @@ void worker_query_release(struct query *q)
 static void close_all(struct worker *w)
 {
 	w->is_closed = true;
+	udptx_flush(w->tx); /* nothing queued may outlive its socket */
 	for (unsigned i = 0; i < w->pool.n; i++)
 		upstream_close(w->pool.members[i]);
 	w->pool.n = 0;
 	frontend_udp_close(w);
 	uv_close((uv_handle_t *)&w->timer, NULL);
 	uv_close((uv_handle_t *)&w->check, NULL);
+	uv_close((uv_handle_t *)&w->prepare, NULL);
 	uv_close((uv_handle_t *)&w->wake, NULL);
 }
 
-/* End of a loop turn: write what circuits queued, and finish a stop when the
- * last query is gone (here, never from deep inside a callback). */
-static void check_cb(uv_check_t *h)
+/* Write what circuits and UDP sends queued. Runs after the I/O callbacks
+ * (check) and again before the loop polls (prepare), so output queued by a
+ * timer does not wait for the next event. */
+static void flush(struct worker *w)
 {
-	struct worker *w = h->data;
+	if (w->tx->n)
+		udptx_flush(w->tx);
 	while (w->dirty) {
 		struct circuit *c = w->dirty;
 		w->dirty = NULL;
@@ -122,6 +126,21 @@ static void check_cb(uv_check_t *h)
 			circuit_flush(c);
 		}
 	}
+	if (w->tx->n) /* a circuit that failed may have answered queries */
+		udptx_flush(w->tx);
+}
+
+static void prepare_cb(uv_prepare_t *h)
+{
+	flush(h->data);
+}
+
+/* End of a loop turn: flush, and finish a stop when the last query is gone
+ * (here, never from deep inside a callback). */
+static void check_cb(uv_check_t *h)
+{
+	struct worker *w = h->data;
+	flush(w);
 	if (w->is_stopping && !w->is_closed && w->inflight == 0)
 		close_all(w);
 }
@@ -179,6 +198,12 @@ int worker_init(struct worker *w, unsigned idx, const struct config *cfg, int *f
 	tq_init(&w->tls_hs, cfg->tls_handshake_ms);
 	w->udp_rbuf_len = WORKER_UDP_CHUNKS * UDP_DGRAM_MAX;
 	w->udp_rbuf = malloc(w->udp_rbuf_len);
+	w->tx = malloc(sizeof(*w->tx));
+	if (!w->tx)
+		return -ENOMEM;
+	w->tx->n = 0;
+	w->tx->used = 0;
+	w->tx->m = &w->m;
 	w->pool.members = calloc(cfg->n_upstreams, sizeof(*w->pool.members));
 	if (!w->udp_rbuf || !w->pool.members)
 		return -ENOMEM;
@@ -193,6 +218,9 @@ int worker_init(struct worker *w, unsigned idx, const struct config *cfg, int *f
 	uv_check_init(&w->loop, &w->check);
 	w->check.data = w;
 	uv_check_start(&w->check, check_cb);
+	uv_prepare_init(&w->loop, &w->prepare);
+	w->prepare.data = w;
+	uv_prepare_start(&w->prepare, prepare_cb);
 	uv_async_init(&w->loop, &w->wake, wake_cb);
 	w->wake.data = w;
 	/* before the thread runs, so a failure is reported by the daemon */
@@ -219,6 +247,7 @@ void worker_deinit(struct worker *w)
 	}
 	free(w->pool.members);
 	free(w->udp_rbuf);
+	free(w->tx);
 	if (uv_loop_close(&w->loop) != 0)
 		log_warn(WORKER, "worker %u: handles left open at exit", w->idx);
 }

@@ -10,6 +10,7 @@
 #include "circuit/timeout.h"
 #include "config/config.h"
 #include "core/rand.h"
+#include "core/udptx.h"
 #include "obs/metrics.h"
 #include "route/pool.h"
 
@@ -28,7 +29,8 @@ struct worker {
 	uv_thread_t thread;
 	uv_timer_t timer;              /* armed at the earliest deadline of the queues below */
 	uint64_t timer_at;             /* when timer fires, UINT64_MAX when stopped */
-	uv_check_t check;              /* end of each loop turn: flush circuits, re-arm timer */
+	uv_check_t check;              /* after I/O callbacks: flush circuits and UDP sends */
+	uv_prepare_t prepare;          /* before polling: the same, for what timers queued */
 	uv_async_t wake;               /* daemon -> worker: stop */
 	struct tq deadlines;           /* queries, delay = timeout */
 	struct tq udp_retry;           /* queries sent over UDP, delay = udp_retry */
@@ -45,6 +47,7 @@ struct worker {
 	struct frontend_tcp *tcps;     /* TCP listeners (list) */
 	struct tcp_client *clients;    /* client TCP connections (list) */
 	uint32_t n_clients;
+	struct udptx *tx;              /* UDP datagrams to send at the end of this loop turn */
 	uint8_t *udp_rbuf;             /* recvmmsg buffer, shared by all UDP sockets of the worker */
 	size_t udp_rbuf_len;
 	int *fds;                      /* listener sockets made by the daemon, per listen_conf and proto */

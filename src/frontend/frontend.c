@@ -79,8 +79,10 @@ void frontend_reply(struct query *q, const uint8_t *msg, size_t len)
 		frontend_tcp_send(q->client.tcp, msg, len);
 		return;
 	}
-	uv_buf_t b = uv_buf_init((char *)msg, (unsigned)len);
-	int r = uv_udp_try_send(q->client.udp.sock, &b, 1, &q->client.udp.peer.sa);
-	if (r < 0)
+	uv_os_fd_t fd;
+	if (uv_fileno((const uv_handle_t *)q->client.udp.sock, &fd) < 0) {
 		METRIC_INC(&w->m, send_errors);
+		return;
+	}
+	udptx_add(w->tx, fd, &q->client.udp.peer.sa, msg, len); /* sent at the end of this loop turn */
 }

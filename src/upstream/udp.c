@@ -31,6 +31,8 @@ static void sock_close(struct udp_sock *s)
 	if (s->is_closing)
 		return;
 	s->is_closing = true;
+	if (s->w->tx->n)
+		udptx_flush(s->w->tx); /* its fd may be reused as soon as it is closed */
 	uv_close((uv_handle_t *)&s->h, close_cb);
 }
 
@@ -153,10 +155,9 @@ int upstream_udp_send(struct upstream *u, struct query *q)
 	q->state = Q_UDP;
 	q->was_sent = true;
 	q->udp_tries++;
-	uv_buf_t b = uv_buf_init((char *)q->wire, q->len);
-	r = uv_udp_try_send(&s->h, &b, 1, NULL);
-	if (r < 0)
-		log_warn_rl(UPSTREAM, "udp upstream %s: send failed: %s (will retry)", u->name, uv_strerror(r));
+	uv_os_fd_t fd;
+	if (uv_fileno((const uv_handle_t *)&s->h, &fd) == 0)
+		udptx_add(w->tx, fd, NULL, q->wire, q->len); /* a lost send is retried like a lost answer */
 	tq_add(&w->udp_retry, &q->link, worker_now(w));
 	worker_arm(w, q->link.deadline_ms);
 	return 0;
