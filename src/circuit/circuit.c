@@ -150,6 +150,9 @@ static int append_query(struct circuit *c, struct query *q)
 		len = msg_add_opt(m, len, EDNS_ADDED_UDP);
 		opt_last = q->opt_added = true;
 	}
+	size_t own_pad;
+	if (opt_last && c->tls && (own_pad = msg_find_option(m, opt, len - opt, EDNS_PADDING)))
+		len = msg_remove_option(m, len, opt, own_pad); /* RFC 7830: one padding option, ours */
 	if (opt_last && want_keepalive(c, q)) {
 		len = msg_append_option(m, len, opt, EDNS_TCP_KEEPALIVE, 0);
 		q->ka_requested = c->ka_asked = true;
@@ -243,8 +246,28 @@ static void detach_from_upstream(struct circuit *c)
 	c->up = NULL;
 }
 
+/* What becomes of the queries a closing circuit holds. */
+enum handback { HAND_REQUEUE, HAND_FAIL, HAND_ELSEWHERE };
+
+static void hand_back(struct query *q, enum handback how, const struct upstream *u)
+{
+	switch (how) {
+	case HAND_REQUEUE: query_requeue(q); break;
+	case HAND_FAIL: query_fail(q, KNOT_RCODE_SERVFAIL); break;
+	case HAND_ELSEWHERE: query_dispatch_elsewhere(q, u); break;
+	}
+}
+
+static void close_circuit(struct circuit *c, enum handback how);
+
 void circuit_close(struct circuit *c, bool requeue)
 {
+	close_circuit(c, requeue ? HAND_REQUEUE : HAND_FAIL);
+}
+
+static void close_circuit(struct circuit *c, enum handback how)
+{
+	const struct upstream *u = c->up;
 	if (c->state == C_CLOSING)
 		return;
 	c->state = C_CLOSING;
@@ -259,10 +282,7 @@ void circuit_close(struct circuit *c, bool requeue)
 		q->circ = NULL;
 		q->requeues++;
 		n++;
-		if (requeue)
-			query_requeue(q);
-		else
-			query_fail(q, KNOT_RCODE_SERVFAIL);
+		hand_back(q, how, u);
 	}
 	struct tq_entry *e;
 	while ((e = tq_pop_expired(&c->waiting, UINT64_MAX))) {
@@ -271,13 +291,10 @@ void circuit_close(struct circuit *c, bool requeue)
 		q->state = Q_IDLE;
 		q->circ = NULL;
 		n++;
-		if (requeue)
-			query_requeue(q);
-		else
-			query_fail(q, KNOT_RCODE_SERVFAIL);
+		hand_back(q, how, u);
 	}
-	if (n)
-		METRIC_ADD(&c->w->m, requeued, requeue ? n : 0);
+	if (n && how != HAND_FAIL)
+		METRIC_ADD(&c->w->m, requeued, n);
 	uv_close((uv_handle_t *)&c->timer, close_cb);
 	if (c->io_init)
 		uv_close(&c->io.handle, close_cb);
@@ -440,9 +457,16 @@ static bool tls_progress(struct circuit *c)
 		char why[512];
 		if (tls_conn_verify(c->tls, &reason, why, sizeof(why)) < 0) {
 			METRIC_INC(&c->w->m, tls_auth_failures);
+			METRIC_INC(&c->w->m, circuits_failed);
 			log_warn_rl(TLS, "circuit %u to %s: certificate verification failed (reason: %s): %s; no query sent",
 				    c->id, c->up->name, reason, why);
-			fail(c, "not authenticated", ERR_DEADLINE);
+			/* a certificate does not fix itself in a few ms: mark the upstream
+			 * down for longer, and send its queries to another member or
+			 * answer them SERVFAIL now rather than at their deadline */
+			health_fail(&c->up->health, &c->w->rnd, worker_now(c->w));
+			c->up->health.is_down = true;
+			c->up->health.retry_at_ms = worker_now(c->w) + HEALTH_AUTH_BACKOFF_MS;
+			close_circuit(c, HAND_ELSEWHERE);
 			return false;
 		}
 		METRIC_INC(&c->w->m, tls_handshakes);

@@ -80,6 +80,17 @@ void query_dispatch(struct query *q, const struct upstream *avoid)
 	}
 }
 
+void query_dispatch_elsewhere(struct query *q, const struct upstream *u)
+{
+	struct worker *w = q->w;
+	struct upstream *next = pool_pick(&w->pool, worker_now(w), u);
+	if (!next || next == u || !health_usable(&next->health, worker_now(w))) {
+		query_fail(q, KNOT_RCODE_SERVFAIL);
+		return;
+	}
+	query_dispatch(q, u);
+}
+
 void query_requeue(struct query *q)
 {
 	if (q->requeues > QUERY_MAX_REQUEUES) {

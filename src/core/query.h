@@ -82,6 +82,10 @@ void query_dispatch(struct query *q, const struct upstream *avoid);
 /** Detach q from whatever upstream holds it (no answer is sent). */
 void query_detach(struct query *q);
 
+/** Send q to a usable pool member other than u, or answer it SERVFAIL when
+ * there is none (u's certificate was rejected: no point waiting for it). */
+void query_dispatch_elsewhere(struct query *q, const struct upstream *u);
+
 /** Put q back into circulation after its circuit failed: resend at once, or
  * SERVFAIL when it has been resent too often or its deadline passed. */
 void query_requeue(struct query *q);

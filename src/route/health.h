@@ -10,6 +10,7 @@
 #define HEALTH_MAX_FAILS 2        /* consecutive failures that mark an upstream down */
 #define HEALTH_BACKOFF_MIN_MS 50  /* first reconnect delay after a failed connect */
 #define HEALTH_BACKOFF_MAX_MS 400 /* cap, so a restarted upstream is back well within a second */
+#define HEALTH_AUTH_BACKOFF_MS 2000 /* after a certificate was rejected */
 
 struct health {
 	uint32_t fails;          /* consecutive failures */

@@ -5,6 +5,8 @@ origin, the scripted fault server, and the dnsmux binary itself.
   knotd_factory   fresh knotd instances a test may stop/kill and restart on
                   the same port (Knotd.stop/.kill/.start)
   fault_server    factory: FaultServer(**script) on a free loopback port
+  pki, unbound_dot, unbound_factory, tls_fault_server   DNS-over-TLS (see the
+                  section at the end of this file)
   unix_relay      factory: unix stream socket -> TCP relay (for unix:// upstreams)
   dnsmux          factory: start the binary, wait for `ready`; at teardown
                   SIGTERM, exit code 0 and no sanitizer report are asserted
@@ -661,3 +663,246 @@ def dnsmux(tmp_path):
             errors += d.problems()
     if errors:
         pytest.fail("\n".join(errors), pytrace=False)
+
+
+# ---------------------------------------------------------------------------
+# DNS-over-TLS: test PKI, Unbound serving DoT, scripted TLS upstream.
+#
+#   pki               session-wide Pki (pki.py): ca.pem, server/ecdsa/expired/
+#                     other certificates for dns.test, SPKI pins
+#   unbound_dot       session-wide Unbound on 127.0.0.1:<port> serving DoT
+#                     with the `server` certificate, forwarding everything to
+#                     the knotd fixture over plain DNS
+#   unbound_factory   fresh Unbound instances a test may stop/kill/start on
+#                     the same port (restart test)
+#   tls_fault_server  factory: FaultServer speaking DoT with a chosen
+#                     certificate, recording every query it receives
+
+import ssl  # noqa: E402
+
+from fault_server import tls_server_context  # noqa: E402
+from pki import SERVER_NAME, Pki  # noqa: E402
+
+UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
+
+# Everything Unbound could ask goes to knotd on loopback: a forward zone for
+# "." as well as for test. means it never looks at root hints, and the root
+# hints themselves point at loopback, so even priming cannot leave the host.
+UNBOUND_CONF = """\
+server:
+    verbosity: 1
+    use-syslog: no
+    logfile: "{log}"
+    log-time-ascii: yes
+    do-daemonize: no
+    chroot: ""
+    username: ""
+    directory: "{dir}"
+    pidfile: "{dir}/unbound.pid"
+    root-hints: "{dir}/root.hints"
+    num-threads: 1
+    interface-automatic: no
+    interface: {host}@{port}
+    port: {port}
+    tls-port: {port}
+    tls-service-key: "{key}"
+    tls-service-pem: "{cert}"
+    tls-session-ticket-keys: "{ticket_key}"
+    do-ip4: yes
+    do-ip6: no
+    do-udp: yes
+    do-tcp: yes
+    so-reuseport: no
+    outgoing-interface: 127.0.0.1
+    outgoing-range: 64
+    do-not-query-localhost: no
+    module-config: "iterator"
+    prefetch: no
+    qname-minimisation: no
+    minimal-responses: yes
+    use-caps-for-id: no
+    incoming-num-tcp: 256
+    tcp-idle-timeout: 120000
+    edns-tcp-keepalive: no
+    statistics-interval: 0
+    local-zone: "test." nodefault
+    domain-insecure: "test."
+    domain-insecure: "."
+
+remote-control:
+    control-enable: no
+
+forward-zone:
+    name: "test."
+    forward-addr: 127.0.0.1@{origin_port}
+
+forward-zone:
+    name: "."
+    forward-addr: 127.0.0.1@{origin_port}
+"""
+
+ROOT_HINTS = ".  3600000  NS  loopback.root.\nloopback.root.  3600000  A  127.0.0.1\n"
+
+
+def tls_client_context(ca_file, check_hostname=True):
+    """Client SSLContext trusting ca_file (and nothing else)."""
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    ctx.check_hostname = check_hostname
+    return ctx
+
+
+class Unbound:
+    """Unbound serving DNS-over-TLS on host:port with pki's certificate
+    `cert`, forwarding to the origin (knotd) on origin_port over plain DNS.
+    stop()/kill() and start() again keep the port and the session ticket
+    key (so tickets issued before a restart resume after it)."""
+
+    def __init__(self, pki, origin_port, cert="server", host="127.0.0.1", port=None):
+        self.pki = pki
+        self.host = host
+        self.port = port or free_port(host)
+        self.origin_port = origin_port
+        self.dir = short_tmpdir("dnsmux-unbound-")
+        (self.dir / "root.hints").write_text(ROOT_HINTS)
+        self.ticket_key = self.dir / "ticket.key"
+        self.ticket_key.write_bytes(os.urandom(80))
+        self.ticket_key.chmod(0o600)
+        self.conf = self.dir / "unbound.conf"
+        self.log_path = self.dir / "unbound.log"
+        self.conf.write_text(UNBOUND_CONF.format(
+            log=self.log_path, dir=self.dir, host=host, port=self.port, key=pki.key_file(cert),
+            cert=pki.cert_file(cert), ticket_key=self.ticket_key, origin_port=origin_port))
+        self.proc = None
+        self.starts = 0
+
+    def url(self, name=SERVER_NAME, pin=None):
+        u = "tls://%s:%d" % (self.host, self.port)
+        if pin:
+            u += "?pin=sha256/" + pin
+        if name:
+            u += "#" + name
+        return u
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout=20.0):
+        assert not self.running
+        if not os.access(UNBOUND, os.X_OK):
+            pytest.fail("%s not found: apt-get install unbound (scripts/install-deps test)" % UNBOUND)
+        with open(self.log_path, "ab") as log:
+            log.write(b"--- start %d\n" % self.starts)
+        self.starts += 1
+        out = open(self.dir / "unbound.out", "ab")
+        self.proc = subprocess.Popen([UNBOUND, "-d", "-c", str(self.conf)], stdin=subprocess.DEVNULL,
+                                     stdout=out, stderr=out)
+        out.close()
+        _children.append(self.proc)
+        self.wait_ready(timeout)
+        return self
+
+    def query(self, qname="www.test.", rdtype="A", timeout=1.0):
+        q = dns.message.make_query(qname, rdtype)
+        return dns.query.tls(q, self.host, port=self.port, timeout=timeout,
+                             ssl_context=tls_client_context(self.pki.ca_file), server_hostname=SERVER_NAME)
+
+    def answers(self):
+        try:
+            r = self.query()
+        except (OSError, EOFError, ssl.SSLError, dns.exception.DNSException):
+            return False
+        return helpers.rdata_set(r) == {helpers.WWW_A}
+
+    def wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("unbound exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            if self.answers():
+                return
+            time.sleep(0.05)
+        raise RuntimeError("unbound on port %d not answering DoT after %.0fs:\n%s"
+                           % (self.port, timeout, self.log()))
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        if not self.running:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def kill(self):
+        self.stop(signal.SIGKILL)
+
+    def log(self):
+        text = ""
+        for p in (self.log_path, self.dir / "unbound.out"):
+            try:
+                text += p.read_text(errors="replace")[-3000:]
+            except FileNotFoundError:
+                pass
+        return text
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pki():
+    d = short_tmpdir("dnsmux-pki-")
+    yield Pki(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def unbound_dot(pki, knotd):
+    u = Unbound(pki, knotd.port).start()
+    yield u
+    u.cleanup()
+
+
+@pytest.fixture
+def unbound_factory(pki, knotd):
+    made = []
+
+    def make(cert="server"):
+        u = Unbound(pki, knotd.port, cert=cert)
+        made.append(u)
+        return u.start()
+
+    yield make
+    for u in made:
+        u.cleanup()
+
+
+@pytest.fixture
+def tls_fault_server(pki):
+    """Factory: tls_fault_server(cert="server", **script) -> a started
+    FaultServer speaking DoT with pki's certificate `cert`; .url_tls(name,
+    pin) gives the dnsmux upstream URL."""
+    made = []
+
+    def make(cert="server", host="127.0.0.1", **script):
+        ctx = tls_server_context(pki.cert_file(cert), pki.key_file(cert))
+        s = FaultServer(host=host, port=free_port(host), ssl_context=ctx, **script)
+        made.append(s)
+        return s.start()
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+def tls_url(host, port, name=SERVER_NAME, pins=()):
+    """tls://HOST:PORT[?pin=sha256/..&pin=..][#NAME]"""
+    u = "tls://%s:%d" % (host, port)
+    if pins:
+        u += "?" + "&".join("pin=sha256/" + p for p in pins)
+    if name:
+        u += "#" + name
+    return u

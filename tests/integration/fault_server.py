@@ -17,6 +17,7 @@ socat UNIX-LISTEN,fork TCP:...), used to put knotd behind a unix:// upstream.
 import asyncio
 import random
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -42,7 +43,7 @@ def answer_a(qname):
 
 @dataclass
 class Received:
-    transport: str  # "tcp" or "udp"
+    transport: str  # "tcp", "tls" or "udp"
     conn: int  # connection number (tcp, from 0 in accept order) or -1 (udp)
     t: float  # time.monotonic() of arrival
     wire: bytes
@@ -102,12 +103,19 @@ class FaultServer:
       delay=S            answer each query S seconds after it arrived
       udp_tc=True        UDP answers have TC=1 and no records; TCP is normal
       rcode=RC           answer with this rcode and no records
+      pad_answers=N      answers to queries that carry an EDNS Padding option
+                         are padded (RFC 7830) to a multiple of N bytes
+      ssl_context=CTX    the stream listener speaks DNS-over-TLS (a server
+                         ssl.SSLContext, e.g. from tls_server_context());
+                         queries are recorded as transport "tls". UDP stays
+                         plain. `connections` counts completed handshakes.
     """
 
     def __init__(self, host="127.0.0.1", port=0, *, reverse=0, batch_wait=0.3,
                  wrong_id=False, wrong_question=False, wrong_qr=False, garbage=None,
                  random_case=False, drop_after=0, drop_count=1, drop_rst=True, silent=False,
-                 silent_conns=0, delay=0.0, udp_tc=False, rcode=None, ttl=60):
+                 silent_conns=0, delay=0.0, udp_tc=False, rcode=None, ttl=60, ssl_context=None,
+                 pad_answers=0):
         self.host = host
         self.port = port
         self.reverse = reverse
@@ -126,6 +134,9 @@ class FaultServer:
         self.udp_tc = udp_tc
         self.rcode = rcode
         self.ttl = ttl
+        self.ssl_context = ssl_context
+        self.pad_answers = pad_answers
+        self.stream_transport = "tls" if ssl_context is not None else "tcp"
 
         self.received = []  # list of Received, in arrival order
         self.connections = 0  # TCP connections accepted so far
@@ -183,10 +194,14 @@ class FaultServer:
     def url(self, scheme="tcp"):
         return "%s://%s:%d" % (scheme, self.host, self.port)
 
+    def stream_queries(self):
+        """Queries received over the stream listener (TCP or TLS)."""
+        return self.queries(self.stream_transport)
+
     async def _open(self):
         fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self._tcp_server = await asyncio.start_server(self._on_conn, self.host, self.port, family=fam,
-                                                      reuse_address=True)
+                                                      reuse_address=True, ssl=self.ssl_context)
         self.port = self._tcp_server.sockets[0].getsockname()[1]
         loop = asyncio.get_running_loop()
         self._udp_transport, _ = await loop.create_datagram_endpoint(
@@ -232,6 +247,8 @@ class FaultServer:
     def _answer(self, q, *, tc=False):
         r = dns.message.make_response(q)
         r.flags |= dns.flags.AA
+        if self.pad_answers and q.edns >= 0 and any(o.otype == 12 for o in q.options):
+            r.use_edns(0, 0, 1232, pad=self.pad_answers)
         if self.rcode is not None:
             r.set_rcode(self.rcode)
             return r
@@ -312,7 +329,7 @@ class FaultServer:
             (ln,) = struct.unpack("!H", hdr)
             wire = await reader.readexactly(ln)
             q = self._parse(wire)
-            self.received.append(Received("tcp", state.conn, time.monotonic(), wire, q,
+            self.received.append(Received(self.stream_transport, state.conn, time.monotonic(), wire, q,
                                           state.peer[:2] if state.peer else None))
             state.count += 1
             if q is not None:
@@ -401,6 +418,15 @@ class FaultServer:
             self._udp_transport.sendto(w, addr)
         self._udp_transport.sendto(self._answer(q, tc=self.udp_tc).to_wire(), addr)
         self.answers_sent += 1
+
+
+def tls_server_context(cert_file, key_file):
+    """A server SSLContext presenting cert_file (leaf + chain) / key_file,
+    TLS 1.2 and 1.3, with session tickets (Python's default)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cert_file), str(key_file))
+    return ctx
 
 
 class _ConnState:
