@@ -19,6 +19,7 @@
 #include "upstream/upstream.h"
 
 #define CIRCUIT_RBUF 16384
+#define CIRCUIT_CONNECTS_PER_S 20 /* new connections per upstream per worker and second */
 #define EDNS_TCP_KEEPALIVE 11 /* RFC 7828 */
 #define EDNS_PADDING 12       /* RFC 7830 */
 #define PAD_QUERY_BLOCK 128   /* RFC 8467 4.1: block-length padding of queries */
@@ -74,6 +75,26 @@ static void arm(struct circuit *c, uint64_t at_ms)
 	uv_timer_start(&c->timer, on_timer, at_ms > now ? at_ms - now : 0, 0);
 }
 
+/* At most CIRCUIT_CONNECTS_PER_S new connections per upstream per worker and
+ * second, even when each one works: an upstream that closes every connection
+ * at once (or a TLS server that drops sessions) must not turn into a
+ * handshake storm. Returns when the next one may start (jittered). */
+static uint64_t rate_limit(struct upstream *u, uint64_t at)
+{
+	if (at >= u->connects_window_ms + 1000) {
+		u->connects_window_ms = at;
+		u->connects_in_window = 0;
+	}
+	if (u->connects_in_window < CIRCUIT_CONNECTS_PER_S) {
+		u->connects_in_window++;
+		return at;
+	}
+	uint64_t next = u->connects_window_ms + 1000 + rnd_u16(&u->w->rnd) % 100;
+	u->connects_window_ms = next;
+	u->connects_in_window = 1;
+	return next;
+}
+
 struct circuit *circuit_new(struct upstream *u)
 {
 	struct worker *w = u->w;
@@ -94,9 +115,11 @@ struct circuit *circuit_new(struct upstream *u)
 	c->timer.data = c;
 	c->open_handles = 1;
 	uint64_t now = worker_now(w);
-	if (u->health.retry_at_ms > now) {
+	uint64_t at = u->health.retry_at_ms > now ? u->health.retry_at_ms : now;
+	at = rate_limit(u, at);
+	if (at > now) {
 		c->state = C_BACKOFF;
-		arm(c, u->health.retry_at_ms);
+		arm(c, at);
 	} else {
 		start_connect(c);
 	}

@@ -24,6 +24,8 @@ struct upstream {
 	/* stream transports */
 	struct circuit *circuits[CONFIG_CIRCUIT_MAX_LIMIT]; /* open or opening */
 	unsigned n_circuits;
+	uint64_t connects_window_ms;      /* start of the current one-second window of connects */
+	unsigned connects_in_window;      /* connects started in it (circuit.c rate limit) */
 	/* UDP */
 	struct udp_sock *udp;             /* socket new queries go out on; NULL until needed */
 	struct upstream *tcp_twin;        /* same server over TCP, for TC=1 answers; lazily made */
