@@ -5,6 +5,7 @@
 
 BUILD ?= build
 ASAN ?= build-asan
+TSAN ?= build-tsan
 PYTEST = /usr/bin/python3 -m pytest
 
 all: build
@@ -20,6 +21,9 @@ run: build
 $(ASAN)/build.ninja:
 	meson setup $(ASAN) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 
+$(TSAN)/build.ninja:
+	meson setup $(TSAN) --buildtype=debug -Db_sanitize=thread -Db_lundef=false
+
 test:
 	./scripts/install-deps test
 	$(MAKE) $(ASAN)/build.ninja
@@ -29,10 +33,14 @@ test:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		DNSMUX_BIN=$(CURDIR)/$(ASAN)/dnsmux DNSMUX_TEST_MARGIN=2 \
 		$(PYTEST) tests/integration
+	# ThreadSanitizer on the multi-worker tests (workers share TLS tickets and counters)
+	$(MAKE) $(TSAN)/build.ninja
+	ninja -C $(TSAN) dnsmux
+	DNSMUX_BIN=$(CURDIR)/$(TSAN)/dnsmux DNSMUX_TEST_MARGIN=3 $(PYTEST) tests/integration/test_threads.py
 
 bench:
 	./scripts/install-deps bench
 	./bench/run $(ARGS)
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(TSAN)

@@ -52,3 +52,27 @@ def test_two_workers_both_serve_tcp(knotd, dnsmux):
     st = d.stats()
     per = [st.workers[w]["queries"] for w in sorted(st.workers)]
     assert len(per) == 2 and all(n > 0 for n in per), "queries per worker: %s" % per
+
+
+def test_two_workers_one_tls_circuit_each(unbound_dot, pki, dnsmux):
+    """--threads 2 over DoT: exactly one TLS connection per worker (kernel
+    socket table), both workers serve, and a circuit reopened after idling
+    resumes a session -- the ticket store is shared by the workers."""
+    from conftest import tcp_established_ports
+    d = dnsmux("--threads", "2", "--ca-file", pki.ca_file, "--circuit-idle", "300", upstream=unbound_dot.url())
+    items = [("n%d.test." % (i % helpers.N_NAMES), "A") for i in range(600)]
+    with Sampler(lambda: len(tcp_established_ports(d.pid, unbound_dot.port))) as samp:
+        results = helpers.run_udp_load(d.port, items, clients=100, timeout=5.0)
+    assert not helpers.summarize(results)
+    counts = [v for v in samp.values if isinstance(v, int)]
+    assert counts and max(counts) <= 2, counts
+    st = d.stats()
+    per = [st.workers[w]["queries"] for w in sorted(st.workers)]
+    assert len(per) == 2 and all(n > 0 for n in per), "queries per worker: %s" % per
+    assert st["tls_auth_failures"] == 0, st
+    # idle circuits close; the next queries reconnect with resumed sessions
+    assert wait_until(lambda: tcp_established(d.pid, unbound_dot.port) == 0, 3.0)
+    results = helpers.run_udp_load(d.port, items[:100], clients=50, timeout=5.0)
+    assert not helpers.summarize(results)
+    st = d.stats()
+    assert st["tls_resumed"] >= 1, st
