@@ -146,6 +146,7 @@ def tcp_established_ports(pid, remote_port, local_port=None):
     except FileNotFoundError:
         return []
     out = []
+    seen = set()  # reading /proc/net/tcp while connections come and go can list one twice
     for table in ("tcp", "tcp6"):
         try:
             with open("/proc/%d/net/%s" % (pid, table)) as f:
@@ -155,8 +156,9 @@ def tcp_established_ports(pid, remote_port, local_port=None):
         for line in lines:
             parts = line.split()
             local, rem, st, inode = parts[1], parts[2], parts[3], parts[9]
-            if st != "01" or inode not in inodes:
+            if st != "01" or inode not in inodes or inode in seen:
                 continue
+            seen.add(inode)
             lport, rport = int(local.rsplit(":", 1)[1], 16), int(rem.rsplit(":", 1)[1], 16)
             if local_port is None and rport == remote_port:
                 out.append(lport)
