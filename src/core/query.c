@@ -84,11 +84,8 @@ void query_dispatch_elsewhere(struct query *q, const struct upstream *u)
 {
 	struct worker *w = q->w;
 	struct upstream *next = pool_pick(&w->pool, worker_now(w), u);
-	if (!next || next == u || !health_usable(&next->health, worker_now(w))) {
+	if (!next || next == u || !health_usable(&next->health, worker_now(w)) || upstream_send(next, q) < 0)
 		query_fail(q, KNOT_RCODE_SERVFAIL);
-		return;
-	}
-	query_dispatch(q, u);
 }
 
 void query_requeue(struct query *q)
