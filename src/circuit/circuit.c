@@ -458,6 +458,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	size_t len;
 	while (c->state == C_READY && frame_next(&c->in, &msg, &len))
 		on_answer(c, msg, len);
+	worker_flush(c->w); /* the answers of this read go out now */
 }
 
 /* TLS: finish the handshake (then check the certificate before any query is

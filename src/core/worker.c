@@ -114,7 +114,7 @@ static void close_all(struct worker *w)
 /* Write what circuits and UDP sends queued. Runs after the I/O callbacks
  * (check) and again before the loop polls (prepare), so output queued by a
  * timer does not wait for the next event. */
-static void flush(struct worker *w)
+void worker_flush(struct worker *w)
 {
 	if (w->tx->n)
 		udptx_flush(w->tx);
@@ -132,7 +132,7 @@ static void flush(struct worker *w)
 
 static void prepare_cb(uv_prepare_t *h)
 {
-	flush(h->data);
+	worker_flush(h->data);
 }
 
 /* End of a loop turn: flush, and finish a stop when the last query is gone
@@ -140,7 +140,7 @@ static void prepare_cb(uv_prepare_t *h)
 static void check_cb(uv_check_t *h)
 {
 	struct worker *w = h->data;
-	flush(w);
+	worker_flush(w);
 	if (w->is_stopping && !w->is_closed && w->inflight == 0)
 		close_all(w);
 }

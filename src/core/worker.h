@@ -74,5 +74,10 @@ static inline uint64_t worker_now(struct worker *w)
 struct query *worker_query_new(struct worker *w);
 void worker_query_release(struct query *q);
 
+/** Send what is queued: circuits' output and batched UDP datagrams. Called
+ * at the end of each batch of input (a recvmmsg, a stream read), and at the
+ * end of each loop turn: a query waits for its batch, never for the turn. */
+void worker_flush(struct worker *w);
+
 /** Make sure the worker timer fires by at_ms. */
 void worker_arm(struct worker *w, uint64_t at_ms);

@@ -167,7 +167,9 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	} else {
 		frame_buf_filled(&tc->in, (size_t)nread);
 	}
-	process(tc, false);
+	struct worker *w = tc->w;
+	process(tc, false); /* may close tc */
+	worker_flush(w);
 }
 
 static void set_reading(struct tcp_client *tc, bool on)

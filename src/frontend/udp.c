@@ -24,13 +24,15 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)
 {
 	struct frontend_udp *l = h->data;
-	(void)flags;
 	if (nread < 0) {
 		log_warn_rl(FRONTEND, "udp %s: receive failed: %s", l->conf->text, uv_strerror((int)nread));
 		return;
 	}
-	if (!addr)
-		return; /* nothing more in this batch */
+	if (!addr) {
+		if (flags & UV_UDP_MMSG_FREE)
+			worker_flush(l->w); /* end of a recvmmsg batch */
+		return;
+	}
 	frontend_query(l->w, (const uint8_t *)buf->base, (size_t)nread, h, addr, NULL);
 }
 

@@ -89,9 +89,13 @@ static void on_answer(struct udp_sock *s, uint8_t *msg, size_t len)
 static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)
 {
 	struct udp_sock *s = h->data;
-	(void)flags;
-	if (s->is_closing || (nread == 0 && !addr))
+	if (s->is_closing)
 		return;
+	if (nread == 0 && !addr) {
+		if (flags & UV_UDP_MMSG_FREE)
+			worker_flush(s->w); /* end of a recvmmsg batch of answers */
+		return;
+	}
 	if (nread < 0) {
 		/* ICMP unreachable on a connected socket: nobody listens there */
 		if (s->u) {
