@@ -415,6 +415,7 @@ static void on_answer(struct circuit *c, uint8_t *msg, size_t len)
 		return;
 	}
 	inflight_del(&c->table, id);
+	w->turn_inputs++;
 	uint64_t now = worker_now(w);
 	c->last_progress_ms = c->last_active_ms = now;
 	c->answers++;
@@ -458,7 +459,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	size_t len;
 	while (c->state == C_READY && frame_next(&c->in, &msg, &len))
 		on_answer(c, msg, len);
-	worker_flush(c->w); /* the answers of this read go out now */
+	worker_batch_done(c->w); /* the answers of this read */
 }
 
 /* TLS: finish the handshake (then check the certificate before any query is

@@ -130,6 +130,12 @@ void worker_flush(struct worker *w)
 		udptx_flush(w->tx);
 }
 
+void worker_batch_done(struct worker *w)
+{
+	if (w->turn_inputs <= WORKER_BATCH_INPUTS)
+		worker_flush(w);
+}
+
 static void prepare_cb(uv_prepare_t *h)
 {
 	worker_flush(h->data);
@@ -141,6 +147,7 @@ static void check_cb(uv_check_t *h)
 {
 	struct worker *w = h->data;
 	worker_flush(w);
+	w->turn_inputs = 0;
 	if (w->is_stopping && !w->is_closed && w->inflight == 0)
 		close_all(w);
 }

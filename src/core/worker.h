@@ -40,6 +40,7 @@ struct worker {
 	struct metrics m;              /* counters, read by the daemon */
 	struct pool pool;              /* upstream instances of this worker */
 	uint32_t inflight;             /* queries alive */
+	uint32_t turn_inputs;          /* messages read in this loop turn (worker_batch_done) */
 	struct query *free_queries;    /* released queries, for reuse */
 	uint32_t n_free;
 	struct circuit *dirty;         /* circuits with output to flush this turn */
@@ -75,9 +76,16 @@ struct query *worker_query_new(struct worker *w);
 void worker_query_release(struct query *q);
 
 /** Send what is queued: circuits' output and batched UDP datagrams. Called
- * at the end of each batch of input (a recvmmsg, a stream read), and at the
- * end of each loop turn: a query waits for its batch, never for the turn. */
+ * at the end of each loop turn. */
 void worker_flush(struct worker *w);
+
+/** End of a batch of input (a recvmmsg, a stream read): under light load
+ * flush now, so a query waits for its batch and not for the whole turn;
+ * under heavy load (more than WORKER_BATCH_INPUTS this turn) leave it to the
+ * end of the turn, where larger batches cost fewer writes and TLS records. */
+void worker_batch_done(struct worker *w);
+
+#define WORKER_BATCH_INPUTS 16
 
 /** Make sure the worker timer fires by at_ms. */
 void worker_arm(struct worker *w, uint64_t at_ms);

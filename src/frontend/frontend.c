@@ -13,6 +13,7 @@ void frontend_query(struct worker *w, const uint8_t *msg, size_t len, uv_udp_t *
 {
 	struct msg_info mi;
 	METRIC_INC(&w->m, queries);
+	w->turn_inputs++;
 	enum msg_verdict v = msg_parse_query(msg, len, &mi);
 	if (v == MSG_DROP_SHORT) {
 		METRIC_INC(&w->m, malformed);

@@ -169,7 +169,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	struct worker *w = tc->w;
 	process(tc, false); /* may close tc */
-	worker_flush(w);
+	worker_batch_done(w);
 }
 
 static void set_reading(struct tcp_client *tc, bool on)

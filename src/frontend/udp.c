@@ -30,7 +30,7 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 	}
 	if (!addr) {
 		if (flags & UV_UDP_MMSG_FREE)
-			worker_flush(l->w); /* end of a recvmmsg batch */
+			worker_batch_done(l->w); /* end of a recvmmsg batch */
 		return;
 	}
 	frontend_query(l->w, (const uint8_t *)buf->base, (size_t)nread, h, addr, NULL);

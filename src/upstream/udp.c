@@ -74,6 +74,7 @@ static void on_answer(struct udp_sock *s, uint8_t *msg, size_t len)
 		return;
 	}
 	struct upstream *u = q->up;
+	w->turn_inputs++;
 	upstream_udp_cancel(u, q);
 	inflight_take_gone(&s->table, id); /* answered, not given up */
 	q->state = Q_IDLE;
@@ -93,7 +94,7 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 		return;
 	if (nread == 0 && !addr) {
 		if (flags & UV_UDP_MMSG_FREE)
-			worker_flush(s->w); /* end of a recvmmsg batch of answers */
+			worker_batch_done(s->w); /* end of a recvmmsg batch of answers */
 		return;
 	}
 	if (nread < 0) {
