@@ -130,6 +130,19 @@ void worker_flush(struct worker *w)
 		udptx_flush(w->tx);
 }
 
+void worker_udp_buf(struct worker *w, struct udp_width *uw, uv_buf_t *buf)
+{
+	unsigned c = uw->chunks ? uw->chunks : 1;
+	if (uw->got >= c)
+		c = c * 2 > WORKER_UDP_CHUNKS ? WORKER_UDP_CHUNKS : c * 2; /* it was full: widen */
+	else
+		c = uw->got > 1 ? uw->got : 1; /* it was not: as wide as what came */
+	uw->chunks = (uint16_t)c;
+	uw->got = 0;
+	buf->base = (char *)w->udp_rbuf;
+	buf->len = c * UDP_DGRAM_MAX;
+}
+
 void worker_batch_done(struct worker *w)
 {
 	if (w->turn_inputs <= WORKER_BATCH_INPUTS)

@@ -8,6 +8,7 @@
 
 struct frontend_udp {
 	uv_udp_t h;
+	struct udp_width width;    /* recvmmsg batch width */
 	struct worker *w;
 	const struct listen_conf *conf;
 	struct frontend_udp *next; /* worker's list */
@@ -17,8 +18,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct frontend_udp *l = h->data;
 	(void)suggested;
-	buf->base = (char *)l->w->udp_rbuf;
-	buf->len = l->w->udp_rbuf_len;
+	worker_udp_buf(l->w, &l->width, buf);
 }
 
 static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)
@@ -33,6 +33,7 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 			worker_batch_done(l->w); /* end of a recvmmsg batch */
 		return;
 	}
+	l->width.got++;
 	frontend_query(l->w, (const uint8_t *)buf->base, (size_t)nread, h, addr, NULL);
 }
 

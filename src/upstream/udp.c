@@ -14,6 +14,7 @@ struct udp_sock {
 	struct upstream *u;     /* owner; NULL once the upstream closed */
 	struct worker *w;
 	struct inflight table;  /* queries in flight on this socket, by ID */
+	struct udp_width width; /* recvmmsg batch width */
 	uint32_t uses;          /* queries sent so far */
 	bool is_retired;        /* no new queries: closes when table is empty */
 	bool is_closing;
@@ -49,8 +50,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct udp_sock *s = h->data;
 	(void)suggested;
-	buf->base = (char *)s->w->udp_rbuf;
-	buf->len = s->w->udp_rbuf_len;
+	worker_udp_buf(s->w, &s->width, buf);
 }
 
 static void on_answer(struct udp_sock *s, uint8_t *msg, size_t len)
@@ -105,6 +105,7 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 		}
 		return;
 	}
+	s->width.got++;
 	on_answer(s, (uint8_t *)buf->base, (size_t)nread);
 }
 
