@@ -75,6 +75,14 @@ int msg_scan(const uint8_t *wire, size_t len, struct msg_info *mi)
 	return 0;
 }
 
+/* The question alone, for the error reply to a query that fails later checks. */
+static void question_only(const uint8_t *wire, size_t len, struct msg_info *mi)
+{
+	memset(mi, 0, sizeof(*mi));
+	if (knot_wire_get_qdcount(wire) == 1)
+		(void)parse_question(wire, len, mi);
+}
+
 enum msg_verdict msg_parse_query(const uint8_t *wire, size_t len, struct msg_info *mi)
 {
 	memset(mi, 0, sizeof(*mi));
@@ -82,20 +90,16 @@ enum msg_verdict msg_parse_query(const uint8_t *wire, size_t len, struct msg_inf
 		return MSG_DROP_SHORT;
 	if (knot_wire_get_qr(wire))
 		return MSG_DROP_QR;
-	if (knot_wire_get_qdcount(wire) == 1)
-		(void)parse_question(wire, len, mi); /* for the question in an error reply */
 	if (knot_wire_get_opcode(wire) != KNOT_OPCODE_QUERY) {
-		struct msg_info full;
-		if (msg_scan(wire, len, &full) == 0) /* its OPT, for the reply (RFC 6891 7) */
-			*mi = full;
+		if (msg_scan(wire, len, mi) < 0) /* its OPT too, for the reply (RFC 6891 7) */
+			question_only(wire, len, mi);
 		return MSG_NOTIMP;
 	}
-	if (knot_wire_get_qdcount(wire) != 1 || len > MSG_MAX)
+	/* one walk over the message on the common path: msg_scan parses the question */
+	if (knot_wire_get_qdcount(wire) != 1 || len > MSG_MAX || msg_scan(wire, len, mi) < 0) {
+		question_only(wire, len, mi);
 		return MSG_FORMERR;
-	struct msg_info full;
-	if (msg_scan(wire, len, &full) < 0)
-		return MSG_FORMERR;
-	*mi = full;
+	}
 	return MSG_OK;
 }
 
