@@ -20,6 +20,8 @@ struct udp_sock {
 	bool is_closing;
 };
 
+static void detach(struct query *q, bool gave_up);
+
 static void close_cb(uv_handle_t *h)
 {
 	struct udp_sock *s = h->data;
@@ -75,8 +77,7 @@ static void on_answer(struct udp_sock *s, uint8_t *msg, size_t len)
 	}
 	struct upstream *u = q->up;
 	w->turn_inputs++;
-	upstream_udp_cancel(u, q);
-	inflight_take_gone(&s->table, id); /* answered, not given up */
+	detach(q, false);
 	q->state = Q_IDLE;
 	q->up = NULL;
 	health_ok(&u->health);
@@ -169,17 +170,27 @@ int upstream_udp_send(struct upstream *u, struct query *q)
 	return 0;
 }
 
-void upstream_udp_cancel(struct upstream *u, struct query *q)
+/* Take q off its socket: answered (its ID is simply freed) or given up (the
+ * ID is remembered, so a later answer counts as late, not as bogus). */
+static void detach(struct query *q, bool gave_up)
 {
 	struct udp_sock *s = q->usock;
-	(void)u;
 	tq_remove(&q->link);
 	q->usock = NULL;
 	if (!s)
 		return;
-	inflight_abandon(&s->table, q->up_id);
+	if (gave_up)
+		inflight_abandon(&s->table, q->up_id);
+	else
+		inflight_del(&s->table, q->up_id);
 	if (s->is_retired && s->table.count == 0)
 		sock_close(s);
+}
+
+void upstream_udp_cancel(struct upstream *u, struct query *q)
+{
+	(void)u;
+	detach(q, true);
 }
 
 /* Called by the worker timer: no answer within --udp-retry. Count it against
