@@ -908,3 +908,82 @@ def tls_url(host, port, name=SERVER_NAME, pins=()):
     if name:
         u += "#" + name
     return u
+
+
+# ---------------------------------------------------------------------------
+# The origin restarted under a steady load (test_reconnect, test_dot_upstream)
+
+def restart_under_load(d, origin_down, origin_up, timeout_s, clients=10, per_client=3000):
+    """Ten UDP clients query dnsmux steadily; once answers flow, origin_down()
+    is called, the origin is held down until dnsmux has had to SERVFAIL a
+    query, then origin_up() and the load goes on 1.5 s more. Returns
+    (results, t_down, t_ready)."""
+    import dns.rcode
+    import helpers
+    stop = threading.Event()
+    results = []
+    lock = threading.Lock()
+
+    def client(c):
+        with helpers.udp_socket() as s:
+            for i in range(per_client):  # bounded; normally ended by `stop`
+                if stop.is_set():
+                    return
+                name = "n%d.test." % ((c * 37 + i) % helpers.N_NAMES)
+                r = helpers.udp_one(s, (name, "A"), d.port, "127.0.0.1", timeout_s + MARGIN + 1.0, False)
+                with lock:
+                    results.append(r)
+
+    def count(pred):
+        with lock:
+            return sum(1 for r in results if pred(r))
+
+    threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        assert wait_until(lambda: count(lambda r: r.rcode == dns.rcode.NOERROR) >= 100, 10.0), \
+            "load did not get going:\n" + d.log()[-2000:]
+        t_down = time.monotonic()
+        origin_down()
+        # hold the origin down until dnsmux has had to give up on a query
+        wait_until(lambda: count(lambda r: r.sent > t_down and r.rcode == dns.rcode.SERVFAIL) > 0,
+                   timeout_s + MARGIN + 1.0)
+        origin_up()
+        t_ready = time.monotonic()
+        # keep the load running for a while after the restart
+        wait_until(lambda: count(lambda r: r.sent > t_ready + 1.5 and r.rcode is not None) >= 50, 10.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout_s + MARGIN + 5)
+    return results, t_down, t_ready
+
+
+def assert_restart_results(d, results, t_down, t_ready, timeout_s, origin="the origin"):
+    """Every query answered right, or SERVFAIL (with its own ID and question)
+    within --timeout; answers again within 1 s of the origin being back; no
+    failure among queries sent more than 1 s after that."""
+    import dns.rcode
+    import helpers
+    assert d.alive(), "dnsmux died:\n" + d.log()[-2000:]
+    bad = []
+    for r in results:
+        if r.error:
+            bad.append("%s sent at %+.2fs: %s" % (r.qname, r.sent - t_down, r.error))
+        elif r.elapsed > timeout_s + MARGIN:
+            bad.append("%s: answered after %.2fs" % (r.qname, r.elapsed))
+        elif r.rcode == dns.rcode.NOERROR:
+            p = helpers.check_answer(r.qwire, r.rwire, helpers.expected_rdata(r.qname, "A"))
+            if p:
+                bad.append("%s: %s" % (r.qname, p))
+        elif r.rcode != dns.rcode.SERVFAIL:
+            bad.append("%s: rcode %s" % (r.qname, dns.rcode.to_text(r.rcode)))
+        elif r.rwire[:2] != r.qwire[:2] or helpers.question_bytes(r.rwire) != helpers.question_bytes(r.qwire):
+            bad.append("%s: SERVFAIL with wrong id/question" % r.qname)
+    assert not bad, bad[:10]
+    ok_after = [r.sent + r.elapsed for r in results if r.sent >= t_ready and r.rcode == dns.rcode.NOERROR]
+    assert ok_after, "no answer at all after the restart:\n" + d.log()[-2000:]
+    assert min(ok_after) - t_ready <= 1.0, "first answer %.2fs after %s was back" % (min(ok_after) - t_ready, origin)
+    late_fail = [r for r in results if r.sent >= t_ready + 1.0 and r.rcode != dns.rcode.NOERROR]
+    assert not late_fail, "%d queries sent >1s after the restart failed" % len(late_fail)

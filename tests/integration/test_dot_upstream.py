@@ -10,8 +10,6 @@ forwarding to knotd), and a scripted TLS server that records every query
 (tls_fault_server)."""
 
 import re
-import threading
-import time
 
 import dns.edns
 import dns.message
@@ -19,7 +17,8 @@ import dns.rcode
 import pytest
 
 import helpers
-from conftest import MARGIN, Sampler, tcp_established, tcp_established_ports, tls_url, wait_until
+from conftest import (MARGIN, Sampler, assert_restart_results, restart_under_load, tcp_established,
+                      tcp_established_ports, tls_url, wait_until)
 from fault_server import answer_a
 from pki import SERVER_NAME
 
@@ -163,63 +162,8 @@ def test_unbound_restarted_under_load(unbound_factory, pki, dnsmux):
     u = unbound_factory()
     timeout_s = 1.5
     d = dnsmux("--timeout", str(int(timeout_s * 1000)), "--ca-file", pki.ca_file, upstream=u.url())
-    stop = threading.Event()
-    results = []
-    lock = threading.Lock()
-
-    def client(c):
-        with helpers.udp_socket() as s:
-            for i in range(3000):  # bounded; normally ended by `stop`
-                if stop.is_set():
-                    return
-                name = "n%d.test." % ((c * 37 + i) % helpers.N_NAMES)
-                r = helpers.udp_one(s, (name, "A"), d.port, "127.0.0.1", timeout_s + MARGIN + 1.0, False)
-                with lock:
-                    results.append(r)
-
-    def count(pred):
-        with lock:
-            return sum(1 for r in results if pred(r))
-
-    threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(10)]
-    for t in threads:
-        t.start()
-    try:
-        assert wait_until(lambda: count(lambda r: r.rcode == dns.rcode.NOERROR) >= 100, 10.0), \
-            "load did not get going:\n" + d.log()[-2000:]
-        t_stop = time.monotonic()
-        u.stop()
-        # hold the origin down until dnsmux has had to give up on a query
-        wait_until(lambda: count(lambda r: r.sent > t_stop and r.rcode == dns.rcode.SERVFAIL) > 0,
-                   timeout_s + MARGIN + 1.0)
-        u.start()
-        t_ready = time.monotonic()
-        wait_until(lambda: count(lambda r: r.sent > t_ready + 1.5 and r.rcode is not None) >= 50, 10.0)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout_s + MARGIN + 5)
-
-    assert d.alive(), "dnsmux died:\n" + d.log()[-2000:]
-    bad = []
-    for r in results:
-        if r.error:
-            bad.append("%s sent at %+.2fs: %s" % (r.qname, r.sent - t_stop, r.error))
-        elif r.elapsed > timeout_s + MARGIN:
-            bad.append("%s: answered after %.2fs" % (r.qname, r.elapsed))
-        elif r.rcode == dns.rcode.NOERROR:
-            p = helpers.check_answer(r.qwire, r.rwire, helpers.expected_rdata(r.qname, "A"))
-            if p:
-                bad.append("%s: %s" % (r.qname, p))
-        elif r.rcode != dns.rcode.SERVFAIL:
-            bad.append("%s: rcode %s" % (r.qname, dns.rcode.to_text(r.rcode)))
-    assert not bad, bad[:10]
-
-    ok_after = [r.sent + r.elapsed for r in results if r.sent >= t_ready and r.rcode == dns.rcode.NOERROR]
-    assert ok_after, "no answer at all after the restart:\n" + d.log()[-2000:]
-    assert min(ok_after) - t_ready <= 1.0, "first answer %.2fs after Unbound was back" % (min(ok_after) - t_ready)
-    late_fail = [r for r in results if r.sent >= t_ready + 1.0 and r.rcode != dns.rcode.NOERROR]
-    assert not late_fail, "%d queries sent >1s after the restart failed" % len(late_fail)
+    results, t_stop, t_ready = restart_under_load(d, u.stop, u.start, timeout_s)
+    assert_restart_results(d, results, t_stop, t_ready, timeout_s, "Unbound")
     assert wait_until(lambda: tcp_established(d.pid, u.port) == 1, 2.0)
     st = d.stats()
     assert st["tls_handshakes"] >= 2, st

@@ -3,14 +3,12 @@ connection, stalls, or answers too late. No crash, every query answered
 (right answer or SERVFAIL) within --timeout, lost queries resent on a new
 circuit at once, and a restarted upstream used again within a second."""
 
-import threading
-import time
 
 import dns.rcode
 import pytest
 
 import helpers
-from conftest import MARGIN, free_port, tcp_established, wait_until
+from conftest import MARGIN, assert_restart_results, free_port, restart_under_load, tcp_established, wait_until
 from fault_server import answer_a
 
 
@@ -18,67 +16,8 @@ def test_knotd_killed_and_restarted_under_load(knotd_factory, dnsmux):
     k = knotd_factory()
     timeout_s = 1.5
     d = dnsmux("--timeout", str(int(timeout_s * 1000)), upstream=k.url("tcp"))
-    stop = threading.Event()
-    results = []
-    lock = threading.Lock()
-
-    def client(c):
-        with helpers.udp_socket() as s:
-            for i in range(2000):  # bounded; normally ended by `stop`
-                if stop.is_set():
-                    return
-                name = "n%d.test." % ((c * 37 + i) % helpers.N_NAMES)
-                r = helpers.udp_one(s, (name, "A"), d.port, "127.0.0.1", timeout_s + MARGIN + 1.0, False)
-                with lock:
-                    results.append(r)
-
-    def count(pred):
-        with lock:
-            return sum(1 for r in results if pred(r))
-
-    threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(10)]
-    for t in threads:
-        t.start()
-    try:
-        assert wait_until(lambda: count(lambda r: r.rcode == dns.rcode.NOERROR) >= 100, 10.0), \
-            "load did not get going"
-        t_kill = time.monotonic()
-        k.kill()
-        # hold the origin down until dnsmux has had to give up on a query
-        wait_until(lambda: count(lambda r: r.sent > t_kill and r.rcode == dns.rcode.SERVFAIL) > 0,
-                   timeout_s + MARGIN + 1.0)
-        k.start()
-        t_ready = time.monotonic()
-        # keep the load running for a while after the restart
-        wait_until(lambda: count(lambda r: r.sent > t_ready + 1.5 and r.rcode is not None) >= 50,
-                   10.0)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout_s + MARGIN + 5)
-
-    assert d.alive(), "dnsmux died:\n" + d.log()[-2000:]
-    bad = []
-    for r in results:
-        if r.error:
-            bad.append("%s sent at %+.2fs: %s" % (r.qname, r.sent - t_kill, r.error))
-        elif r.elapsed > timeout_s + MARGIN:
-            bad.append("%s: answered after %.2fs" % (r.qname, r.elapsed))
-        elif r.rcode == dns.rcode.NOERROR:
-            p = helpers.check_answer(r.qwire, r.rwire, helpers.expected_rdata(r.qname, "A"))
-            if p:
-                bad.append("%s: %s" % (r.qname, p))
-        elif r.rcode != dns.rcode.SERVFAIL:
-            bad.append("%s: rcode %s" % (r.qname, dns.rcode.to_text(r.rcode)))
-        elif r.rwire[:2] != r.qwire[:2] or helpers.question_bytes(r.rwire) != helpers.question_bytes(r.qwire):
-            bad.append("%s: SERVFAIL with wrong id/question" % r.qname)
-    assert not bad, bad[:10]
-
-    ok_after = [r.sent + r.elapsed for r in results if r.sent >= t_ready and r.rcode == dns.rcode.NOERROR]
-    assert ok_after, "no answer at all after the restart"
-    assert min(ok_after) - t_ready <= 1.0, "first answer %.2fs after knotd was back" % (min(ok_after) - t_ready)
-    late_fail = [r for r in results if r.sent >= t_ready + 1.0 and r.rcode != dns.rcode.NOERROR]
-    assert not late_fail, "%d queries sent >1s after the restart failed" % len(late_fail)
+    results, t_kill, t_ready = restart_under_load(d, k.kill, k.start, timeout_s, per_client=2000)
+    assert_restart_results(d, results, t_kill, t_ready, timeout_s, "knotd")
     assert wait_until(lambda: tcp_established(d.pid, k.port) == 1, 2.0)
 
 
