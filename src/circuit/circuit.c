@@ -5,6 +5,8 @@
  * checks), the in-flight table, the waiting list, and input/output buffers.
  * Leaves to others: choosing the upstream (route/), what happens to an
  * answer (core/query.c), and reconnect policy numbers (route/health.h). */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <libknot/libknot.h>
@@ -20,6 +22,11 @@
 
 #define CIRCUIT_RBUF 16384
 #define CIRCUIT_CONNECTS_PER_S 20 /* new connections per upstream per worker and second */
+#define CIRCUIT_ACK_NOW_MAX 2     /* answers still due up to which a read is ACKed at once */
+#define CIRCUIT_ACK_DELAY_MS 1    /* else: how long a write of ours may take to carry the ACK */
+#define CIRCUIT_CORK_INFLIGHT 64  /* queries outstanding from which new ones are coalesced... */
+#define CIRCUIT_CORK_BATCH 64     /* ...until this many are waiting */
+#define CIRCUIT_CORK_MS 1         /* ...or for this long (the loop clock's resolution) */
 #define EDNS_TCP_KEEPALIVE 11 /* RFC 7828 */
 #define EDNS_PADDING 12       /* RFC 7830 */
 #define PAD_QUERY_BLOCK 128   /* RFC 8467 4.1: block-length padding of queries */
@@ -58,6 +65,12 @@ struct circuit {
 	bool is_writing;            /* write_req in progress, owning wr */
 	bool is_dirty;              /* on the worker's flush list */
 	bool ka_asked;              /* an RFC 7828 keepalive option went out */
+	int tcp_fd;                 /* the TCP socket (quick ACKs), -1 for unix:// */
+	bool ack_owed;              /* answers read, ACK not yet sent (see owe_ack) */
+	uint64_t ack_read_ms;       /* when the last of those was read */
+	unsigned out_count;         /* queries in out */
+	bool corked;                /* out held back since cork_ms (see hold_back) */
+	uint64_t cork_ms;
 	struct circuit *next_dirty;
 };
 
@@ -108,6 +121,7 @@ struct circuit *circuit_new(struct upstream *u)
 	}
 	c->up = u;
 	c->w = w;
+	c->tcp_fd = -1;
 	c->id = __atomic_add_fetch(&next_circuit_id, 1, __ATOMIC_RELAXED);
 	c->idle_ms = w->cfg->circuit_idle_ms;
 	tq_init(&c->waiting, 0);
@@ -184,6 +198,7 @@ static int append_query(struct circuit *c, struct query *q)
 		len = msg_append_option(m, len, opt, EDNS_PADDING, msg_padding_for(len, PAD_QUERY_BLOCK));
 	msg_put16(c->out.data + at, (uint16_t)len);
 	c->out.len = at + 2 + len;
+	c->out_count++;
 	return 0;
 }
 
@@ -432,6 +447,37 @@ static void on_answer(struct circuit *c, uint8_t *msg, size_t len)
 
 static void become_ready(struct circuit *c);
 static bool tls_progress(struct circuit *c);
+static void flush(struct circuit *c);
+
+static void send_ack(struct circuit *c)
+{
+	/* Linux: a non-zero value sends a pending delayed ACK now; an even one
+	 * then keeps delaying ACKs (stays out of quick-ACK mode) */
+	int now_only = 2;
+	c->ack_owed = false;
+	METRIC_INC(&c->w->m, circuit_acks);
+	(void)setsockopt(c->tcp_fd, IPPROTO_TCP, TCP_QUICKACK, &now_only, sizeof(now_only));
+}
+
+/* Data was just read and answers are still due. Many servers (Unbound's DoT
+ * and TCP listeners, for one) write without TCP_NODELAY: Nagle holds their
+ * next answer until our ACK of the last one, and Linux delays that ACK up to
+ * 40 ms unless a query of ours carries it. So: with one or two answers due,
+ * ACK at once (an A + AAAA pair); with more, give our next write a
+ * millisecond to carry it, then ACK alone. Under load a write always comes
+ * first, and the server's Nagle keeps coalescing answers into few segments. */
+static void owe_ack(struct circuit *c)
+{
+	if (c->tcp_fd < 0 || c->table.count == 0)
+		return;
+	if (c->table.count <= CIRCUIT_ACK_NOW_MAX) {
+		send_ack(c);
+		return;
+	}
+	c->ack_owed = true;
+	c->ack_read_ms = worker_now(c->w);
+	arm(c, c->ack_read_ms + CIRCUIT_ACK_DELAY_MS);
+}
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
@@ -459,6 +505,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	size_t len;
 	while (c->state == C_READY && frame_next(&c->in, &msg, &len))
 		on_answer(c, msg, len);
+	if (c->state == C_READY)
+		owe_ack(c);
 	worker_batch_done(c->w); /* the answers of this read */
 }
 
@@ -527,7 +575,7 @@ static void write_cb(uv_write_t *req, int status)
 		return;
 	}
 	if (c->out.len)
-		circuit_flush(c);
+		flush(c);
 }
 
 /* Bytes for the socket: the framed queries themselves, or over TLS the
@@ -537,14 +585,52 @@ static struct frame_buf *wire_out(struct circuit *c)
 	return c->tls ? tls_conn_out(c->tls) : &c->out;
 }
 
+/* Coalescing under load. With CIRCUIT_CORK_INFLIGHT queries already
+ * outstanding the upstream is busy and a new query queues behind them
+ * anyway: hold new ones back until CIRCUIT_CORK_BATCH are waiting or
+ * CIRCUIT_CORK_MS has passed, and write them as one TLS record in one
+ * write. That saves a syscall, a record and a wakeup at both ends per batch
+ * (figures in circuit/README.md). Below the mark, every query goes out in
+ * the loop turn that took it in. */
+static bool hold_back(struct circuit *c)
+{
+	if (c->state != C_READY || c->out_count == 0 || c->out_count >= CIRCUIT_CORK_BATCH ||
+	    c->table.count < c->out_count + CIRCUIT_CORK_INFLIGHT) {
+		c->corked = false;
+		return false;
+	}
+	uint64_t now = worker_now(c->w);
+	if (!c->corked) {
+		c->corked = true;
+		c->cork_ms = now;
+	}
+	if (now >= c->cork_ms + CIRCUIT_CORK_MS) {
+		c->corked = false;
+		return false;
+	}
+	arm(c, c->cork_ms + CIRCUIT_CORK_MS);
+	return true;
+}
+
+/* From the worker's list of dirty circuits only: everyone else calls flush(),
+ * which leaves is_dirty alone (a circuit still linked in the list must not
+ * be linked again). */
 void circuit_flush(struct circuit *c)
 {
 	c->is_dirty = false;
+	flush(c);
+}
+
+static void flush(struct circuit *c)
+{
 	if (c->state != C_READY && c->state != C_HANDSHAKE)
+		return;
+	if (hold_back(c))
 		return;
 	if (c->tls && c->out.len) {
 		int r = tls_conn_write(c->tls, c->out.data, c->out.len);
 		c->out.len = 0;
+		c->out_count = 0;
 		if (r < 0) {
 			fail(c, "TLS error", ERR_DEADLINE);
 			return;
@@ -553,6 +639,10 @@ void circuit_flush(struct circuit *c)
 	struct frame_buf *o = wire_out(c);
 	if (c->is_writing || o->len == 0)
 		return;
+	c->ack_owed = false; /* these bytes carry the ACK */
+	METRIC_INC(&c->w->m, circuit_writes);
+	if (!c->tls)
+		c->out_count = 0; /* out itself goes now */
 	uv_buf_t b = uv_buf_init((char *)o->data, (unsigned)o->len);
 	int n = uv_try_write(&c->io.stream, &b, 1);
 	if (n == (int)o->len) {
@@ -613,8 +703,13 @@ static void connect_cb(uv_connect_t *req, int status)
 		fail(c, "connect failed", status);
 		return;
 	}
-	if (c->io.handle.type == UV_TCP)
+	c->tcp_fd = -1;
+	if (c->io.handle.type == UV_TCP) {
+		uv_os_fd_t fd;
 		uv_tcp_nodelay(&c->io.tcp, 1);
+		if (uv_fileno(&c->io.handle, &fd) == 0)
+			c->tcp_fd = fd;
+	}
 	if (c->up->conf->kind == UPSTREAM_TLS) {
 		c->tls = tls_conn_new_client(c->up->conf->tls);
 		if (!c->tls) {
@@ -692,6 +787,15 @@ static void on_timer(uv_timer_t *t)
 	case C_READY:
 		break;
 	}
+	if (c->corked) {
+		flush(c); /* writes, or re-arms if not yet due */
+		if (c->state != C_READY)
+			return;
+	}
+	if (c->ack_owed && now >= c->ack_read_ms + CIRCUIT_ACK_DELAY_MS)
+		send_ack(c); /* nothing read or written for CIRCUIT_ACK_DELAY_MS */
+	else if (c->ack_owed)
+		arm(c, c->ack_read_ms + CIRCUIT_ACK_DELAY_MS);
 	if (c->table.count) {
 		/* a circuit with queries in flight that answers nothing is dead:
 		 * better to resend now than to let every query time out */
