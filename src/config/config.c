@@ -59,6 +59,15 @@ void config_addr_str(const struct sockaddr_storage *a, char *buf, size_t len)
 	}
 }
 
+bool config_addr_is_any(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+	if (a->ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+	return false;
+}
+
 /* "IP", "IP:PORT", "[IP6]", "[IP6]:PORT" -> sockaddr; default_port when absent (0: required). */
 static int parse_hostport(const char *s, int default_port, struct sockaddr_storage *out, char *err, size_t errlen)
 {

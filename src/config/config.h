@@ -79,5 +79,8 @@ int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, siz
 /** Check cross-field constraints; -EINVAL with a reason. */
 int config_validate(const struct config *c, char *err, size_t errlen);
 
+/** 0.0.0.0 or [::]: a listener on every local address. */
+bool config_addr_is_any(const struct sockaddr_storage *a);
+
 /** "IP:PORT" / "[IP]:PORT" of a socket address. */
 void config_addr_str(const struct sockaddr_storage *a, char *buf, size_t len);

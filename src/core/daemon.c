@@ -36,9 +36,17 @@ static int bind_one(const struct listen_conf *lc, int type)
 		return e;
 	}
 	if (type == SOCK_DGRAM) {
-		/* answers to clients must leave from the address they asked */
 		int buf = 4 * 1024 * 1024;
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)); /* best effort, capped by rmem_max */
+		/* on 0.0.0.0 / [::], an answer must leave from the address the query
+		 * was sent to (frontend/udp.c): ask for it with every datagram */
+		if (config_addr_is_any(&lc->addr) &&
+		    (sa->sa_family == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))
+					      : setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one))) < 0) {
+			int e = -errno;
+			close(fd);
+			return e;
+		}
 	}
 	if (bind(fd, sa, len) < 0 || (type == SOCK_STREAM && listen(fd, 1024) < 0)) {
 		int e = -errno;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <uv.h>
 #include "circuit/timeout.h"
+#include "core/udptx.h"
 #include "dns/msg.h"
 
 struct worker;
@@ -58,8 +59,9 @@ struct query {
 	struct msg_info mi;        /* parsed facts of the client message */
 	union {
 		struct {
-			uv_udp_t *sock;          /* listener that received it */
+			int fd;                  /* listener socket that received it */
 			union sockaddr_any peer; /* client address */
+			struct udp_src src;      /* where it was sent to (wildcard listeners), else family 0 */
 		} udp;
 		struct tcp_client *tcp;      /* connection it came on (holds a reference) */
 	} client;

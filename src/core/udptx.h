@@ -6,6 +6,7 @@
  * socket at the end of the loop turn (worker check callback), or sooner when
  * the batch is full. Per worker, no locking. */
 #pragma once
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -15,19 +16,34 @@
 
 struct metrics;
 
+/* The source of a datagram sent from a socket bound to 0.0.0.0 or [::]: the
+ * address its query was sent to (IP_PKTINFO / IPV6_PKTINFO), so the client
+ * sees the answer come from where it asked. family 0: the kernel chooses. */
+struct udp_src {
+	sa_family_t family;
+	unsigned ifindex; /* IPv6: the interface the query came in on (link-local) */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr;
+};
+
 struct udptx {
 	unsigned n;                          /* datagrams queued */
 	size_t used;                         /* arena bytes used */
 	int fd[UDPTX_MAX];                   /* socket of each */
 	struct sockaddr_storage to[UDPTX_MAX]; /* destination (unused for connected sockets) */
 	socklen_t tolen[UDPTX_MAX];          /* 0 for a connected socket */
+	struct udp_src src[UDPTX_MAX];       /* family 0: no source given */
 	struct iovec iov[UDPTX_MAX];         /* into arena */
 	struct metrics *m;                   /* send_errors counted here */
 	uint8_t arena[UDPTX_ARENA];
 };
 
-/** Queue a copy of msg for fd (to NULL: a connected socket). */
-void udptx_add(struct udptx *tx, int fd, const struct sockaddr *to, const uint8_t *msg, size_t len);
+/** Queue a copy of msg for fd (to NULL: a connected socket), sent from src
+ * (NULL: the socket's own address). */
+void udptx_add(struct udptx *tx, int fd, const struct sockaddr *to, const struct udp_src *src, const uint8_t *msg,
+	       size_t len);
 
 /** Send everything queued (sendmmsg per run of the same socket). */
 void udptx_flush(struct udptx *tx);

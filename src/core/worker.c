@@ -12,7 +12,7 @@
 #include "obs/log.h"
 #include "upstream/upstream.h"
 
-#define UDP_DGRAM_MAX (64 * 1024) /* libuv's recvmmsg chunk size */
+#define UDP_DGRAM_MAX (64 * 1024) /* recvmmsg chunk: any UDP datagram fits */
 #define FREE_QUERIES_MAX 1024     /* released queries kept for reuse */
 
 static void timer_cb(uv_timer_t *t);

@@ -23,10 +23,10 @@ struct tcp_client;
 
 #define WORKER_UDP_CHUNKS 16 /* most datagrams per recvmmsg batch */
 
-/* How many datagrams a UDP socket asks recvmmsg for: libuv sets up every
- * chunk of the buffer on each call, and calls again until EAGAIN, so a wide
- * batch costs instructions when one datagram comes per wakeup and saves
- * system calls when many do. The width follows what the last call got. */
+/* How many datagrams a UDP socket asks recvmmsg for (frontend/udp.c): every
+ * chunk is set up for each call, and calls go on until one comes back short,
+ * so a wide batch costs instructions when one datagram comes per wakeup and
+ * saves system calls when many do. The width follows what the last call got. */
 struct udp_width {
 	uint16_t chunks; /* width of the next call */
 	uint16_t got;    /* datagrams received in the current call */

@@ -8,7 +8,7 @@
 #include "frontend/frontend.h"
 #include "frontend/tcp.h"
 
-void frontend_query(struct worker *w, const uint8_t *msg, size_t len, uv_udp_t *sock, const struct sockaddr *peer,
+void frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct udp_from *from,
 		    struct tcp_client *tc)
 {
 	struct msg_info mi;
@@ -47,9 +47,9 @@ void frontend_query(struct worker *w, const uint8_t *msg, size_t len, uv_udp_t *
 		frontend_tcp_query_start(tc);
 	} else {
 		q->client_kind = CLIENT_UDP;
-		q->client.udp.sock = sock;
-		memcpy(&q->client.udp.peer, peer,
-		       peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+		q->client.udp.fd = from->fd;
+		q->client.udp.peer = from->peer;
+		q->client.udp.src = from->src;
 		q->max_answer = msg_client_udp_max(&mi);
 	}
 	switch (v) {
@@ -80,10 +80,7 @@ void frontend_reply(struct query *q, const uint8_t *msg, size_t len)
 		frontend_tcp_send(q->client.tcp, msg, len);
 		return;
 	}
-	uv_os_fd_t fd;
-	if (uv_fileno((const uv_handle_t *)q->client.udp.sock, &fd) < 0) {
-		METRIC_INC(&w->m, send_errors);
-		return;
-	}
-	udptx_add(w->tx, fd, &q->client.udp.peer.sa, msg, len); /* sent at the end of this loop turn */
+	/* sent at the end of this loop turn */
+	udptx_add(w->tx, q->client.udp.fd, &q->client.udp.peer.sa, q->client.udp.src.family ? &q->client.udp.src : NULL,
+		  msg, len);
 }

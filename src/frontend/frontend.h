@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 #include "config/config.h"
+#include "core/query.h"
 
 struct worker;
 struct query;
@@ -25,9 +26,16 @@ void frontend_udp_close(struct worker *w);
 /** Close client connections that hold no query (at shutdown). */
 void frontend_tcp_close_idle(struct worker *w);
 
+/* Where a UDP query came from and how to answer it. */
+struct udp_from {
+	int fd;                  /* the listener's socket */
+	union sockaddr_any peer; /* the client */
+	struct udp_src src;      /* the address it was sent to (wildcard listeners), else family 0 */
+};
+
 /** A message arrived from a client: check it and start a query, or answer
- * an error at once. For UDP, sock and peer say where to answer; for TCP, tc. */
-void frontend_query(struct worker *w, const uint8_t *msg, size_t len, uv_udp_t *sock, const struct sockaddr *peer,
+ * an error at once. For UDP, from says where to answer; for TCP, tc. */
+void frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct udp_from *from,
 		    struct tcp_client *tc);
 
 /** Send an answer for q to its client (UDP datagram or framed on TCP). */

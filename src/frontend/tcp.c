@@ -193,7 +193,7 @@ static void process(struct tcp_client *tc, bool activity)
 	unsigned got = 0;
 	tc->in_process = true;
 	while (!tc->is_closing && tc->inflight < w->cfg->tcp_pipeline && frame_next(&tc->in, &msg, &len)) {
-		frontend_query(w, msg, len, NULL, NULL, tc);
+		frontend_query(w, msg, len, NULL, tc);
 		got++;
 	}
 	tc->in_process = false;

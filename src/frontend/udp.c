@@ -1,45 +1,122 @@
-/* udp.c -- UDP listener: recvmmsg batches (libuv UV_UDP_RECVMMSG) into the
- * worker's shared buffer; each datagram becomes a query at once, and answers
- * are sent with one sendmsg each (truncation happens in core/query.c). */
+/* udp.c -- UDP listener: recvmmsg batches into the worker's shared buffer,
+ * each datagram a query at once; answers leave in batches (core/udptx.c),
+ * truncated where needed by core/query.c.
+ *
+ * The socket is polled (uv_poll) and read here rather than by uv_udp, which
+ * cannot pass control messages: on a listener bound to 0.0.0.0 or [::] each
+ * datagram brings the address it was sent to (IP_PKTINFO / IPV6_PKTINFO,
+ * asked for in core/daemon.c), and the answer is sent from that address. A
+ * client that asked 192.0.2.1 and hears from 192.0.2.2 drops the answer. */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include "core/worker.h"
 #include "frontend/frontend.h"
 #include "obs/log.h"
 
+#define UDP_READS_PER_WAKEUP 32 /* recvmmsg calls per readiness event, as libuv */
+
 struct frontend_udp {
-	uv_udp_t h;
+	uv_poll_t h;
+	int fd;
+	bool any;                  /* bound to a wildcard address: track each datagram's destination */
+	bool reading;
 	struct udp_width width;    /* recvmmsg batch width */
 	struct worker *w;
 	const struct listen_conf *conf;
 	struct frontend_udp *next; /* worker's list */
 };
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* The destination address of a datagram, from its IP_PKTINFO / IPV6_PKTINFO. */
+static void datagram_dest(struct msghdr *h, struct udp_src *src)
 {
-	struct frontend_udp *l = h->data;
-	(void)suggested;
-	worker_udp_buf(l->w, &l->width, buf);
+	src->family = 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm; cm = CMSG_NXTHDR(h, cm)) {
+		if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+			src->family = AF_INET;
+			src->ifindex = 0;
+			src->addr.v4 = pi.ipi_addr;
+			return;
+		}
+		if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+			src->family = AF_INET6;
+			src->ifindex = pi.ipi6_ifindex;
+			src->addr.v6 = pi.ipi6_addr;
+			return;
+		}
+	}
 }
 
-static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)
+#define DEST_CMSG_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo))
+
+/* One recvmmsg: returns the datagrams taken (0: none waiting), or < 0. */
+static int read_batch(struct frontend_udp *l)
+{
+	uv_buf_t buf;
+	worker_udp_buf(l->w, &l->width, &buf);
+	unsigned n = l->width.chunks;
+	size_t chunk = buf.len / n;
+	struct mmsghdr mm[WORKER_UDP_CHUNKS];
+	struct iovec iov[WORKER_UDP_CHUNKS];
+	struct udp_from from[WORKER_UDP_CHUNKS];
+	_Alignas(struct cmsghdr) uint8_t ctl[WORKER_UDP_CHUNKS][DEST_CMSG_SPACE];
+	for (unsigned i = 0; i < n; i++) {
+		iov[i].iov_base = buf.base + i * chunk;
+		iov[i].iov_len = chunk;
+		mm[i].msg_hdr = (struct msghdr){
+			.msg_name = &from[i].peer,
+			.msg_namelen = sizeof(from[i].peer),
+			.msg_iov = &iov[i],
+			.msg_iovlen = 1,
+			.msg_control = l->any ? ctl[i] : NULL,
+			.msg_controllen = l->any ? sizeof(ctl[i]) : 0,
+		};
+	}
+	int r;
+	do
+		r = recvmmsg(l->fd, mm, n, MSG_DONTWAIT, NULL);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+	for (int i = 0; i < r; i++) {
+		from[i].fd = l->fd;
+		from[i].src.family = 0;
+		if (l->any)
+			datagram_dest(&mm[i].msg_hdr, &from[i].src);
+		l->width.got++;
+		frontend_query(l->w, iov[i].iov_base, mm[i].msg_len, &from[i], NULL);
+	}
+	worker_batch_done(l->w);
+	return r;
+}
+
+static void poll_cb(uv_poll_t *h, int status, int events)
 {
 	struct frontend_udp *l = h->data;
-	if (nread < 0) {
-		log_warn_rl(FRONTEND, "udp %s: receive failed: %s", l->conf->text, uv_strerror((int)nread));
+	(void)events;
+	if (status < 0) {
+		log_warn_rl(FRONTEND, "udp %s: poll failed: %s", l->conf->text, uv_strerror(status));
 		return;
 	}
-	if (!addr) {
-		if (flags & UV_UDP_MMSG_FREE)
-			worker_batch_done(l->w); /* end of a recvmmsg batch */
-		return;
+	for (int k = 0; k < UDP_READS_PER_WAKEUP && l->reading; k++) {
+		int r = read_batch(l);
+		if (r < 0)
+			log_warn_rl(FRONTEND, "udp %s: receive failed: %s", l->conf->text, strerror(-r));
+		if (r <= 0 || (unsigned)r < l->width.chunks)
+			return; /* drained (or an error: the next event retries) */
 	}
-	l->width.got++;
-	frontend_query(l->w, (const uint8_t *)buf->base, (size_t)nread, h, addr, NULL);
 }
 
 static void close_cb(uv_handle_t *h)
 {
-	free(h->data);
+	struct frontend_udp *l = h->data;
+	close(l->fd);
+	free(l);
 }
 
 int frontend_udp_start(struct worker *w, const struct listen_conf *lc, int fd)
@@ -49,17 +126,18 @@ int frontend_udp_start(struct worker *w, const struct listen_conf *lc, int fd)
 		return -ENOMEM;
 	l->w = w;
 	l->conf = lc;
-	/* AF_UNSPEC: the daemon made the socket; uv_udp_open() adopts it */
-	int r = uv_udp_init_ex(&w->loop, &l->h, AF_UNSPEC | UV_UDP_RECVMMSG);
+	l->fd = fd;
+	l->any = config_addr_is_any(&lc->addr);
+	int r = uv_poll_init_socket(&w->loop, &l->h, fd);
 	if (r < 0) {
 		free(l);
 		return r;
 	}
 	l->h.data = l;
-	r = uv_udp_open(&l->h, fd);
-	if (r == 0)
-		r = uv_udp_recv_start(&l->h, alloc_cb, recv_cb);
+	l->reading = true;
+	r = uv_poll_start(&l->h, UV_READABLE, poll_cb);
 	if (r < 0) {
+		l->fd = -1; /* the caller still owns it */
 		uv_close((uv_handle_t *)&l->h, close_cb);
 		return r;
 	}
@@ -71,8 +149,10 @@ int frontend_udp_start(struct worker *w, const struct listen_conf *lc, int fd)
 /* Stop reading but keep the socket: queries still in flight answer through it. */
 void frontend_udp_stop(struct worker *w)
 {
-	for (struct frontend_udp *l = w->udps; l; l = l->next)
-		uv_udp_recv_stop(&l->h);
+	for (struct frontend_udp *l = w->udps; l; l = l->next) {
+		l->reading = false;
+		uv_poll_stop(&l->h);
+	}
 }
 
 void frontend_udp_close(struct worker *w)

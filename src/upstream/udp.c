@@ -164,7 +164,7 @@ int upstream_udp_send(struct upstream *u, struct query *q)
 	q->udp_tries++;
 	uv_os_fd_t fd;
 	if (uv_fileno((const uv_handle_t *)&s->h, &fd) == 0)
-		udptx_add(w->tx, fd, NULL, q->wire, q->len); /* a lost send is retried like a lost answer */
+		udptx_add(w->tx, fd, NULL, NULL, q->wire, q->len); /* a lost send is retried like a lost answer */
 	tq_add(&w->udp_retry, &q->link, worker_now(w));
 	worker_arm(w, q->link.deadline_ms);
 	return 0;

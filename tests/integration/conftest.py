@@ -507,8 +507,9 @@ class Stats:
 
 
 class Dnsmux:
-    def __init__(self, argv, workdir, n):
+    def __init__(self, argv, workdir, n, netns=None):
         self.argv = argv
+        self.netns = netns  # run inside this network namespace (which has only lo)
         self.stderr_path = workdir / ("dnsmux-%d.stderr" % n)
         self.stdout_path = workdir / ("dnsmux-%d.stdout" % n)
         self.proc = None
@@ -522,9 +523,11 @@ class Dnsmux:
 
     def start(self, ready_timeout=20.0):
         require_binary()
-        assert_loopback_only(self.argv)
+        if self.netns is None:
+            assert_loopback_only(self.argv)  # (a namespace of the test's own has nothing but lo)
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []  # ip execs: same pid
         with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
-            self.proc = subprocess.Popen([str(DNSMUX_BIN), *self.argv], stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(prefix + [str(DNSMUX_BIN), *self.argv], stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=err, env=dnsmux_env())
         _children.append(self.proc)
         deadline = time.monotonic() + ready_timeout
