@@ -20,6 +20,7 @@ int inflight_init(struct inflight *t, uint32_t cap)
 	}
 	t->mask = size - 1;
 	t->count = 0;
+	t->pop_from = 0;
 	t->cap = cap;
 	return 0;
 }
@@ -102,13 +103,21 @@ void *inflight_del(struct inflight *t, uint16_t id)
 	return val;
 }
 
+/* Draining a table pops from where the last pop was: the slots before it
+ * are empty (backward shifts only fill the slot just emptied and later
+ * ones), so a whole drain scans the table about once, not once per entry.
+ * The scan still goes all the way round, so entries added meanwhile are found. */
 void *inflight_pop_any(struct inflight *t)
 {
-	if (t->count == 0)
+	if (t->count == 0) {
+		t->pop_from = 0;
 		return NULL;
-	for (uint32_t i = 0; i <= t->mask; i++) {
+	}
+	for (uint32_t n = 0; n <= t->mask; n++) {
+		uint32_t i = (t->pop_from + n) & t->mask;
 		if (t->slots[i].val) {
 			void *val = t->slots[i].val;
+			t->pop_from = i;
 			remove_at(t, i);
 			return val;
 		}

@@ -24,6 +24,7 @@ struct inflight {
 	uint32_t mask;               /* table size - 1 (a power of two) */
 	uint32_t count;              /* entries in use */
 	uint32_t cap;                /* at most this many in flight */
+	uint32_t pop_from;           /* where inflight_pop_any() looks first */
 };
 
 /** Size the table for up to cap entries (1..32768). Returns 0 or -ENOMEM/-EINVAL. */

@@ -479,6 +479,38 @@ static void pop_any_drains(void **state)
 	inflight_deinit(&t);
 }
 
+/* Entries added between pops (anywhere, also before where the last pop
+ * was) still come out, each exactly once. */
+static void pop_any_with_adds_between(void **state)
+{
+	(void)state;
+	struct inflight t;
+	struct rnd r;
+	rnd_init(&r);
+	assert_int_equal(inflight_init(&t, 300), 0);
+	static bool seen[300];
+	memset(seen, 0, sizeof(seen));
+	uint16_t id;
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(inflight_add(&t, &r, &pool[i], &id), 0);
+	int popped = 0;
+	for (; popped < 150; popped++) {
+		char *v = inflight_pop_any(&t);
+		assert_non_null(v);
+		assert_false(seen[v - pool]);
+		seen[v - pool] = true;
+	}
+	for (int i = 200; i < 300; i++)
+		assert_int_equal(inflight_add(&t, &r, &pool[i], &id), 0);
+	for (char *v; (v = inflight_pop_any(&t)); popped++) {
+		assert_false(seen[v - pool]);
+		seen[v - pool] = true;
+	}
+	assert_int_equal(popped, 300);
+	assert_int_equal(t.count, 0);
+	inflight_deinit(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -498,6 +530,7 @@ int main(void)
 		cmocka_unit_test(randomised_noid),
 		cmocka_unit_test(abandon_and_take_gone),
 		cmocka_unit_test(pop_any_drains),
+		cmocka_unit_test(pop_any_with_adds_between),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
