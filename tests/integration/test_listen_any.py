@@ -53,7 +53,9 @@ print(src[0], r.id == q.id, " ".join(rd.to_text() for rr in r.answer for rd in r
 @pytest.fixture
 def netns():
     name = "dnsmux-t-" + uuid.uuid4().hex[:8]
-    subprocess.run(["ip", "netns", "add", name], check=True)
+    r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("cannot create a network namespace here: %s" % r.stderr.strip())
     try:
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
         yield name
