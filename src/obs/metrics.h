@@ -23,8 +23,8 @@
 	X(requeued)          /* queries resent because their circuit dropped */                                      \
 	X(circuits_opened)   /* upstream connections opened */                                                       \
 	X(circuits_failed)   /* upstream connections that failed or died */                                          \
-	X(circuit_writes)    /* writes to upstream connections (queries per write: the batching) */             \
-	X(circuit_acks)      /* ACKs sent alone to stop an upstream's Nagle holding answers */                       \
+	X(circuit_writes)    /* writes to upstream connections (queries per write: the batching) */                  \
+	X(circuit_acks)      /* immediate ACKs asked of the kernel, so an upstream's Nagle holds no answer */        \
 	X(send_errors)       /* answers that could not be sent to the client */                                      \
 	X(tcp_clients)       /* client TCP connections accepted */                                                   \
 	X(tcp_rejected)      /* client TCP connections closed at once by the cap */                                  \
