@@ -412,24 +412,10 @@ static size_t clean_answer(struct circuit *c, struct query *q, uint8_t *msg, siz
 static void on_answer(struct circuit *c, uint8_t *msg, size_t len)
 {
 	struct worker *w = c->w;
-	if (len < MSG_HDR) {
-		METRIC_INC(&w->m, mismatched);
+	struct query *q = query_for_answer(w, &c->table, msg, len);
+	if (!q)
 		return;
-	}
-	uint16_t id = knot_wire_get_id(msg);
-	struct query *q = inflight_get(&c->table, id);
-	if (!q) {
-		if (inflight_take_gone(&c->table, id))
-			METRIC_INC(&w->m, late);
-		else
-			METRIC_INC(&w->m, mismatched);
-		return;
-	}
-	if (!msg_answer_matches(msg, len, q->wire, &q->mi)) {
-		METRIC_INC(&w->m, mismatched); /* keep waiting for the right one */
-		return;
-	}
-	inflight_del(&c->table, id);
+	inflight_del(&c->table, q->up_id);
 	w->turn_inputs++;
 	uint64_t now = worker_now(w);
 	c->last_progress_ms = c->last_active_ms = now;

@@ -1,12 +1,35 @@
 /* query.c -- answering and dispatching a struct query (see query.h). */
 #include <string.h>
 #include <libknot/libknot.h>
+#include "circuit/inflight.h"
 #include "core/err.h"
 #include "core/query.h"
 #include "core/worker.h"
 #include "frontend/frontend.h"
 #include "obs/log.h"
 #include "upstream/upstream.h"
+
+struct query *query_for_answer(struct worker *w, struct inflight *t, const uint8_t *msg, size_t len)
+{
+	if (len < MSG_HDR) {
+		METRIC_INC(&w->m, mismatched);
+		return NULL;
+	}
+	uint16_t id = knot_wire_get_id(msg);
+	struct query *q = inflight_get(t, id);
+	if (!q) {
+		if (inflight_take_gone(t, id))
+			METRIC_INC(&w->m, late);
+		else
+			METRIC_INC(&w->m, mismatched);
+		return NULL;
+	}
+	if (!msg_answer_matches(msg, len, q->wire, &q->mi)) {
+		METRIC_INC(&w->m, mismatched); /* keep waiting for the right one */
+		return NULL;
+	}
+	return q;
+}
 
 void query_answer(struct query *q, uint8_t *ans, size_t len)
 {

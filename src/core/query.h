@@ -19,6 +19,7 @@ struct worker;
 struct upstream;
 struct circuit;
 struct tcp_client;
+struct inflight;
 
 #define QUERY_INLINE 512 /* most queries fit; larger ones get a heap buffer */
 #define QUERY_MAX_REQUEUES 3
@@ -69,6 +70,11 @@ struct query {
 	struct query *next_free;   /* worker free list */
 	uint8_t inline_buf[QUERY_INLINE];
 };
+
+/** The query in t that an upstream's message answers: its ID is in flight
+ * and it carries QR=1 and the query's question. Else NULL, counted as late
+ * (an ID given up on) or mismatched; the query, if any, keeps waiting. */
+struct query *query_for_answer(struct worker *w, struct inflight *t, const uint8_t *msg, size_t len);
 
 /** Answer with an upstream's message (modified in place: ID, question case,
  * truncation). Releases q. */

@@ -58,23 +58,9 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_answer(struct udp_sock *s, uint8_t *msg, size_t len)
 {
 	struct worker *w = s->w;
-	if (len < MSG_HDR) {
-		METRIC_INC(&w->m, mismatched);
+	struct query *q = query_for_answer(w, &s->table, msg, len);
+	if (!q)
 		return;
-	}
-	uint16_t id = knot_wire_get_id(msg);
-	struct query *q = inflight_get(&s->table, id);
-	if (!q) {
-		if (inflight_take_gone(&s->table, id))
-			METRIC_INC(&w->m, late);
-		else
-			METRIC_INC(&w->m, mismatched);
-		return;
-	}
-	if (!msg_answer_matches(msg, len, q->wire, &q->mi)) {
-		METRIC_INC(&w->m, mismatched); /* keep waiting for the right one */
-		return;
-	}
 	struct upstream *u = q->up;
 	w->turn_inputs++;
 	detach(q, false);
