@@ -10,6 +10,7 @@ import ipaddress
 import random
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -211,24 +212,63 @@ def tcp_query(port, qname, rdtype="A", host="127.0.0.1", timeout=5.0, edns=1232)
 
 
 def wait_closed(sock, timeout):
-    """Wait until the peer closes sock (EOF or reset). Returns the time it
-    took, or None if still open at the deadline. Data read meanwhile is
-    discarded."""
+    """Wait until the peer closes sock, plain TCP or TLS (EOF, reset, or a
+    TLS close_notify / alert). Returns the time it took, or None if still
+    open at the deadline. Data read meanwhile is discarded."""
+    tls = isinstance(sock, ssl.SSLSocket)
+    closed_errors = (ssl.SSLError, ConnectionError, OSError) if tls else (ConnectionResetError,
+                                                                          ConnectionAbortedError)
     start = time.monotonic()
     deadline = start + timeout
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             return None
-        r, _, _ = select.select([sock], [], [], left)
-        if not r:
-            return None
+        if not (tls and sock.pending()):
+            r, _, _ = select.select([sock], [], [], left)
+            if not r:
+                return None
         try:
+            if tls:  # a readable socket may hold only part of a record
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
             chunk = sock.recv(65535)
-        except (ConnectionResetError, ConnectionAbortedError):
+        except (ssl.SSLWantReadError, socket.timeout):
+            continue
+        except closed_errors:
             return time.monotonic() - start
         if not chunk:
             return time.monotonic() - start
+
+
+def zone_queries(n, start=0, edns=None):
+    """{id: (name, wire)} for n A queries on the zone's names n<start>...,
+    with distinct IDs; edns=None: no OPT record, else its UDP size."""
+    out = {}
+    for i in range(start, start + n):
+        name = "n%d.test." % (i % N_NAMES)
+        q = make_query(name, "A", edns=edns)
+        while q.id in out:
+            q = make_query(name, "A", edns=edns)
+        out[q.id] = (name, q.to_wire())
+    return out
+
+
+def read_answers(sock, queries, timeout=10.0, rdtype="A"):
+    """Read len(queries) framed answers from a stream (TCP or TLS), match
+    them by ID to queries ({id: (name, wire)}), check each against the
+    zone. Returns the list of problems."""
+    problems = []
+    pending = dict(queries)
+    deadline = time.monotonic() + timeout
+    while pending:
+        r = recv_frame(sock, max(0.1, deadline - time.monotonic()))
+        qid = int.from_bytes(r[:2], "big")
+        if qid not in pending:
+            problems.append("answer with unexpected id %d" % qid)
+            continue
+        name, w = pending.pop(qid)
+        problems += ["%s: %s" % (name, p) for p in check_answer(w, r, expected_rdata(name, rdtype))]
+    return problems
 
 
 def check_answer(qwire, rwire, expect_rdata=None):

@@ -5,7 +5,6 @@ handshake timeout, and the TCP client limits applied to DoT clients.
 Origin: knotd over TCP."""
 
 import os
-import select
 import shutil
 import signal
 import socket
@@ -51,62 +50,6 @@ def dot_connect(port, pki, timeout=5.0, session=None):
     except BaseException:
         raw.close()
         raise
-
-
-def tls_wait_closed(sock, timeout):
-    """Wait until the peer closes the TLS connection (close_notify, EOF or
-    reset). Returns the seconds it took, or None if still open at the
-    deadline. Data read meanwhile is discarded."""
-    start = time.monotonic()
-    deadline = start + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        if not sock.pending():
-            r, _, _ = select.select([sock], [], [], left)
-            if not r:
-                return None
-        try:
-            sock.settimeout(max(0.01, deadline - time.monotonic()))
-            chunk = sock.recv(65535)
-        except (ssl.SSLWantReadError, socket.timeout):
-            continue
-        except (ssl.SSLError, ConnectionError, OSError):
-            return time.monotonic() - start
-        if not chunk:
-            return time.monotonic() - start
-
-
-def zone_queries(n, start=0, edns=1232):
-    out = {}
-    for i in range(start, start + n):
-        name = "n%d.test." % (i % helpers.N_NAMES)
-        q = helpers.make_query(name, "A", edns=edns)
-        while q.id in out:
-            q = helpers.make_query(name, "A", edns=edns)
-        out[q.id] = (name, q.to_wire())
-    return out
-
-
-def read_answers(sock, queries, timeout=10.0, rdtype="A"):
-    """Read len(queries) framed answers, match by ID, check each. Returns
-    (problems, {id: answer wire})."""
-    problems = []
-    pending = dict(queries)
-    got = {}
-    deadline = time.monotonic() + timeout
-    while pending:
-        r = helpers.recv_frame(sock, max(0.1, deadline - time.monotonic()))
-        qid = int.from_bytes(r[:2], "big")
-        if qid not in pending:
-            problems.append("answer with unexpected id %d" % qid)
-            continue
-        name, w = pending.pop(qid)
-        got[qid] = r
-        problems += ["%s: %s" % (name, p)
-                     for p in helpers.check_answer(w, r, helpers.expected_rdata(name, rdtype))]
-    return problems, got
 
 
 def exchange(sock, qname, rdtype="A", edns=1232):
@@ -155,13 +98,13 @@ def test_pipelined_queries_on_one_tls_connection(knotd, pki, dnsmux, tmp_path):
     (matched by ID, any order), and the connection stays usable."""
     d = start_dot(dnsmux, pki, knotd.url("tcp"), tmp_path)
     with dot_connect(d.port, pki) as s:
-        qs = zone_queries(50)
+        qs = helpers.zone_queries(50, edns=1232)
         s.sendall(b"".join(helpers.frame(w) for _, w in qs.values()))
-        problems, _ = read_answers(s, qs)
+        problems = helpers.read_answers(s, qs)
         assert not problems, problems[:10]
-        more = zone_queries(5, 100)
+        more = helpers.zone_queries(5, 100, edns=1232)
         s.sendall(b"".join(helpers.frame(w) for _, w in more.values()))
-        problems, _ = read_answers(s, more)
+        problems = helpers.read_answers(s, more)
         assert not problems, problems[:10]
     st = d.stats()
     assert st["tls_clients"] == 1, st
@@ -251,9 +194,9 @@ def test_sighup_reloads_certificate(knotd, pki, dnsmux, tmp_path):
             assert not helpers.check_answer(w, r, helpers.expected_rdata("a.test.", "A"))
 
         # the connection made before the reload still answers
-        qs = zone_queries(5)
+        qs = helpers.zone_queries(5, edns=1232)
         old.sendall(b"".join(helpers.frame(w) for _, w in qs.values()))
-        problems, _ = read_answers(old, qs)
+        problems = helpers.read_answers(old, qs)
         assert not problems, problems
         assert old.getpeercert(binary_form=True) == pki.der("server")
     finally:
@@ -276,7 +219,7 @@ def test_handshake_timeout(knotd, pki, dnsmux, tmp_path):
     assert closed >= 0.45, "closed after %.2fs, before the handshake timeout" % closed
     # a client that completed its handshake is held by --tcp-idle instead
     with dot_connect(d.port, pki) as s:
-        assert tls_wait_closed(s, 0.6 + MARGIN + 0.5) is None, "handshaken connection closed by the handshake timer"
+        assert helpers.wait_closed(s, 0.6 + MARGIN + 0.5) is None, "handshaken connection closed by the handshake timer"
         w, r = exchange(s, "www.test.")
         assert not helpers.check_answer(w, r, {helpers.WWW_A})
 
@@ -338,7 +281,7 @@ def test_slow_query_after_handshake_closed(knotd, pki, dnsmux, tmp_path):
         assert not helpers.check_answer(w, r, {helpers.WWW_A})
         q = helpers.frame(helpers.make_query("n1.test.", "A").to_wire())
         limit = 1.5 + 2 * MARGIN + 1.0
-        closed, sent = dribble(s.sendall, q, limit, closed=lambda t: tls_wait_closed(s, t))
+        closed, sent = dribble(s.sendall, q, limit, closed=lambda t: helpers.wait_closed(s, t))
     assert closed is not None, "a client dribbling one byte per second held the connection for %.1fs " \
         "(%d of %d bytes sent)" % (limit, sent, len(q))
     assert d.alive()
@@ -353,7 +296,7 @@ def test_idle_dot_connection_closed(knotd, pki, dnsmux, tmp_path):
     with dot_connect(d.port, pki) as s:
         w, r = exchange(s, "www.test.")
         assert not helpers.check_answer(w, r, {helpers.WWW_A})
-        closed = tls_wait_closed(s, 0.7 + 2 * MARGIN + 1.0)
+        closed = helpers.wait_closed(s, 0.7 + 2 * MARGIN + 1.0)
     assert closed is not None, "idle DoT connection not closed"
     assert closed >= 0.5, "closed after %.2fs, before --tcp-idle" % closed
 
@@ -372,7 +315,7 @@ def test_max_clients_applies_to_dot(knotd, pki, dnsmux, tmp_path):
         try:
             with dot_connect(d.port, pki, timeout=3.0) as c:
                 c.sendall(helpers.frame(helpers.make_query("www.test.", "A").to_wire()))
-                rejected = tls_wait_closed(c, 2.0) is not None
+                rejected = helpers.wait_closed(c, 2.0) is not None
         except (ssl.SSLError, ConnectionError, OSError):
             rejected = True
         assert rejected, "third DoT client was served with --tcp-max-clients 2"

@@ -14,44 +14,16 @@ from conftest import MARGIN, Sampler, tcp_clients, wait_until
 from fault_server import answer_a
 
 
-def zone_queries(n, start=0):
-    out = {}
-    for i in range(start, start + n):
-        name = "n%d.test." % (i % helpers.N_NAMES)
-        q = helpers.make_query(name, "A")
-        while q.id in out:
-            q = helpers.make_query(name, "A")
-        out[q.id] = (name, q.to_wire())
-    return out
-
-
-def read_answers(sock, queries, timeout=10.0):
-    """Read len(queries) framed answers; check each against its query
-    (matched by ID). Returns the list of problems."""
-    problems = []
-    pending = dict(queries)
-    deadline = time.monotonic() + timeout
-    while pending:
-        r = helpers.recv_frame(sock, max(0.1, deadline - time.monotonic()))
-        qid = int.from_bytes(r[:2], "big")
-        if qid not in pending:
-            problems.append("answer with unexpected id %d" % qid)
-            continue
-        name, w = pending.pop(qid)
-        problems += ["%s: %s" % (name, p) for p in helpers.check_answer(w, r, helpers.expected_rdata(name, "A"))]
-    return problems
-
-
 def test_pipelined_queries_in_one_write(knotd, dnsmux):
     d = dnsmux(upstream=knotd.url("tcp"))
-    qs = zone_queries(50)
+    qs = helpers.zone_queries(50)
     with helpers.tcp_connect(d.port) as s:
         s.sendall(b"".join(helpers.frame(w) for _, w in qs.values()))
-        assert not read_answers(s, qs)
+        assert not helpers.read_answers(s, qs)
         # and the connection is still usable afterwards
-        more = zone_queries(5, 100)
+        more = helpers.zone_queries(5, 100)
         s.sendall(b"".join(helpers.frame(w) for _, w in more.values()))
-        assert not read_answers(s, more)
+        assert not helpers.read_answers(s, more)
 
 
 def chunks_one_byte(data):
@@ -73,25 +45,25 @@ SPLITS = {"one_byte_at_a_time": chunks_one_byte, "length_then_body": chunks_leng
 @pytest.mark.parametrize("how", sorted(SPLITS))
 def test_query_split_across_writes(knotd, dnsmux, how):
     d = dnsmux(upstream=knotd.url("tcp"))
-    qs = zone_queries(2)
+    qs = helpers.zone_queries(2)
     data = b"".join(helpers.frame(w) for _, w in qs.values())
     with helpers.tcp_connect(d.port) as s:
         for c in SPLITS[how](data):
             s.sendall(c)
             time.sleep(0.003)  # separate segments (TCP_NODELAY is on), not synchronisation
-        assert not read_answers(s, qs)
+        assert not helpers.read_answers(s, qs)
 
 
 def test_two_messages_straddling_writes(knotd, dnsmux):
     """First write: one whole message and the first 3 bytes of the next."""
     d = dnsmux(upstream=knotd.url("tcp"))
-    qs = zone_queries(2)
+    qs = helpers.zone_queries(2)
     frames = [helpers.frame(w) for _, w in qs.values()]
     with helpers.tcp_connect(d.port) as s:
         s.sendall(frames[0] + frames[1][:3])
         time.sleep(0.05)  # let the first read happen with half a message in the buffer
         s.sendall(frames[1][3:])
-        assert not read_answers(s, qs)
+        assert not helpers.read_answers(s, qs)
 
 
 def test_idle_connection_closed(knotd, dnsmux):
@@ -99,9 +71,9 @@ def test_idle_connection_closed(knotd, dnsmux):
     the start) is closed by dnsmux after about that long."""
     d = dnsmux("--tcp-idle", "700", upstream=knotd.url("tcp"))
     with helpers.tcp_connect(d.port) as used, helpers.tcp_connect(d.port) as silent:
-        qs = zone_queries(1)
+        qs = helpers.zone_queries(1)
         used.sendall(helpers.frame(next(iter(qs.values()))[1]))
-        assert not read_answers(used, qs)
+        assert not helpers.read_answers(used, qs)
         t0 = time.monotonic()
         closed_used = helpers.wait_closed(used, 0.7 + 2 * MARGIN + 1.0)
         closed_silent = helpers.wait_closed(silent, 0.7 + 2 * MARGIN + 1.0)
@@ -119,9 +91,9 @@ def test_active_connection_not_closed(knotd, dnsmux):
         t_end = time.monotonic() + 3.0
         i = 0
         while time.monotonic() < t_end:
-            qs = zone_queries(1, i)
+            qs = helpers.zone_queries(1, i)
             s.sendall(helpers.frame(next(iter(qs.values()))[1]))
-            assert not read_answers(s, qs, timeout=5.0)
+            assert not helpers.read_answers(s, qs, timeout=5.0)
             i += 1
             time.sleep(0.2)  # the pacing under test
         assert helpers.wait_closed(s, 1.0 + MARGIN + 1.0) is not None, "not closed once idle"
@@ -130,10 +102,10 @@ def test_active_connection_not_closed(knotd, dnsmux):
 def query_on(sock, timeout):
     """Send one query on sock; True if answered right, False if closed or
     no answer in time."""
-    qs = zone_queries(1)
+    qs = helpers.zone_queries(1)
     try:
         sock.sendall(helpers.frame(next(iter(qs.values()))[1]))
-        return not read_answers(sock, qs, timeout)
+        return not helpers.read_answers(sock, qs, timeout)
     except (OSError, EOFError):
         return False
 
