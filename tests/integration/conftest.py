@@ -268,27 +268,18 @@ zone:
 """
 
 
-class Knotd:
-    """A knotd serving zone `test.` on host:port; stop()/kill() and start()
-    again keep the same port."""
+class ServerProcess:
+    """A real server a test starts, stops or kills, and starts again on the
+    same port. A subclass sets name, port, log_path (the server's own log,
+    where each start is marked), out_path (its stdout/stderr), argv() and
+    ready() (answers right now), and may add check_binary()."""
 
-    def __init__(self, host="127.0.0.1", port=None):
-        self.host = host
-        self.port = port or free_port(host)
-        self.dir = short_tmpdir("dnsmux-knot-")
-        for sub in ("run", "db", "zones"):
-            (self.dir / sub).mkdir()
-        (self.dir / "zones" / "test.zone").write_text(helpers.zone_text())
-        self.conf = self.dir / "knot.conf"
-        self.conf.write_text(KNOT_CONF.format(run=self.dir / "run", db=self.dir / "db",
-                                              zones=self.dir / "zones", host=host, port=self.port))
-        self.log_path = self.dir / "knotd.log"
-        self.proc = None
-        self.starts = 0
+    name = "server"
+    proc = None
+    starts = 0
 
-    def url(self, scheme="tcp"):
-        h = "[%s]" % self.host if ":" in self.host else self.host
-        return "%s://%s:%d" % (scheme, h, self.port)
+    def check_binary(self):
+        pass
 
     @property
     def running(self):
@@ -296,37 +287,25 @@ class Knotd:
 
     def start(self, timeout=20.0):
         assert not self.running
-        log = open(self.log_path, "ab")
-        log.write(b"--- start %d\n" % self.starts)
-        log.flush()
+        self.check_binary()
+        with open(self.log_path, "ab") as log:
+            log.write(b"--- start %d\n" % self.starts)
         self.starts += 1
-        self.proc = subprocess.Popen([KNOTD, "-c", str(self.conf)], stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=log)
-        log.close()
+        with open(self.out_path, "ab") as out:
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         _children.append(self.proc)
         self.wait_ready(timeout)
         return self
-
-    def answers(self, tcp):
-        q = dns.message.make_query("www.test.", "A")
-        try:
-            if tcp:
-                r = dns.query.tcp(q, self.host, port=self.port, timeout=0.5)
-            else:
-                r = dns.query.udp(q, self.host, port=self.port, timeout=0.5)
-        except (OSError, EOFError, dns.exception.DNSException):
-            return False
-        return helpers.rdata_set(r) == {helpers.WWW_A}
 
     def wait_ready(self, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("knotd exited with %s:\n%s" % (self.proc.returncode, self.log()))
-            if self.answers(tcp=False) and self.answers(tcp=True):
+                raise RuntimeError("%s exited with %s:\n%s" % (self.name, self.proc.returncode, self.log()))
+            if self.ready():
                 return
             time.sleep(0.05)
-        raise RuntimeError("knotd on port %d not answering after %.0fs:\n%s" % (self.port, timeout, self.log()))
+        raise RuntimeError("%s on port %d not answering after %.0fs:\n%s" % (self.name, self.port, timeout, self.log()))
 
     def stop(self, sig=signal.SIGTERM, timeout=15.0):
         if not self.running:
@@ -341,15 +320,55 @@ class Knotd:
     def kill(self):
         self.stop(signal.SIGKILL)
 
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Knotd(ServerProcess):
+    """A knotd serving zone `test.` on host:port; stop()/kill() and start()
+    again keep the same port."""
+
+    name = "knotd"
+
+    def __init__(self, host="127.0.0.1", port=None):
+        self.host = host
+        self.port = port or free_port(host)
+        self.dir = short_tmpdir("dnsmux-knot-")
+        for sub in ("run", "db", "zones"):
+            (self.dir / sub).mkdir()
+        (self.dir / "zones" / "test.zone").write_text(helpers.zone_text())
+        self.conf = self.dir / "knot.conf"
+        self.conf.write_text(KNOT_CONF.format(run=self.dir / "run", db=self.dir / "db",
+                                              zones=self.dir / "zones", host=host, port=self.port))
+        self.log_path = self.out_path = self.dir / "knotd.log"
+
+    def url(self, scheme="tcp"):
+        h = "[%s]" % self.host if ":" in self.host else self.host
+        return "%s://%s:%d" % (scheme, h, self.port)
+
+    def argv(self):
+        return [KNOTD, "-c", str(self.conf)]
+
+    def answers(self, tcp):
+        q = dns.message.make_query("www.test.", "A")
+        try:
+            if tcp:
+                r = dns.query.tcp(q, self.host, port=self.port, timeout=0.5)
+            else:
+                r = dns.query.udp(q, self.host, port=self.port, timeout=0.5)
+        except (OSError, EOFError, dns.exception.DNSException):
+            return False
+        return helpers.rdata_set(r) == {helpers.WWW_A}
+
+    def ready(self):
+        return self.answers(tcp=False) and self.answers(tcp=True)
+
     def log(self):
         try:
             return self.log_path.read_text(errors="replace")[-4000:]
         except FileNotFoundError:
             return ""
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -756,11 +775,13 @@ def tls_client_context(ca_file, check_hostname=True):
     return ctx
 
 
-class Unbound:
+class Unbound(ServerProcess):
     """Unbound serving DNS-over-TLS on host:port with pki's certificate
     `cert`, forwarding to the origin (knotd) on origin_port over plain DNS.
     stop()/kill() and start() again keep the port and the session ticket
     key (so tickets issued before a restart resume after it)."""
+
+    name = "unbound"
 
     def __init__(self, pki, origin_port, cert="server", host="127.0.0.1", port=None):
         self.pki = pki
@@ -777,8 +798,7 @@ class Unbound:
         self.conf.write_text(UNBOUND_CONF.format(
             log=self.log_path, dir=self.dir, host=host, port=self.port, key=pki.key_file(cert),
             cert=pki.cert_file(cert), ticket_key=self.ticket_key, origin_port=origin_port))
-        self.proc = None
-        self.starts = 0
+        self.out_path = self.dir / "unbound.out"
 
     def url(self, name=SERVER_NAME, pin=None):
         u = "tls://%s:%d" % (self.host, self.port)
@@ -788,24 +808,12 @@ class Unbound:
             u += "#" + name
         return u
 
-    @property
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self, timeout=20.0):
-        assert not self.running
+    def check_binary(self):
         if not os.access(UNBOUND, os.X_OK):
             pytest.fail("%s not found: apt-get install unbound (scripts/install-deps test)" % UNBOUND)
-        with open(self.log_path, "ab") as log:
-            log.write(b"--- start %d\n" % self.starts)
-        self.starts += 1
-        out = open(self.dir / "unbound.out", "ab")
-        self.proc = subprocess.Popen([UNBOUND, "-d", "-c", str(self.conf)], stdin=subprocess.DEVNULL,
-                                     stdout=out, stderr=out)
-        out.close()
-        _children.append(self.proc)
-        self.wait_ready(timeout)
-        return self
+
+    def argv(self):
+        return [UNBOUND, "-d", "-c", str(self.conf)]
 
     def query(self, qname="www.test.", rdtype="A", timeout=1.0):
         q = dns.message.make_query(qname, rdtype)
@@ -819,42 +827,17 @@ class Unbound:
             return False
         return helpers.rdata_set(r) == {helpers.WWW_A}
 
-    def wait_ready(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("unbound exited with %s:\n%s" % (self.proc.returncode, self.log()))
-            if self.answers():
-                return
-            time.sleep(0.05)
-        raise RuntimeError("unbound on port %d not answering DoT after %.0fs:\n%s"
-                           % (self.port, timeout, self.log()))
-
-    def stop(self, sig=signal.SIGTERM, timeout=15.0):
-        if not self.running:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def kill(self):
-        self.stop(signal.SIGKILL)
+    def ready(self):
+        return self.answers()
 
     def log(self):
         text = ""
-        for p in (self.log_path, self.dir / "unbound.out"):
+        for p in (self.log_path, self.out_path):
             try:
                 text += p.read_text(errors="replace")[-3000:]
             except FileNotFoundError:
                 pass
         return text
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
