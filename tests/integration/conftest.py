@@ -217,6 +217,23 @@ class Sampler:
         self._thread.join(5)
 
 
+def connection_sampler(pid, remote_port):
+    """A Sampler of the local ports of pid's established TCP connections to
+    remote_port (see assert_one_connection)."""
+    return Sampler(lambda: frozenset(tcp_established_ports(pid, remote_port)))
+
+
+def assert_one_connection(samp, pid, remote_port):
+    """What a connection_sampler saw during a load: never more than one
+    connection at once, the same one all along, and it is still open."""
+    samples = [v for v in samp.values if isinstance(v, frozenset)]
+    assert samples, samp.values
+    assert max(len(s) for s in samples) <= 1, "more than one upstream connection at once: %s" % samples
+    seen = frozenset().union(*samples)
+    assert len(seen) == 1, "upstream connection was replaced during the load (local ports %s)" % sorted(seen)
+    assert tcp_established(pid, remote_port) == 1, "the circuit is not kept open after the load"
+
+
 def wait_until(cond, timeout, interval=0.02):
     """Poll cond() until it returns a true value or timeout passes; returns
     the last value."""

@@ -7,7 +7,8 @@ import threading
 import dns.message
 
 import helpers
-from conftest import MARGIN, Sampler, tcp_established, tcp_established_ports, unix_connected, wait_until
+from conftest import (MARGIN, Sampler, assert_one_connection, connection_sampler, tcp_established, unix_connected,
+                      wait_until)
 from fault_server import answer_a
 
 
@@ -15,25 +16,15 @@ def zone_items(n):
     return [("n%d.test." % (i % helpers.N_NAMES), "AAAA" if i % 3 == 0 else "A") for i in range(n)]
 
 
-def upstream_ports(pid, port):
-    return frozenset(tcp_established_ports(pid, port))
-
-
 def test_udp_clients_share_one_tcp_circuit(knotd, dnsmux):
     """2,000 queries from 100 concurrent UDP clients: all answered right,
     over exactly one TCP connection to knotd, the same one all along."""
     d = dnsmux(upstream=knotd.url("tcp"))
     items = zone_items(2000)
-    with Sampler(lambda: upstream_ports(d.pid, knotd.port)) as samp:
+    with connection_sampler(d.pid, knotd.port) as samp:
         results = helpers.run_udp_load(d.port, items, clients=100, timeout=5.0)
     assert not helpers.summarize(results)
-
-    samples = [v for v in samp.values if isinstance(v, frozenset)]
-    assert samples, samp.values
-    assert max(len(s) for s in samples) <= 1, "more than one upstream connection at once: %s" % samples
-    seen = frozenset().union(*samples)
-    assert len(seen) == 1, "upstream connection was replaced during the load (local ports %s)" % sorted(seen)
-    assert tcp_established(d.pid, knotd.port) == 1, "the circuit is not kept open after the load"
+    assert_one_connection(samp, d.pid, knotd.port)
 
     st = d.stats()
     assert st["queries"] >= 2000

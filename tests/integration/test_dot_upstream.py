@@ -17,8 +17,8 @@ import dns.rcode
 import pytest
 
 import helpers
-from conftest import (MARGIN, Sampler, assert_restart_results, restart_under_load, tcp_established,
-                      tcp_established_ports, tls_url, wait_until)
+from conftest import (MARGIN, assert_one_connection, assert_restart_results, connection_sampler, restart_under_load,
+                      tcp_established, tcp_established_ports, tls_url, wait_until)
 from fault_server import answer_a
 from pki import SERVER_NAME
 
@@ -46,16 +46,10 @@ def test_udp_clients_share_one_tls_circuit(unbound_dot, pki, dnsmux):
     (kernel socket table), the same one all along, with one handshake."""
     d = dnsmux("--ca-file", pki.ca_file, upstream=unbound_dot.url())
     items = zone_items(2000)
-    with Sampler(lambda: frozenset(tcp_established_ports(d.pid, unbound_dot.port))) as samp:
+    with connection_sampler(d.pid, unbound_dot.port) as samp:
         results = helpers.run_udp_load(d.port, items, clients=100, timeout=5.0)
     assert not helpers.summarize(results)
-
-    samples = [v for v in samp.values if isinstance(v, frozenset)]
-    assert samples, samp.values
-    assert max(len(s) for s in samples) <= 1, "more than one upstream connection at once: %s" % samples
-    seen = frozenset().union(*samples)
-    assert len(seen) == 1, "upstream connection was replaced during the load (local ports %s)" % sorted(seen)
-    assert tcp_established(d.pid, unbound_dot.port) == 1, "the TLS circuit is not kept open after the load"
+    assert_one_connection(samp, d.pid, unbound_dot.port)
 
     st = d.stats()
     assert st["queries"] >= 2000, st
