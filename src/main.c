@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include "config/config.h"
 #include "core/daemon.h"
 #include "obs/log.h"
@@ -197,6 +198,41 @@ static void free_tls(struct config *c)
 	}
 }
 
+/* File descriptors a worker needs besides its client connections: its
+ * listeners, circuits (each upstream's own and its TCP twin's), rotating UDP
+ * sockets, and the loop's own (epoll, eventfd, timers); plus the process's. */
+#define FDS_PER_UPSTREAM_UDP 4
+#define FDS_PER_WORKER 16
+#define FDS_PROCESS 32
+
+/* A client connection must never take the descriptor a circuit needs: at the
+ * usual `ulimit -n 1024`, 1,024 clients per worker would leave none, and every
+ * connect would fail with EMFILE. Raise the soft limit to the hard one (as
+ * nginx and systemd services do), then lower --tcp-max-clients to what fits,
+ * with a warning (refusing to start would break `make run`). */
+static void fit_fd_limit(struct config *c)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit raised = {rl.rlim_max, rl.rlim_max};
+		if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+			rl = raised;
+	}
+	uint64_t per_worker = FDS_PER_WORKER + 2 * c->n_listens +
+			      c->n_upstreams * (2 * (uint64_t)c->circuit_max + FDS_PER_UPSTREAM_UDP);
+	uint64_t need = FDS_PROCESS + c->threads * (per_worker + c->tcp_max_clients);
+	if (rl.rlim_cur == RLIM_INFINITY || need <= rl.rlim_cur)
+		return;
+	uint64_t room = rl.rlim_cur > FDS_PROCESS ? (rl.rlim_cur - FDS_PROCESS) / c->threads : 0;
+	uint32_t cap = room > per_worker ? (uint32_t)(room - per_worker) : 1;
+	log_warn(DAEMON, "file descriptor limit %llu: --tcp-max-clients lowered from %u to %u per worker, so that "
+			 "upstream connections always find a descriptor (raise it with ulimit -n or LimitNOFILE=)",
+		 (unsigned long long)rl.rlim_cur, c->tcp_max_clients, cap);
+	c->tcp_max_clients = cap;
+}
+
 int main(int argc, char **argv)
 {
 	static struct config cfg;
@@ -256,6 +292,7 @@ int main(int argc, char **argv)
 		config_apply_embedded(&cfg);
 	if (config_validate(&cfg, buf, sizeof(buf)) < 0)
 		bad("%s", buf);
+	fit_fd_limit(&cfg);
 	setup_tls(&cfg);
 	int code = daemon_run(&cfg);
 	free_tls(&cfg);

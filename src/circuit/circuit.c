@@ -12,6 +12,7 @@
 #include <libknot/libknot.h>
 #include "circuit/circuit.h"
 #include "circuit/inflight.h"
+#include "circuit/rewrite.h"
 #include "core/err.h"
 #include "core/query.h"
 #include "core/wire.h"
@@ -27,10 +28,6 @@
 #define CIRCUIT_CORK_INFLIGHT 64  /* queries outstanding from which new ones are coalesced... */
 #define CIRCUIT_CORK_BATCH 64     /* ...until this many are waiting */
 #define CIRCUIT_CORK_MS 1         /* ...or for this long (the loop clock's resolution) */
-#define EDNS_TCP_KEEPALIVE 11 /* RFC 7828 */
-#define EDNS_PADDING 12       /* RFC 7830 */
-#define PAD_QUERY_BLOCK 128   /* RFC 8467 4.1: block-length padding of queries */
-#define EDNS_ADDED_UDP 1232   /* UDP size of an OPT record we add for padding */
 
 enum circuit_state { C_BACKOFF, C_CONNECTING, C_HANDSHAKE, C_READY, C_CLOSING };
 
@@ -65,6 +62,8 @@ struct circuit {
 	bool is_writing;            /* write_req in progress, owning wr */
 	bool is_dirty;              /* on the worker's flush list */
 	bool ka_asked;              /* an RFC 7828 keepalive option went out */
+	int connect_err;            /* CONNECTING: the connect failed at once (reported from the timer) */
+	uint32_t write_seq;         /* queries written so far (each query keeps its number) */
 	int tcp_fd;                 /* the TCP socket (quick ACKs), -1 for unix:// */
 	bool ack_owed;              /* answers read, ACK not yet sent (see owe_ack) */
 	uint64_t ack_read_ms;       /* when the last of those was read */
@@ -128,6 +127,7 @@ struct circuit *circuit_new(struct upstream *u)
 	uv_timer_init(&w->loop, &c->timer);
 	c->timer.data = c;
 	c->open_handles = 1;
+	u->circuits[u->n_circuits++] = c; /* until detach_from_upstream(), whatever happens next */
 	uint64_t now = worker_now(w);
 	uint64_t at = u->health.retry_at_ms > now ? u->health.retry_at_ms : now;
 	at = rate_limit(u, at);
@@ -159,46 +159,25 @@ static void mark_dirty(struct circuit *c)
 	c->w->dirty = c;
 }
 
-/* RFC 7828 3.2.1: a client asks for the server's idle timeout by sending the
- * option empty, over TCP only. We ask once per connection, on a query that
- * already carries EDNS, so nothing else about the query changes. */
-static bool want_keepalive(const struct circuit *c, const struct query *q)
-{
-	return !c->ka_asked && q->mi.opt_off;
-}
-
-/* Append q to the output, framed, with our EDNS additions: the keepalive
- * question, and over TLS padding to a multiple of 128 bytes (RFC 8467 4.1)
- * -- adding an OPT record to queries without one (removed again from the
- * answer). Edits need the OPT record last; otherwise the query goes as is. */
+/* Append q to the output as one frame with our changes (circuit/rewrite.h):
+ * RFC 7828 3.2.1 -- a client asks for the server's idle timeout by sending
+ * the keepalive option empty, over TCP only, once per connection; over TLS,
+ * padding to a multiple of 128 bytes (RFC 8467 4.1). */
 static int append_query(struct circuit *c, struct query *q)
 {
-	size_t at = c->out.len;
-	if (frame_buf_reserve(&c->out, 2 + (size_t)q->len + 11 + 4 + 4 + PAD_QUERY_BLOCK) < 0)
+	if (frame_buf_reserve(&c->out, 2 + (size_t)q->len + REWRITE_GROWTH) < 0)
 		return -ENOMEM;
-	uint8_t *m = c->out.data + at + 2;
-	size_t len = q->len;
-	memcpy(m, q->wire, len);
-	size_t opt = q->mi.opt_off;
-	bool opt_last = opt && opt + q->mi.opt_len == len;
-	q->ka_requested = q->opt_added = false;
-	if (c->tls && !opt && len + 11 + 4 + PAD_QUERY_BLOCK <= MSG_MAX) {
-		opt = len;
-		len = msg_add_opt(m, len, EDNS_ADDED_UDP);
-		opt_last = q->opt_added = true;
-	}
-	size_t own_pad;
-	if (opt_last && c->tls && (own_pad = msg_find_option(m, opt, len - opt, EDNS_PADDING)))
-		len = msg_remove_option(m, len, opt, own_pad); /* RFC 7830: one padding option, ours */
-	if (opt_last && want_keepalive(c, q)) {
-		len = msg_append_option(m, len, opt, EDNS_TCP_KEEPALIVE, 0);
-		q->ka_requested = c->ka_asked = true;
-	}
-	if (opt_last && c->tls && len + 4 + PAD_QUERY_BLOCK <= MSG_MAX)
-		len = msg_append_option(m, len, opt, EDNS_PADDING, msg_padding_for(len, PAD_QUERY_BLOCK));
-	msg_put16(c->out.data + at, (uint16_t)len);
-	c->out.len = at + 2 + len;
+	struct rewrite_opts o = {
+		.id = q->up_id,
+		.keepalive = !c->ka_asked,
+		.pad_block = c->tls ? REWRITE_PAD_BLOCK : 0,
+	};
+	unsigned added;
+	c->out.len += rewrite_query(c->out.data + c->out.len, q->wire, q->len, &q->mi, &o, &added);
 	c->out_count++;
+	q->added = (uint8_t)added;
+	if (added & REWRITE_KEEPALIVE)
+		c->ka_asked = true;
 	return 0;
 }
 
@@ -210,6 +189,7 @@ static int write_query(struct circuit *c, struct query *q)
 		return r;
 	knot_wire_set_id(q->wire, id);
 	q->up_id = id;
+	q->write_seq = c->write_seq++;
 	if (append_query(c, q) < 0) {
 		inflight_del(&c->table, id);
 		return -ENOMEM;
@@ -296,6 +276,47 @@ static void hand_back(struct query *q, enum handback how, const struct upstream 
 	}
 }
 
+static int by_write_order(const void *a, const void *b)
+{
+	const struct query *x = *(struct query *const *)a, *y = *(struct query *const *)b;
+	return (int32_t)(x->write_seq - y->write_seq) < 0 ? -1 : x->write_seq != y->write_seq;
+}
+
+/* The queries written to a dying circuit go back in the order they were
+ * written. The first of them -- the oldest still unanswered -- is where a
+ * server that reads in order stopped: it is what a server that closes on a
+ * message it cannot parse closed on. It is marked; marked twice, it is
+ * answered SERVFAIL and never sent again (query_requeue), so such a message
+ * costs the other clients one reconnect, while queries that only happened to
+ * be in flight behind it are resent as often as QUERY_MAX_CIRCUIT_DEATHS
+ * allows (an upstream that drops connections hurts nobody's answer). */
+static unsigned hand_back_written(struct circuit *c, enum handback how, const struct upstream *u)
+{
+	unsigned n = c->table.count;
+	struct query **qs = n ? malloc(n * sizeof(*qs)) : NULL;
+	struct query *q;
+	unsigned k = 0;
+	while ((q = inflight_pop_any(&c->table))) {
+		q->state = Q_IDLE;
+		q->circ = NULL;
+		q->circuit_deaths++;
+		if (qs) {
+			qs[k++] = q;
+			continue;
+		}
+		hand_back(q, how, u); /* (out of memory: in any order, nobody marked) */
+	}
+	if (!qs)
+		return n;
+	qsort(qs, k, sizeof(*qs), by_write_order);
+	if (how == HAND_REQUEUE && k)
+		qs[0]->suspicion++;
+	for (unsigned i = 0; i < k; i++)
+		hand_back(qs[i], how, u);
+	free(qs);
+	return n;
+}
+
 static void close_circuit(struct circuit *c, enum handback how);
 
 void circuit_close(struct circuit *c, bool requeue)
@@ -314,14 +335,7 @@ static void close_circuit(struct circuit *c, enum handback how)
 	 * written ones count a resend (RFC 7766 6.2.1: a dropped connection's
 	 * queries may be retried; DNS queries are idempotent). */
 	struct query *q;
-	unsigned n = 0;
-	while ((q = inflight_pop_any(&c->table))) {
-		q->state = Q_IDLE;
-		q->circ = NULL;
-		q->requeues++;
-		n++;
-		hand_back(q, how, u);
-	}
+	unsigned n = hand_back_written(c, how, u);
 	struct tq_entry *e;
 	while ((e = tq_pop_expired(&c->waiting, UINT64_MAX))) {
 		q = tq_container(e, struct query, link);
@@ -372,40 +386,21 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = room;
 }
 
-/* Undo what append_query() added, on the answer: RFC 7828 3.3.2 gives the
- * server's idle timeout in units of 100 ms -- close before it would (keep
- * 20 % and 200 ms of margin), so no query meets a closing socket; the option
- * is ours, not the client's. Padding is for the encrypted hop only: plaintext
- * clients never get it. An OPT record we added goes away whole. */
+/* Undo what append_query() added, on the answer. RFC 7828 3.3.2: the
+ * server's idle timeout -- close before it would (keep 20 % and 200 ms of
+ * margin), so no query meets a closing socket. */
 static size_t clean_answer(struct circuit *c, struct query *q, uint8_t *msg, size_t len)
 {
-	struct msg_info mi;
-	if (msg_scan(msg, len, &mi) < 0 || !mi.opt_off)
-		return len;
-	bool opt_last = mi.opt_off + mi.opt_len == mi.end;
-	size_t opt;
-	if (q->ka_requested && (opt = msg_find_option(msg, mi.opt_off, mi.opt_len, EDNS_TCP_KEEPALIVE))) {
-		if (msg_get16(msg + opt + 2) == 2) {
-			uint64_t server_ms = (uint64_t)msg_get16(msg + opt + 4) * 100;
-			uint64_t ours = server_ms * 8 / 10;
-			ours = ours > 200 ? ours - 200 : 0;
-			if (ours < c->idle_ms)
-				c->idle_ms = (uint32_t)ours;
-			log_debug(CIRCUIT, "circuit %u: upstream keepalive %llu ms, idle close after %u ms", c->id,
-				  (unsigned long long)server_ms, c->idle_ms);
-		}
-		if (!q->opt_added) {
-			size_t olen = 4 + (size_t)msg_get16(msg + opt + 2);
-			len = msg_remove_option(msg, len, mi.opt_off, opt);
-			mi.opt_len = (uint16_t)(mi.opt_len - olen);
-		}
+	uint32_t server_ms;
+	len = rewrite_answer(msg, len, q->added, &server_ms);
+	if (server_ms) {
+		uint64_t ours = (uint64_t)server_ms * 8 / 10;
+		ours = ours > 200 ? ours - 200 : 0;
+		if (ours < c->idle_ms)
+			c->idle_ms = (uint32_t)ours;
+		log_debug(CIRCUIT, "circuit %u: upstream keepalive %u ms, idle close after %u ms", c->id, server_ms,
+			  c->idle_ms);
 	}
-	if (q->opt_added && opt_last) {
-		knot_wire_set_arcount(msg, (uint16_t)(knot_wire_get_arcount(msg) - 1));
-		return mi.opt_off; /* the OPT record was the last thing in it */
-	}
-	if (c->tls && (opt = msg_find_option(msg, mi.opt_off, mi.opt_len, EDNS_PADDING)))
-		len = msg_remove_option(msg, len, mi.opt_off, opt);
 	return len;
 }
 
@@ -423,7 +418,7 @@ static void on_answer(struct circuit *c, uint8_t *msg, size_t len)
 	health_ok(&c->up->health);
 	q->state = Q_IDLE;
 	q->circ = NULL;
-	if (q->ka_requested || c->tls) {
+	if (q->added || c->tls) {
 		len = clean_answer(c, q, msg, len);
 		if (c->tls)
 			tls_conn_save_session(c->tls);
@@ -560,7 +555,9 @@ static void write_cb(uv_write_t *req, int status)
 		fail(c, "write failed", status);
 		return;
 	}
-	if (c->out.len)
+	/* whatever waits in any layer (queries not yet encrypted, or records
+	 * TLS produced while this write was in progress) goes now */
+	if (c->out.len || (c->tls && tls_conn_out(c->tls)->len))
 		flush(c);
 }
 
@@ -745,7 +742,11 @@ static void start_connect(struct circuit *c)
 		c->open_handles++;
 	METRIC_INC(&w->m, circuits_opened);
 	if (r < 0) {
-		fail(c, "connect failed", r);
+		/* failed at once (EMFILE, ENETUNREACH): report it from the timer,
+		 * never from here -- circuit_send() may be on the stack, and a
+		 * failure requeues queries, which could pick this very circuit */
+		c->connect_err = r;
+		arm(c, worker_now(w));
 		return;
 	}
 	arm(c, worker_now(w) + w->cfg->circuit_stall_ms);
@@ -765,8 +766,13 @@ static void on_timer(uv_timer_t *t)
 		start_connect(c);
 		return;
 	case C_CONNECTING:
+		if (c->connect_err)
+			fail(c, "connect failed", c->connect_err);
+		else
+			fail(c, "connect timed out", ERR_DEADLINE);
+		return;
 	case C_HANDSHAKE:
-		fail(c, c->state == C_CONNECTING ? "connect timed out" : "TLS handshake timed out", ERR_DEADLINE);
+		fail(c, "TLS handshake timed out", ERR_DEADLINE);
 		return;
 	case C_CLOSING:
 		return;

@@ -14,7 +14,10 @@ struct upstream;
 struct query;
 struct circuit;
 
-/** Open a circuit for u (connecting now, or after u's backoff). NULL on ENOMEM. */
+/** Open a circuit for u (connecting now, or after u's backoff) and add it
+ * to u->circuits, where it stays until it closes. Never fails or calls back
+ * before it returns: a connect that fails at once is reported from the
+ * circuit's timer. NULL on ENOMEM (u->circuits unchanged). */
 struct circuit *circuit_new(struct upstream *u);
 
 /** Can it take one more query (in flight + waiting below the cap, not closing)? */

@@ -113,8 +113,12 @@ void query_dispatch_elsewhere(struct query *q, const struct upstream *u)
 
 void query_requeue(struct query *q)
 {
-	if (q->requeues > QUERY_MAX_REQUEUES) {
-		/* it keeps killing its circuit: stop resending it */
+	if (q->suspicion >= QUERY_MAX_SUSPICION) {
+		METRIC_INC(&q->w->m, suspects); /* see QUERY_MAX_SUSPICION */
+		query_fail(q, KNOT_RCODE_SERVFAIL);
+		return;
+	}
+	if (q->circuit_deaths > QUERY_MAX_CIRCUIT_DEATHS) {
 		query_fail(q, KNOT_RCODE_SERVFAIL);
 		return;
 	}

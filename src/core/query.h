@@ -22,7 +22,15 @@ struct tcp_client;
 struct inflight;
 
 #define QUERY_INLINE 512 /* most queries fit; larger ones get a heap buffer */
-#define QUERY_MAX_REQUEUES 3
+/* A query in flight on a circuit that died is resent on another; after
+ * QUERY_MAX_CIRCUIT_DEATHS such deaths it is answered SERVFAIL. And one that
+ * was the oldest unanswered query of QUERY_MAX_SUSPICION dying circuits --
+ * where a server that closes on a message it cannot parse stopped reading
+ * (circuit.c, hand_back_written) -- is a suspect: SERVFAIL, never resent, so
+ * even an input our checks did not foresee costs the other clients one
+ * reconnect at most. */
+#define QUERY_MAX_CIRCUIT_DEATHS 3
+#define QUERY_MAX_SUSPICION 2
 
 enum query_state {
 	Q_IDLE = 0,   /* not held by any upstream */
@@ -52,11 +60,14 @@ struct query {
 	uint16_t len;              /* message length in wire */
 	uint8_t state;             /* enum query_state */
 	uint8_t client_kind;       /* enum client_kind */
-	uint8_t requeues;          /* times resent after its circuit dropped */
+	uint8_t circuit_deaths;    /* circuits that died with it in flight (QUERY_MAX_CIRCUIT_DEATHS) */
+	uint8_t suspicion;         /* of which it was the oldest unanswered (QUERY_MAX_SUSPICION) */
+	uint32_t write_seq;        /* its number in its circuit's write order */
 	uint8_t udp_tries;         /* UDP transmissions so far */
-	bool ka_requested;         /* RFC 7828 keepalive option added on its circuit */
-	bool opt_added;            /* OPT record added for padding: remove it from the answer */
+	uint8_t added;             /* what its circuit added to it (enum rewrite_added), taken from the answer */
 	bool was_sent;             /* written to an upstream at least once */
+	bool is_activity;          /* a real query of its client's (frontend_query): restarts idle clocks */
+	uint32_t heap_len;         /* bytes of wire on the heap (0: inline) */
 	struct msg_info mi;        /* parsed facts of the client message */
 	union {
 		struct {

@@ -16,6 +16,7 @@
 #define FREE_QUERIES_MAX 1024     /* released queries kept for reuse */
 
 static void timer_cb(uv_timer_t *t);
+static void finish_stop(struct worker *w);
 
 void worker_arm(struct worker *w, uint64_t at_ms)
 {
@@ -38,6 +39,11 @@ static void rearm(struct worker *w)
 	t = tq_next_ms(&w->tls_hs);
 	if (t < next)
 		next = t;
+	t = tq_next_ms(&w->tcp_linger);
+	if (t < next)
+		next = t;
+	if (w->is_stopping && !w->is_closed && w->stop_by_ms < next)
+		next = w->stop_by_ms;
 	if (next != UINT64_MAX)
 		worker_arm(w, next);
 }
@@ -56,10 +62,12 @@ static void timer_cb(uv_timer_t *t)
 	while ((e = tq_pop_expired(&w->udp_retry, now)))
 		upstream_udp_retry_expired(tq_container(e, struct query, link));
 	frontend_tcp_idle_expired(w, now);
-	rearm(w);
+	finish_stop(w);
+	if (!w->is_closed)
+		rearm(w);
 }
 
-struct query *worker_query_new(struct worker *w)
+struct query *worker_query_new(struct worker *w, size_t wire_len)
 {
 	struct query *q = w->free_queries;
 	if (q) {
@@ -73,6 +81,17 @@ struct query *worker_query_new(struct worker *w)
 	memset(q, 0, offsetof(struct query, inline_buf));
 	q->w = w;
 	q->wire = q->inline_buf;
+	if (wire_len > QUERY_INLINE) {
+		q->wire = malloc(wire_len);
+		if (!q->wire) {
+			q->next_free = w->free_queries;
+			w->free_queries = q;
+			w->n_free++;
+			return NULL;
+		}
+		q->heap_len = (uint32_t)wire_len;
+		w->query_heap_len += wire_len;
+	}
 	w->inflight++;
 	return q;
 }
@@ -82,10 +101,12 @@ void worker_query_release(struct query *q)
 	struct worker *w = q->w;
 	tq_remove(&q->deadline);
 	tq_remove(&q->link);
-	if (q->wire != q->inline_buf)
+	if (q->wire != q->inline_buf) {
 		free(q->wire);
+		w->query_heap_len -= q->heap_len;
+	}
 	if (q->client_kind == CLIENT_TCP && q->client.tcp)
-		frontend_tcp_query_done(q->client.tcp);
+		frontend_tcp_query_done(q->client.tcp, q->is_activity);
 	w->inflight--;
 	if (w->n_free < FREE_QUERIES_MAX) {
 		q->next_free = w->free_queries;
@@ -154,15 +175,30 @@ static void prepare_cb(uv_prepare_t *h)
 	worker_flush(h->data);
 }
 
-/* End of a loop turn: flush, and finish a stop when the last query is gone
- * (here, never from deep inside a callback). */
+/* A stop is complete when the last query is answered and every client
+ * connection has drained (its answers written), or when the drain time is
+ * up: then what is left is closed, its unwritten answers counted. Called at
+ * the end of a loop turn and from the timer, never from deep inside a
+ * callback. */
+static void finish_stop(struct worker *w)
+{
+	if (!w->is_stopping || w->is_closed || w->inflight != 0)
+		return;
+	if (w->clients && worker_now(w) < w->stop_by_ms)
+		return;
+	if (w->clients)
+		log_warn(WORKER, "worker %u: %u client connections still draining at the end of the drain time: closing them",
+			 w->idx, w->n_clients);
+	frontend_tcp_abort_all(w);
+	close_all(w);
+}
+
 static void check_cb(uv_check_t *h)
 {
 	struct worker *w = h->data;
 	worker_flush(w);
 	w->turn_inputs = 0;
-	if (w->is_stopping && !w->is_closed && w->inflight == 0)
-		close_all(w);
+	finish_stop(w);
 }
 
 static void wake_cb(uv_async_t *a)
@@ -171,6 +207,10 @@ static void wake_cb(uv_async_t *a)
 	if (!__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE) || w->is_stopping)
 		return;
 	w->is_stopping = true;
+	/* the queries in flight have their deadlines, then each connection its
+	 * drain time; this is the backstop for both */
+	w->stop_by_ms = worker_now(w) + w->cfg->timeout_ms + worker_drain_ms(w->cfg);
+	worker_arm(w, w->stop_by_ms);
 	log_debug(WORKER, "worker %u stopping: %u queries in flight", w->idx, w->inflight);
 	frontend_udp_stop(w);
 	frontend_tcp_stop(w);
@@ -216,6 +256,7 @@ int worker_init(struct worker *w, unsigned idx, const struct config *cfg, int *f
 	tq_init(&w->udp_retry, cfg->udp_retry_ms);
 	tq_init(&w->tcp_idle, cfg->tcp_idle_ms);
 	tq_init(&w->tls_hs, cfg->tls_handshake_ms);
+	tq_init(&w->tcp_linger, worker_drain_ms(cfg));
 	w->udp_rbuf_len = WORKER_UDP_CHUNKS * UDP_DGRAM_MAX;
 	w->udp_rbuf = malloc(w->udp_rbuf_len);
 	w->tx = malloc(sizeof(*w->tx));

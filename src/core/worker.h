@@ -22,6 +22,11 @@ struct frontend_tcp;
 struct tcp_client;
 
 #define WORKER_UDP_CHUNKS 16 /* most datagrams per recvmmsg batch */
+/* Bytes of client messages too large for a query's inline buffer that a
+ * worker holds at once; past it, large queries are answered SERVFAIL
+ * (overflow). 64 KB queries to a silent upstream would otherwise take ~1 GB
+ * at --max-inflight 10000. */
+#define WORKER_QUERY_HEAP_MAX (16u * 1024 * 1024)
 
 /* How many datagrams a UDP socket asks recvmmsg for (frontend/udp.c): every
  * chunk is set up for each call, and calls go on until one comes back short,
@@ -49,10 +54,12 @@ struct worker {
 	struct tq udp_retry;           /* queries sent over UDP, delay = udp_retry */
 	struct tq tcp_idle;            /* client TCP connections, delay = tcp_idle */
 	struct tq tls_hs;              /* DoT clients in their handshake, delay = tls_handshake */
+	struct tq tcp_linger;          /* client connections draining, delay = WORKER_DRAIN_MS */
 	struct rnd rnd;                /* IDs and jitter */
 	struct metrics m;              /* counters, read by the daemon */
 	struct pool pool;              /* upstream instances of this worker */
 	uint32_t inflight;             /* queries alive */
+	size_t query_heap_len;         /* bytes of their messages on the heap (WORKER_QUERY_HEAP_MAX) */
 	uint32_t turn_inputs;          /* messages read in this loop turn (worker_batch_done) */
 	struct query *free_queries;    /* released queries, for reuse */
 	uint32_t n_free;
@@ -67,6 +74,7 @@ struct worker {
 	int *fds;                      /* listener sockets made by the daemon, per listen_conf and proto */
 	volatile int stop_requested;   /* set by the daemon before waking the worker */
 	bool is_stopping;              /* listeners closed, draining */
+	uint64_t stop_by_ms;           /* stopping: client connections still draining are closed then */
 	bool is_closed;                /* every handle closing */
 };
 
@@ -83,9 +91,10 @@ static inline uint64_t worker_now(struct worker *w)
 	return uv_now(&w->loop);
 }
 
-/** A query from the free list (or malloc). NULL when out of memory or at the
- * per-worker cap (counted as overflow by the caller). */
-struct query *worker_query_new(struct worker *w);
+/** A query from the free list (or malloc), with room for a wire_len-byte
+ * message in q->wire (inline, or from the heap past QUERY_INLINE: counted in
+ * query_heap_len until released). NULL when out of memory. */
+struct query *worker_query_new(struct worker *w, size_t wire_len);
 void worker_query_release(struct query *q);
 
 /** Send what is queued: circuits' output and batched UDP datagrams. Called
@@ -99,6 +108,13 @@ void worker_flush(struct worker *w);
 void worker_batch_done(struct worker *w);
 
 #define WORKER_BATCH_INPUTS 16
+
+/** How long a closing client connection may take to flush its answers (and
+ * a stopping worker its connections): the query timeout, at least 2 s. */
+static inline uint32_t worker_drain_ms(const struct config *cfg)
+{
+	return cfg->timeout_ms > 2000 ? cfg->timeout_ms : 2000;
+}
 
 /** Make sure the worker timer fires by at_ms. */
 void worker_arm(struct worker *w, uint64_t at_ms);

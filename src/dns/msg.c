@@ -83,6 +83,97 @@ static void question_only(const uint8_t *wire, size_t len, struct msg_info *mi)
 		(void)parse_question(wire, len, mi);
 }
 
+/* RFC 7871 6: FAMILY 1 or 2, SOURCE PREFIX-LENGTH within it, SCOPE 0 in a
+ * query, exactly ceil(SOURCE/8) address bytes and no bits set past SOURCE. */
+static bool ecs_ok(const uint8_t *d, uint16_t l)
+{
+	if (l < 4)
+		return false;
+	uint16_t family = msg_get16(d);
+	unsigned source = d[2], max = family == 1 ? 32 : family == 2 ? 128 : 0;
+	if (max == 0 || source > max || d[3] != 0 || (size_t)l - 4 != (source + 7) / 8)
+		return false;
+	return source % 8 == 0 || (d[l - 1] & (0xff >> (source % 8))) == 0;
+}
+
+/* Options whose syntax an RFC fixes: a server that meets a broken one
+ * answers FORMERR, and some then close the connection (see msg.h). */
+static bool option_ok(uint16_t code, const uint8_t *d, uint16_t l)
+{
+	switch (code) {
+	case MSG_OPT_ECS: return ecs_ok(d, l);
+	case MSG_OPT_EXPIRE: return l == 0;                            /* RFC 7314 2: empty in a query */
+	case MSG_OPT_COOKIE: return l == 8 || (l >= 16 && l <= 40);     /* RFC 7873 4 */
+	case MSG_OPT_CHAIN: return l > 0 && knot_dname_wire_check(d, d + l, NULL) == (int)l; /* RFC 7901 4 */
+	case MSG_OPT_KEY_TAG: return l >= 2 && l % 2 == 0;              /* RFC 8145 4.1 */
+	default: return true;
+	}
+}
+
+/* RFC 6891 6.1.2: the options fill RDATA exactly, each framed by its own
+ * length; and each known one is well formed. */
+static bool opt_ok(const uint8_t *wire, const struct msg_info *mi)
+{
+	size_t p = (size_t)mi->opt_off + 11, end = (size_t)mi->opt_off + mi->opt_len;
+	while (p < end) {
+		if (p + 4 > end)
+			return false;
+		uint16_t code = msg_get16(wire + p), l = msg_get16(wire + p + 2);
+		if (p + 4 + l > end || !option_ok(code, wire + p + 4, l))
+			return false;
+		p += 4 + (size_t)l;
+	}
+	return true;
+}
+
+/* Records besides the question and the OPT are rare in a query (TSIG,
+ * SIG(0), an answer section from odd clients). libknot parses them fully:
+ * every RDATA checked against its type's layout, as the servers built on it
+ * (knotd) check what they receive. The common shape -- a question and at
+ * most an OPT -- is checked by msg_scan and opt_ok alone, which accept
+ * nothing that knot_pkt_parse rejects (fuzz/fuzz_query.c holds them to it). */
+static bool records_ok(const uint8_t *wire, const struct msg_info *mi)
+{
+	uint32_t records = (uint32_t)knot_wire_get_ancount(wire) + knot_wire_get_nscount(wire) +
+			   knot_wire_get_arcount(wire);
+	if (records <= (mi->opt_off ? 1u : 0u))
+		return true;
+	/* knot_pkt_new wraps the buffer without copying; parsing only reads it */
+	knot_pkt_t *pkt = knot_pkt_new((uint8_t *)(uintptr_t)wire, mi->end, NULL);
+	if (!pkt)
+		return false;
+	int r = knot_pkt_parse(pkt, 0);
+	knot_pkt_free(pkt);
+	return r == KNOT_EOK;
+}
+
+/* Which questions are worth an upstream's time (RFC 6895 3.1). */
+static enum msg_verdict question_verdict(const struct msg_info *mi)
+{
+	switch (mi->qclass) {
+	case KNOT_CLASS_IN:
+	case KNOT_CLASS_CH:
+	case 4: /* HS */
+	case KNOT_CLASS_ANY: break;
+	case 0:
+	case KNOT_CLASS_NONE: return MSG_FORMERR; /* NONE only means something in UPDATE (RFC 2136) */
+	default: return MSG_REFUSED;               /* a class nobody serves */
+	}
+	switch (mi->qtype) {
+	case 0:
+	case KNOT_RRTYPE_OPT:
+	case KNOT_RRTYPE_TSIG: return MSG_FORMERR; /* pseudo-records, never a question */
+	case KNOT_RRTYPE_AXFR:
+	case KNOT_RRTYPE_IXFR:                     /* zone transfers: many messages per query, not for a shared circuit */
+	case KNOT_RRTYPE_TKEY: return MSG_REFUSED; /* a key exchange with whom? */
+	case KNOT_RRTYPE_ANY: return MSG_OK;
+	default: break;
+	}
+	if (mi->qtype >= 128 && mi->qtype <= 254)
+		return MSG_NOTIMP; /* MAILA, MAILB and the unassigned meta-types */
+	return MSG_OK;
+}
+
 enum msg_verdict msg_parse_query(const uint8_t *wire, size_t len, struct msg_info *mi)
 {
 	memset(mi, 0, sizeof(*mi));
@@ -100,7 +191,33 @@ enum msg_verdict msg_parse_query(const uint8_t *wire, size_t len, struct msg_inf
 		question_only(wire, len, mi);
 		return MSG_FORMERR;
 	}
-	return MSG_OK;
+	/* Forward only what parses completely: an upstream that meets a broken
+	 * record may answer FORMERR and close the connection, and with it every
+	 * other client's query pipelined behind this one. */
+	if ((mi->opt_off && !opt_ok(wire, mi)) || !records_ok(wire, mi))
+		return MSG_FORMERR; /* (mi as scanned: the reply has the question, and an OPT if it had one) */
+	return question_verdict(mi);
+}
+
+size_t msg_normalize_query(uint8_t *wire, size_t len, struct msg_info *mi)
+{
+	if (!mi->opt_off || (size_t)mi->opt_off + mi->opt_len != len)
+		return len; /* no OPT, or one a TSIG follows: the signature covers it as it is */
+	/* RFC 6891 6.2.5: a UDP size below 512 is treated as 512 (some servers
+	 * close the connection on it) */
+	if (msg_get16(wire + mi->opt_off + 3) < MSG_UDP_MIN)
+		msg_put16(wire + mi->opt_off + 3, MSG_UDP_MIN);
+	/* keepalive (RFC 7828 3) and padding (RFC 7830 3) are for one hop: the
+	 * client's were meant for us; a circuit adds its own */
+	size_t opt;
+	while ((opt = msg_find_option(wire, mi->opt_off, mi->opt_len, MSG_OPT_TCP_KEEPALIVE)) ||
+	       (opt = msg_find_option(wire, mi->opt_off, mi->opt_len, MSG_OPT_PADDING))) {
+		size_t olen = 4 + (size_t)msg_get16(wire + opt + 2);
+		len = msg_remove_option(wire, len, mi->opt_off, opt);
+		mi->opt_len = (uint16_t)(mi->opt_len - olen);
+	}
+	mi->end = (uint16_t)len;
+	return len;
 }
 
 bool msg_answer_matches(const uint8_t *ans, size_t ans_len, const uint8_t *q, const struct msg_info *qi)

@@ -13,6 +13,8 @@
 #define MSG_HDR 12
 #define MSG_MAX 65535
 #define MSG_UDP_MIN 512
+#define MSG_UDP_MAX_V4 65507 /* 65,535 - 20 (IPv4 header) - 8 (UDP header) */
+#define MSG_UDP_MAX_V6 65527 /* 65,535 - 8: IPv6's payload length leaves out its own header */
 
 /* What parsing a client query decided. */
 enum msg_verdict {
@@ -20,8 +22,18 @@ enum msg_verdict {
 	MSG_DROP_SHORT,    /* not even a header: drop, count as malformed */
 	MSG_DROP_QR,       /* QR=1: an answer sent to us, drop */
 	MSG_FORMERR,       /* answer FORMERR */
-	MSG_NOTIMP,        /* opcode other than QUERY: answer NOTIMP */
+	MSG_NOTIMP,        /* opcode other than QUERY, or a meta-type asked: answer NOTIMP */
+	MSG_REFUSED,       /* AXFR, IXFR, TKEY, or a class nobody serves: answer REFUSED */
 };
+
+/* EDNS option codes (IANA "DNS EDNS0 Option Codes") */
+#define MSG_OPT_ECS 8            /* RFC 7871 */
+#define MSG_OPT_EXPIRE 9         /* RFC 7314 */
+#define MSG_OPT_COOKIE 10        /* RFC 7873 */
+#define MSG_OPT_TCP_KEEPALIVE 11 /* RFC 7828 */
+#define MSG_OPT_PADDING 12       /* RFC 7830 */
+#define MSG_OPT_CHAIN 13         /* RFC 7901 */
+#define MSG_OPT_KEY_TAG 14       /* RFC 8145 */
 
 /* The facts the query path needs, all offsets into the message. */
 struct msg_info {
@@ -36,8 +48,23 @@ struct msg_info {
 	bool do_bit;           /* EDNS DO flag */
 };
 
-/** Parse a message received from a client. Fills *mi as far as it gets. */
+/** Parse a message received from a client. Fills *mi as far as it gets.
+ * MSG_OK only for a message that parses completely and correctly (a message
+ * an upstream could choke on must never reach a circuit other clients
+ * share): one question of a class and type a server answers; every record's
+ * name, length and RDATA well formed for its type (libknot's knot_pkt_parse
+ * where there are records besides the OPT); at most one OPT, in the
+ * additional section, owned by the root, its options filling RDATA exactly
+ * and those with a defined syntax (ECS, cookie, expire, chain, key tag)
+ * well formed. Bytes after the last record are not part of it (mi->end). */
 enum msg_verdict msg_parse_query(const uint8_t *wire, size_t len, struct msg_info *mi);
+
+/** Put a query that msg_parse_query passed into the form we forward, in
+ * place: the message ends at its last record; an EDNS UDP size below 512 is
+ * raised to 512 (RFC 6891 6.2.5); the hop-by-hop options keepalive and
+ * padding are removed. Only when the OPT is the last record (else a TSIG
+ * follows and covers it). Updates mi; returns the new length (<= len). */
+size_t msg_normalize_query(uint8_t *wire, size_t len, struct msg_info *mi);
 
 /** Walk all records of a message (answer or query): find the end and the OPT
  * record. Returns 0 or ERR_MALFORMED. */

@@ -8,7 +8,17 @@
 #include "frontend/frontend.h"
 #include "frontend/tcp.h"
 
-void frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct udp_from *from,
+/* The largest UDP answer that can leave at all, whatever the client
+ * advertises: 65,535 less the IP and UDP headers (IPv6's header is not
+ * counted in its payload length). */
+static uint16_t udp_answer_max(const struct msg_info *mi, const union sockaddr_any *peer)
+{
+	uint16_t client = msg_client_udp_max(mi);
+	uint16_t path = peer->sa.sa_family == AF_INET6 ? MSG_UDP_MAX_V6 : MSG_UDP_MAX_V4;
+	return client < path ? client : path;
+}
+
+bool frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct udp_from *from,
 		    struct tcp_client *tc)
 {
 	struct msg_info mi;
@@ -17,25 +27,24 @@ void frontend_query(struct worker *w, const uint8_t *msg, size_t len, const stru
 	enum msg_verdict v = msg_parse_query(msg, len, &mi);
 	if (v == MSG_DROP_SHORT) {
 		METRIC_INC(&w->m, malformed);
-		return;
+		return false;
 	}
 	if (v == MSG_DROP_QR) {
 		METRIC_INC(&w->m, dropped_qr);
-		return;
+		return false;
 	}
-	struct query *q = worker_query_new(w);
-	if (!q)
-		return; /* out of memory: dropped (the client will retry) */
 	/* keep the message up to its last record: trailing bytes are not forwarded */
 	size_t keep = v == MSG_OK ? mi.end : (len < MSG_HDR + 260 ? len : MSG_HDR + 260);
-	if (keep > QUERY_INLINE) {
-		q->wire = malloc(keep);
-		if (!q->wire) {
-			q->wire = q->inline_buf;
-			worker_query_release(q);
-			return;
-		}
+	bool no_room = keep > QUERY_INLINE && w->query_heap_len + keep > WORKER_QUERY_HEAP_MAX;
+	if (no_room) {
+		/* memory per query in flight is bounded in bytes as well as in count:
+		 * keep only what the SERVFAIL needs */
+		METRIC_INC(&w->m, overflow);
+		keep = mi.question_end ? mi.question_end : MSG_HDR;
 	}
+	struct query *q = worker_query_new(w, keep);
+	if (!q)
+		return false; /* out of memory: dropped (the client will retry) */
 	memcpy(q->wire, msg, keep);
 	q->len = (uint16_t)keep;
 	q->mi = mi;
@@ -50,27 +59,33 @@ void frontend_query(struct worker *w, const uint8_t *msg, size_t len, const stru
 		q->client.udp.fd = from->fd;
 		q->client.udp.peer = from->peer;
 		q->client.udp.src = from->src;
-		q->max_answer = msg_client_udp_max(&mi);
+		q->max_answer = udp_answer_max(&mi, &from->peer);
+	}
+	if (no_room) {
+		query_fail(q, KNOT_RCODE_SERVFAIL);
+		return false;
 	}
 	switch (v) {
+	case MSG_OK: break;
 	case MSG_FORMERR:
 		METRIC_INC(&w->m, malformed);
 		query_fail(q, KNOT_RCODE_FORMERR);
-		return;
-	case MSG_NOTIMP:
-		query_fail(q, KNOT_RCODE_NOTIMPL);
-		return;
-	default:
-		break;
+		return false;
+	case MSG_NOTIMP: query_fail(q, KNOT_RCODE_NOTIMPL); return false;
+	case MSG_REFUSED: query_fail(q, KNOT_RCODE_REFUSED); return false;
+	default: query_fail(q, KNOT_RCODE_SERVFAIL); return false; /* (not reached: the drops returned above) */
 	}
 	if (w->inflight > w->cfg->max_inflight) {
 		METRIC_INC(&w->m, overflow);
 		query_fail(q, KNOT_RCODE_SERVFAIL);
-		return;
+		return false;
 	}
+	q->len = (uint16_t)msg_normalize_query(q->wire, q->len, &q->mi);
+	q->is_activity = true;
 	tq_add(&w->deadlines, &q->deadline, worker_now(w));
 	worker_arm(w, q->deadline.deadline_ms);
 	query_dispatch(q, NULL);
+	return true;
 }
 
 void frontend_reply(struct query *q, const uint8_t *msg, size_t len)

@@ -2,6 +2,7 @@
  * framing only: it turns bytes into a struct query (frontend_query) and later
  * writes the answer back (frontend_reply); it knows nothing of upstreams. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -23,8 +24,11 @@ void frontend_tcp_stop(struct worker *w);
 /** Close the UDP sockets (when no query is left). */
 void frontend_udp_close(struct worker *w);
 
-/** Close client connections that hold no query (at shutdown). */
+/** At shutdown: stop reading client connections; each drains (every
+ * answer due written, then FIN) once nothing is in flight. */
 void frontend_tcp_close_idle(struct worker *w);
+/** Close every client connection now (the drain time ran out). */
+void frontend_tcp_abort_all(struct worker *w);
 
 /* Where a UDP query came from and how to answer it. */
 struct udp_from {
@@ -34,15 +38,19 @@ struct udp_from {
 };
 
 /** A message arrived from a client: check it and start a query, or answer
- * an error at once. For UDP, from says where to answer; for TCP, tc. */
-void frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct udp_from *from,
+ * an error at once. For UDP, from says where to answer; for TCP, tc.
+ * Returns true when it became a query for an upstream: only that counts as
+ * a client's activity (a dropped or refused message does not). */
+bool frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct udp_from *from,
 		    struct tcp_client *tc);
 
 /** Send an answer for q to its client (UDP datagram or framed on TCP). */
 void frontend_reply(struct query *q, const uint8_t *msg, size_t len);
 
-/** The query that held a reference on tc is done with it. */
-void frontend_tcp_query_done(struct tcp_client *tc);
+/** The query that held a reference on tc is done with it; was_activity: it
+ * was a real query (see frontend_query), which restarts the idle clock. */
+void frontend_tcp_query_done(struct tcp_client *tc, bool was_activity);
 
-/** Worker timer: a client connection's idle time ran out. */
+/** Worker timer: a client connection's idle time (or a drain's linger
+ * time) ran out. */
 void frontend_tcp_idle_expired(struct worker *w, uint64_t now_ms);

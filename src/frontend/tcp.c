@@ -15,6 +15,9 @@
 #include "tls/tls.h"
 
 #define CLIENT_RBUF 4096
+#define CLIENT_RBUF_KEEP (4 * CLIENT_RBUF) /* a buffer grown past this is given back once empty */
+#define TCP_CLIENT_WQ_MAX (64 * 1024) /* answers queued for a client past which it is not read from... */
+#define TCP_CLIENT_WQ_LOW (16 * 1024) /* ...until it has taken them down to this */
 #define PAD_ANSWER_BLOCK 468 /* RFC 8467 4.1: block-length padding of responses */
 #define EDNS_PADDING 12
 
@@ -25,19 +28,26 @@ struct frontend_tcp {
 	struct frontend_tcp *next; /* worker's list */
 };
 
+/* A client connection's life: open (reading queries) -> draining (no more
+ * queries; answers flushed, then our FIN, then its input read away until its
+ * FIN or the linger time) -> closing (uv_close) -> freed when refs reach 0. */
 struct tcp_client {
 	uv_tcp_t h;
 	struct worker *w;
 	struct frame_buf in;        /* bytes read, reassembled */
-	struct tq_entry idle;       /* in w->tcp_idle while no query is in flight */
+	struct tq_entry idle;       /* in w->tcp_idle while no query is in flight; in w->tcp_linger while draining */
 	struct tq_entry hs;         /* in w->tls_hs until the TLS handshake is done */
 	struct tls_conn *tls;       /* DoT: the session; NULL for plain TCP */
-	uint32_t refs;              /* 1 for the open handle + 1 per query + 1 per pending write */
+	uv_shutdown_t shutdown_req; /* draining: our FIN, after every queued answer */
+	uint32_t refs;              /* 1 for the open handle + 1 per query + 1 per pending write or shutdown */
 	uint32_t inflight;          /* queries from it not yet answered */
-	bool is_closing;
+	bool is_closing;            /* uv_close called */
+	bool is_draining;           /* no more queries: finishing (see above) */
 	bool is_reading;
 	bool in_process;            /* process() is on the stack: answers given inside it must not re-enter */
-	bool saw_eof;               /* the client sent FIN: close once answered */
+	bool saw_eof;               /* the client sent FIN (or close_notify): no more queries come */
+	bool is_backlogged;         /* answers queued past TCP_CLIENT_WQ_MAX: not taking queries */
+	bool fin_sent;              /* draining: the shutdown is done (every answer written, FIN sent) */
 	struct tcp_client *prev, *next; /* worker's list */
 };
 
@@ -61,6 +71,8 @@ static void client_close_cb(uv_handle_t *h)
 	client_unref(h->data);
 }
 
+/* Close now. Writes still queued are cancelled (write_cb counts them):
+ * only for errors, and for a drain that ran out of time. */
 static void client_close(struct tcp_client *tc)
 {
 	if (tc->is_closing)
@@ -81,6 +93,8 @@ static void client_close(struct tcp_client *tc)
 
 static void process(struct tcp_client *tc, bool activity);
 static void write_bytes(struct tcp_client *tc, uv_buf_t *b, unsigned nb);
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void drain_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -98,6 +112,18 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = room;
 }
 
+/* Draining: what the client still sends is read and thrown away, so that
+ * closing finds no unread input (the kernel would answer that with a RST,
+ * which discards the answers we have not yet delivered). */
+static void drain_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static __thread char sink[4096];
+	(void)h;
+	(void)suggested;
+	buf->base = sink;
+	buf->len = sizeof(sink);
+}
+
 /* Send what TLS produced (handshake records, or encrypted answers). */
 static void flush_tls(struct tcp_client *tc)
 {
@@ -107,6 +133,72 @@ static void flush_tls(struct tcp_client *tc)
 	uv_buf_t b = uv_buf_init((char *)o->data, (unsigned)o->len);
 	write_bytes(tc, &b, 1);
 	o->len = 0;
+}
+
+static void set_reading(struct tcp_client *tc, bool on)
+{
+	if (on == tc->is_reading || tc->is_closing || tc->is_draining)
+		return;
+	tc->is_reading = on;
+	if (on)
+		uv_read_start((uv_stream_t *)&tc->h, alloc_cb, read_cb);
+	else
+		uv_read_stop((uv_stream_t *)&tc->h);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+	struct tcp_client *tc = req->data;
+	/* every answer is written and our FIN sent: close at once if the client
+	 * has sent its FIN too (or on an error), else when it does or the linger
+	 * time runs out (drain_read_cb, frontend_tcp_idle_expired) */
+	tc->fin_sent = true;
+	if (status < 0 || tc->saw_eof)
+		client_close(tc);
+	client_unref(tc);
+}
+
+/* Finish a connection without losing an answer (RFC 7766 6.2.4): no more
+ * queries; answers already queued are written, then close_notify (DoT) and
+ * our FIN; its input is read away until its FIN. Bounded by the linger
+ * time, after which what is still queued is cancelled and counted. */
+static void client_drain(struct tcp_client *tc)
+{
+	struct worker *w = tc->w;
+	if (tc->is_closing || tc->is_draining)
+		return;
+	if (tc->is_reading)
+		uv_read_stop((uv_stream_t *)&tc->h);
+	tc->is_draining = true;
+	tc->is_reading = false;
+	tq_remove(&tc->hs);
+	tq_add(&w->tcp_linger, &tc->idle, worker_now(w));
+	worker_arm(w, tc->idle.deadline_ms);
+	if (tc->tls && tls_conn_handshake_done(tc->tls) && tls_conn_bye(tc->tls) == 0)
+		flush_tls(tc);
+	if (tc->is_closing)
+		return; /* the write of close_notify failed */
+	tc->shutdown_req.data = tc;
+	if (uv_shutdown(&tc->shutdown_req, (uv_stream_t *)&tc->h, shutdown_cb) < 0) {
+		client_close(tc);
+		return;
+	}
+	tc->refs++;
+	if (!tc->saw_eof && uv_read_start((uv_stream_t *)&tc->h, drain_alloc_cb, drain_read_cb) < 0)
+		client_close(tc);
+}
+
+static void drain_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct tcp_client *tc = s->data;
+	(void)buf;
+	if (nread < 0) {
+		tc->saw_eof = true;
+		uv_read_stop(s);
+		/* its FIN (or an error): done once our shutdown is through */
+		if (nread != UV_EOF || tc->fin_sent)
+			client_close(tc);
+	}
 }
 
 /* DoT: finish the handshake, then decrypt into tc->in. False when there is
@@ -130,9 +222,12 @@ static bool tls_progress(struct tcp_client *tc)
 	}
 	int r = tls_conn_read(tc->tls, &tc->in);
 	if (r < 0) {
-		/* close_notify is the client's EOF: answer what it sent, then close */
+		/* close_notify is the client's EOF: every query decrypted before it
+		 * is answered (process() takes them as the pipeline allows), then
+		 * the connection drains */
 		if (r == -ECONNRESET) {
 			tc->saw_eof = true;
+			set_reading(tc, false);
 			process(tc, false);
 		} else {
 			client_close(tc);
@@ -150,7 +245,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	if (nread < 0) {
 		/* EOF: the client will send no more; answers to what it sent may
-		 * still be written (RFC 7766 6.2.4), so close only when none is due */
+		 * still be written (RFC 7766 6.2.4), so drain only when none is due */
 		uv_read_stop(s);
 		tc->is_reading = false;
 		tc->saw_eof = true;
@@ -172,41 +267,51 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	worker_batch_done(w);
 }
 
-static void set_reading(struct tcp_client *tc, bool on)
+/* Is a whole message waiting in the buffer? */
+static bool has_message(const struct frame_buf *in)
 {
-	if (on == tc->is_reading || tc->is_closing)
-		return;
-	tc->is_reading = on;
-	if (on)
-		uv_read_start((uv_stream_t *)&tc->h, alloc_cb, read_cb);
-	else
-		uv_read_stop((uv_stream_t *)&tc->h);
+	size_t avail = in->len - in->start;
+	return avail >= 2 && avail >= 2 + (((size_t)in->data[in->start] << 8) | in->data[in->start + 1]);
 }
 
 /* Turn every whole message in the buffer into a query, up to the pipeline
- * cap; past it, stop reading until answers go out (backpressure, not drops). */
+ * cap and while the client reads its answers; past either, stop reading
+ * until answers go out (backpressure, not drops: RFC 7766 6.2.3). */
 static void process(struct tcp_client *tc, bool activity)
 {
 	struct worker *w = tc->w;
 	uint8_t *msg;
 	size_t len;
 	unsigned got = 0;
+	if (tc->is_closing || tc->is_draining)
+		return;
 	tc->in_process = true;
-	while (!tc->is_closing && tc->inflight < w->cfg->tcp_pipeline && frame_next(&tc->in, &msg, &len)) {
-		frontend_query(w, msg, len, NULL, tc);
-		got++;
-	}
+	while (!tc->is_closing && !tc->is_backlogged && tc->inflight < w->cfg->tcp_pipeline &&
+	       frame_next(&tc->in, &msg, &len))
+		got += frontend_query(w, msg, len, NULL, tc); /* only real queries count as activity */
 	tc->in_process = false;
 	if (tc->is_closing)
 		return;
-	if (tc->saw_eof || w->is_stopping) {
-		if (tc->inflight == 0)
+	if (tc->in.start == tc->in.len && tc->in.cap > CLIENT_RBUF_KEEP) {
+		/* a large message passed: give its buffer back */
+		frame_buf_deinit(&tc->in);
+		if (frame_buf_init(&tc->in, CLIENT_RBUF) < 0) {
 			client_close(tc);
+			return;
+		}
+	}
+	if (tc->saw_eof || w->is_stopping) {
+		/* nothing more will be read: finish once every query taken (and
+		 * every whole one still buffered) is answered */
+		set_reading(tc, false);
+		if (tc->inflight == 0 && (!has_message(&tc->in) || tc->is_backlogged))
+			client_drain(tc);
 		return;
 	}
-	set_reading(tc, tc->inflight < w->cfg->tcp_pipeline);
-	/* the idle clock restarts for whole messages and answers, not for single
-	 * bytes: a client dribbling a byte at a time cannot hold the connection */
+	set_reading(tc, tc->inflight < w->cfg->tcp_pipeline && !tc->is_backlogged);
+	/* the idle clock restarts for queries and their answers only, not for
+	 * bytes, empty frames or messages that are dropped: a client dribbling
+	 * them cannot hold the connection */
 	if (tc->inflight == 0 && (activity || got || !tq_entry_queued(&tc->idle))) {
 		tq_add(&w->tcp_idle, &tc->idle, worker_now(w));
 		worker_arm(w, tc->idle.deadline_ms);
@@ -220,18 +325,18 @@ void frontend_tcp_query_start(struct tcp_client *tc)
 	tq_remove(&tc->idle);
 }
 
-void frontend_tcp_query_done(struct tcp_client *tc)
+void frontend_tcp_query_done(struct tcp_client *tc, bool was_activity)
 {
 	tc->inflight--;
-	if (!tc->is_closing && !tc->in_process) {
-		if (tc->w->is_stopping || tc->saw_eof) {
-			if (tc->inflight == 0)
-				client_close(tc);
-		} else {
-			process(tc, true); /* messages held back by the cap, reading, idle timer */
-		}
-	}
+	if (!tc->in_process)
+		process(tc, was_activity); /* messages held back by the cap, reading, idle timer, draining */
 	client_unref(tc);
+}
+
+/* Bytes of answers queued for the client and not yet taken by its socket. */
+static size_t queued(const struct tcp_client *tc)
+{
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&tc->h);
 }
 
 static void write_cb(uv_write_t *req, int status)
@@ -239,20 +344,30 @@ static void write_cb(uv_write_t *req, int status)
 	struct write_req *wr = (struct write_req *)req;
 	struct tcp_client *tc = wr->tc;
 	free(wr);
-	if (status < 0 && status != UV_ECANCELED)
+	if (status == UV_ECANCELED) {
+		METRIC_INC(&tc->w->m, tcp_writes_cancelled); /* closed with answers still queued */
+	} else if (status < 0) {
+		METRIC_INC(&tc->w->m, send_errors);
 		client_close(tc);
+	} else if (tc->is_backlogged && queued(tc) <= TCP_CLIENT_WQ_LOW) {
+		tc->is_backlogged = false;
+		process(tc, false); /* reading again */
+	}
 	client_unref(tc);
 }
 
 /* Write bufs, as much as the kernel takes now; the rest is copied and handed
- * to uv_write (answers are written in the order they are given). */
+ * to uv_write (answers are written in the order they are given). A client
+ * that leaves more than TCP_CLIENT_WQ_MAX unread is not read from until it
+ * catches up: what it can make us hold is bounded by that plus the answers
+ * to the queries it has in flight. */
 static void write_bytes(struct tcp_client *tc, uv_buf_t *b, unsigned nb)
 {
 	size_t total = 0;
 	for (unsigned i = 0; i < nb; i++)
 		total += b[i].len;
 	size_t n = 0;
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&tc->h) == 0) {
+	if (queued(tc) == 0) {
 		int r = uv_try_write((uv_stream_t *)&tc->h, b, nb);
 		if (r == (int)total)
 			return;
@@ -287,6 +402,11 @@ static void write_bytes(struct tcp_client *tc, uv_buf_t *b, unsigned nb)
 		return;
 	}
 	tc->refs++;
+	if (!tc->is_backlogged && queued(tc) > TCP_CLIENT_WQ_MAX) {
+		tc->is_backlogged = true;
+		METRIC_INC(&tc->w->m, tcp_backlogged);
+		set_reading(tc, false);
+	}
 }
 
 /* RFC 8467 4.1 and RFC 7830 4: over TLS, answers to queries with EDNS are
@@ -309,7 +429,7 @@ static const uint8_t *pad_answer(const uint8_t *msg, size_t *len)
 
 void frontend_tcp_send(struct tcp_client *tc, const uint8_t *msg, size_t len)
 {
-	if (tc->is_closing) {
+	if (tc->is_closing || tc->is_draining) {
 		METRIC_INC(&tc->w->m, send_errors);
 		return;
 	}
@@ -386,7 +506,13 @@ void frontend_tcp_idle_expired(struct worker *w, uint64_t now_ms)
 	while ((e = tq_pop_expired(&w->tcp_idle, now_ms))) {
 		struct tcp_client *tc = tq_container(e, struct tcp_client, idle);
 		if (tc->inflight == 0)
-			client_close(tc);
+			client_drain(tc);
+	}
+	while ((e = tq_pop_expired(&w->tcp_linger, now_ms))) {
+		/* a drain that did not finish in time: the client reads nothing */
+		struct tcp_client *tc = tq_container(e, struct tcp_client, idle);
+		log_debug(FRONTEND, "tcp client: drain timed out with %zu bytes unwritten", queued(tc));
+		client_close(tc);
 	}
 }
 
@@ -435,9 +561,13 @@ void frontend_tcp_close_idle(struct worker *w)
 	struct tcp_client *tc = w->clients, *next;
 	for (; tc; tc = next) {
 		next = tc->next;
-		if (tc->inflight == 0)
-			client_close(tc);
-		else
-			set_reading(tc, false);
+		if (!tc->in_process)
+			process(tc, false); /* drains it when nothing is due (w->is_stopping) */
 	}
+}
+
+void frontend_tcp_abort_all(struct worker *w)
+{
+	while (w->clients)
+		client_close(w->clients);
 }

@@ -21,11 +21,14 @@
 	X(udp_retries)       /* UDP retransmissions */                                                               \
 	X(tc_retries)        /* UDP answers with TC=1 retried over TCP */                                            \
 	X(requeued)          /* queries resent because their circuit dropped */                                      \
+	X(suspects)          /* queries first unanswered on two circuits that died: SERVFAIL, never resent */      \
 	X(circuits_opened)   /* upstream connections opened */                                                       \
 	X(circuits_failed)   /* upstream connections that failed or died */                                          \
 	X(circuit_writes)    /* writes to upstream connections (queries per write: the batching) */                  \
 	X(circuit_acks)      /* immediate ACKs asked of the kernel, so an upstream's Nagle holds no answer */        \
 	X(send_errors)       /* answers that could not be sent to the client */                                      \
+	X(tcp_writes_cancelled) /* writes to TCP/DoT clients cancelled by a close (drain timed out, error) */       \
+	X(tcp_backlogged)    /* times a TCP/DoT client left so many answers unread that reading it paused */        \
 	X(tcp_clients)       /* client TCP connections accepted */                                                   \
 	X(tcp_rejected)      /* client TCP connections closed at once by the cap */                                  \
 	X(tls_handshakes)    /* upstream TLS sessions established */                                                 \

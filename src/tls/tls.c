@@ -220,6 +220,15 @@ int tls_conn_write2(struct tls_conn *t, const uint8_t *a, size_t alen, const uin
 	return r < 0 ? r : u < 0 ? u : 0;
 }
 
+int tls_conn_bye(struct tls_conn *t)
+{
+	int r;
+	do /* our push never blocks: AGAIN only means "call again" */
+		r = gnutls_bye(t->s, GNUTLS_SHUT_WR);
+	while (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED);
+	return r;
+}
+
 struct frame_buf *tls_conn_out(struct tls_conn *t)
 {
 	return &t->out;

@@ -49,6 +49,9 @@ int tls_conn_write(struct tls_conn *t, const uint8_t *data, size_t len) __attrib
 int tls_conn_write2(struct tls_conn *t, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 	__attribute__((warn_unused_result));
 
+/** Send close_notify (into tls_conn_out): we write no more. 0 or a GnuTLS code. */
+int tls_conn_bye(struct tls_conn *t) __attribute__((warn_unused_result));
+
 /** Ciphertext waiting to be written to the socket (owner empties it). */
 struct frame_buf *tls_conn_out(struct tls_conn *t);
 

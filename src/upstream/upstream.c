@@ -34,6 +34,7 @@ void upstream_close(struct upstream *u)
 {
 	if (!u)
 		return;
+	/* each close takes its circuit out of u->circuits */
 	while (u->n_circuits)
 		circuit_close(u->circuits[u->n_circuits - 1], false);
 	upstream_udp_close(u);
@@ -50,10 +51,9 @@ static int stream_send(struct upstream *u, struct query *q)
 			return circuit_send(u->circuits[i], q);
 	if (u->n_circuits >= u->w->cfg->circuit_max)
 		return ERR_FULL;
-	struct circuit *c = circuit_new(u);
+	struct circuit *c = circuit_new(u); /* in u->circuits from now on */
 	if (!c)
 		return -ENOMEM;
-	u->circuits[u->n_circuits++] = c;
 	return circuit_send(c, q);
 }
 

@@ -1038,6 +1038,168 @@ static void notimp_reply_keeps_opt(void **state)
 	assert_true(ri.opt_off > 0);
 }
 
+/* ---- msg_parse_query: what an upstream would choke on (issue 7, fault 3) - */
+
+/* Parse a query built as hex (spaces allowed). */
+static enum msg_verdict parse_hex(const char *hex, struct msg_info *mi)
+{
+	static uint8_t w[1024];
+	size_t n = 0;
+	for (const char *h = hex; *h; h++) {
+		if (*h == ' ')
+			continue;
+		unsigned v;
+		assert_int_equal(sscanf(h, "%2x", &v), 1);
+		w[n++] = (uint8_t)v;
+		h++;
+	}
+	return parse_len(w, n, mi);
+}
+
+static void attacker_opt_forms_are_formerr(void **state)
+{
+	(void)state;
+	struct msg_info mi;
+	/* the two forms the probe sent: an option running past RDLENGTH, and RDLENGTH 1 */
+	assert_int_equal(parse_hex("abcd0100000100000000000103777777047465737400000100010000 2904d0000000000004000a4018", &mi),
+			 MSG_FORMERR);
+	assert_true(mi.has_question); /* answered with its question and an OPT */
+	assert_true(mi.opt_off != 0);
+	assert_int_equal(parse_hex("abcd010000010000000000010377777704746573740000010001 00002904d000000000000100", &mi),
+			 MSG_FORMERR);
+	/* control: the same with a well-framed option */
+	assert_int_equal(parse_hex("abcd0100000100000000000103777777047465737400000100010000 2904d0000000000004ff000000", &mi),
+			 MSG_OK);
+}
+
+/* One record in the additional or authority section with an RDATA its type
+ * cannot have; the same record well formed is accepted (slow path). */
+static void bad_rdata_is_formerr(void **state)
+{
+	(void)state;
+	static struct pb p;
+	struct msg_info mi;
+	static const struct {
+		uint16_t type;
+		uint16_t len;
+		bool ok;
+	} cases[] = {
+		{KNOT_RRTYPE_A, 5, false}, {KNOT_RRTYPE_A, 3, false}, {KNOT_RRTYPE_A, 4, true},
+		{KNOT_RRTYPE_AAAA, 4, false}, {KNOT_RRTYPE_AAAA, 16, true}, {KNOT_RRTYPE_SOA, 0, false},
+		{KNOT_RRTYPE_NS, 0, false}, {KNOT_RRTYPE_MX, 1, false},
+	};
+	static const uint8_t zeros[16];
+	for (int section = 0; section < 3; section++) {
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			pb_hdr(&p, 7, PB_RD, 1, section == 0, section == 1, section == 2);
+			pb_question(&p, "www.test", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+			pb_rr(&p, "www.test", cases[i].type, KNOT_CLASS_IN, 60, zeros, cases[i].len);
+			assert_int_equal(parse(&p, &mi), cases[i].ok ? MSG_OK : MSG_FORMERR);
+		}
+	}
+}
+
+static void option_syntax(void **state)
+{
+	(void)state;
+	static struct pb p;
+	struct msg_info mi;
+	static const struct {
+		uint16_t code;
+		uint16_t len;
+		const char *data;
+		bool ok;
+	} cases[] = {
+		{MSG_OPT_ECS, 7, "\x00\x01\x18\x00\xc0\x00\x02", true},       /* 192.0.2.0/24 */
+		{MSG_OPT_ECS, 8, "\x00\x01\x18\x00\xc0\x00\x02\x00", false},  /* one address byte too many */
+		{MSG_OPT_ECS, 6, "\x00\x01\x18\x00\xc0\x00", false},          /* one too few */
+		{MSG_OPT_ECS, 7, "\x00\x01\x17\x00\xc0\x00\x03", false},      /* a bit set past /23 */
+		{MSG_OPT_ECS, 7, "\x00\x01\x18\x10\xc0\x00\x02", false},      /* SCOPE set in a query */
+		{MSG_OPT_ECS, 8, "\x00\x01\x21\x00\xc0\x00\x02\x01", false},  /* /33 for IPv4 */
+		{MSG_OPT_ECS, 4, "\x00\x03\x00\x00", false},                  /* no such family */
+		{MSG_OPT_ECS, 4, "\x00\x02\x00\x00", true},                   /* ::/0 */
+		{MSG_OPT_COOKIE, 8, "12345678", true},
+		{MSG_OPT_COOKIE, 4, "1234", false},
+		{MSG_OPT_COOKIE, 12, "123456789012", false},
+		{MSG_OPT_COOKIE, 16, "1234567890123456", true},
+		{MSG_OPT_EXPIRE, 0, "", true},
+		{MSG_OPT_EXPIRE, 4, "\x00\x00\x00\x01", false},
+		{MSG_OPT_KEY_TAG, 3, "\x00\x01\x02", false},
+		{MSG_OPT_KEY_TAG, 4, "\x00\x01\x00\x02", true},
+		{MSG_OPT_CHAIN, 6, "\x04test\x00", true},
+		{MSG_OPT_CHAIN, 5, "\x04test", false},
+		{65001, 3, "abc", true}, /* unknown: only framing is checked */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t opt[64];
+		msg_put16(opt, cases[i].code);
+		msg_put16(opt + 2, cases[i].len);
+		memcpy(opt + 4, cases[i].data, cases[i].len);
+		pb_hdr(&p, 7, PB_RD, 1, 0, 0, 1);
+		pb_question(&p, "www.test", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+		pb_opt(&p, 1232, false, opt, (uint16_t)(4 + cases[i].len));
+		assert_int_equal(parse(&p, &mi), cases[i].ok ? MSG_OK : MSG_FORMERR);
+	}
+}
+
+static void question_class_and_type(void **state)
+{
+	(void)state;
+	static struct pb p;
+	struct msg_info mi;
+	static const struct {
+		uint16_t type, cls;
+		enum msg_verdict v;
+	} cases[] = {
+		{KNOT_RRTYPE_A, KNOT_CLASS_IN, MSG_OK},      {KNOT_RRTYPE_TXT, KNOT_CLASS_CH, MSG_OK},
+		{KNOT_RRTYPE_A, 4, MSG_OK},                  {KNOT_RRTYPE_ANY, KNOT_CLASS_ANY, MSG_OK},
+		{KNOT_RRTYPE_A, 0, MSG_FORMERR},             {KNOT_RRTYPE_A, KNOT_CLASS_NONE, MSG_FORMERR},
+		{KNOT_RRTYPE_A, 2, MSG_REFUSED},             {KNOT_RRTYPE_A, 999, MSG_REFUSED},
+		{0, KNOT_CLASS_IN, MSG_FORMERR},             {KNOT_RRTYPE_OPT, KNOT_CLASS_IN, MSG_FORMERR},
+		{KNOT_RRTYPE_TSIG, KNOT_CLASS_IN, MSG_FORMERR}, {KNOT_RRTYPE_AXFR, KNOT_CLASS_IN, MSG_REFUSED},
+		{KNOT_RRTYPE_IXFR, KNOT_CLASS_IN, MSG_REFUSED}, {KNOT_RRTYPE_TKEY, KNOT_CLASS_IN, MSG_REFUSED},
+		{253, KNOT_CLASS_IN, MSG_NOTIMP},            {128, KNOT_CLASS_IN, MSG_NOTIMP},
+		{65280, KNOT_CLASS_IN, MSG_OK},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pb_hdr(&p, 7, PB_RD, 1, 0, 0, 0);
+		pb_question(&p, "www.test", cases[i].type, cases[i].cls);
+		assert_int_equal(parse(&p, &mi), cases[i].v);
+		assert_true(mi.has_question); /* the reply carries it */
+	}
+}
+
+static void normalize_raises_udp_size_and_drops_hop_options(void **state)
+{
+	(void)state;
+	static struct pb p;
+	struct msg_info mi;
+	/* keepalive, a cookie, padding: the cookie stays */
+	static const uint8_t opts[] = {0, 11, 0, 0, 0, 10, 0, 8, '1', '2', '3', '4', '5', '6', '7', '8', 0, 12, 0, 3, 0, 0, 0};
+	pb_hdr(&p, 7, PB_RD, 1, 0, 0, 1);
+	pb_question(&p, "www.test", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_opt(&p, 100, false, opts, sizeof(opts));
+	assert_int_equal(parse(&p, &mi), MSG_OK);
+	size_t len = msg_normalize_query(p.b, p.len, &mi);
+	assert_int_equal(len, p.len - 4 - 7);
+	assert_int_equal(mi.end, len);
+	assert_int_equal(msg_get16(p.b + mi.opt_off + 3), 512);
+	assert_int_equal(msg_get16(p.b + mi.opt_off + 9), 12);
+	assert_int_equal(msg_get16(p.b + mi.opt_off + 11), MSG_OPT_COOKIE);
+	struct msg_info again;
+	assert_int_equal(parse_len(p.b, len, &again), MSG_OK);
+	assert_int_equal(again.opt_len, mi.opt_len);
+	/* an OPT that a TSIG follows is left alone */
+	static const uint8_t tsig_rdata[] = {0x08, 'h', 'm', 'a', 'c', '-', 's', 'h', 'a', 0, 0, 0, 0, 0, 0, 0,
+					     1, 0x2c, 0, 0, 0, 7, 0, 0, 0, 0};
+	pb_hdr(&p, 7, PB_RD, 1, 0, 0, 2);
+	pb_question(&p, "www.test", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_opt(&p, 100, false, opts, sizeof(opts));
+	pb_rr(&p, "key", KNOT_RRTYPE_TSIG, KNOT_CLASS_ANY, 0, tsig_rdata, sizeof(tsig_rdata));
+	assert_int_equal(parse(&p, &mi), MSG_OK);
+	assert_int_equal(msg_normalize_query(p.b, p.len, &mi), p.len);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1072,6 +1234,11 @@ int main(void)
 		cmocka_unit_test(find_option),
 		cmocka_unit_test(remove_option_each),
 		cmocka_unit_test(remove_all_options),
+		cmocka_unit_test(attacker_opt_forms_are_formerr),
+		cmocka_unit_test(bad_rdata_is_formerr),
+		cmocka_unit_test(option_syntax),
+		cmocka_unit_test(question_class_and_type),
+		cmocka_unit_test(normalize_raises_udp_size_and_drops_hop_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,62 @@
+/* rewrite.c -- a query's changes on a circuit and their undoing (see rewrite.h). */
+#include <string.h>
+#include <libknot/libknot.h>
+#include "circuit/rewrite.h"
+
+size_t rewrite_query(uint8_t *out, const uint8_t *q, size_t len, const struct msg_info *mi,
+		     const struct rewrite_opts *o, unsigned *added)
+{
+	uint8_t *m = out + 2;
+	memcpy(m, q, len);
+	knot_wire_set_id(m, o->id);
+	*added = 0;
+	size_t opt = mi->opt_off;
+	bool opt_last = opt && opt + mi->opt_len == len;
+	/* padding needs an OPT: add one to a query that has no additional
+	 * records at all, when the padding fits too */
+	if (!opt && o->pad_block && knot_wire_get_arcount(m) == 0 &&
+	    len + 11 + 4 + (o->pad_block - 1) <= MSG_MAX) {
+		opt = len;
+		len = msg_add_opt(m, len, REWRITE_OPT_UDP);
+		opt_last = true;
+		*added |= REWRITE_OPT;
+	}
+	if (opt_last && o->keepalive && len + 4 <= MSG_MAX) {
+		len = msg_append_option(m, len, opt, MSG_OPT_TCP_KEEPALIVE, 0);
+		*added |= REWRITE_KEEPALIVE;
+	}
+	if (opt_last && o->pad_block) {
+		uint16_t pad = msg_padding_for(len, o->pad_block);
+		if (len + 4 + pad <= MSG_MAX) {
+			len = msg_append_option(m, len, opt, MSG_OPT_PADDING, pad);
+			*added |= REWRITE_PADDING;
+		}
+	}
+	msg_put16(out, (uint16_t)len); /* len <= MSG_MAX: every step above checked it */
+	return 2 + len;
+}
+
+size_t rewrite_answer(uint8_t *msg, size_t len, unsigned added, uint32_t *keepalive_ms)
+{
+	struct msg_info mi;
+	*keepalive_ms = 0;
+	if (msg_scan(msg, len, &mi) < 0 || !mi.opt_off)
+		return len;
+	bool opt_last = mi.opt_off + mi.opt_len == mi.end;
+	size_t at;
+	if ((added & REWRITE_KEEPALIVE) && (at = msg_find_option(msg, mi.opt_off, mi.opt_len, MSG_OPT_TCP_KEEPALIVE))) {
+		uint16_t olen = msg_get16(msg + at + 2);
+		if (olen == 2) /* RFC 7828 3.3.2: in units of 100 ms */
+			*keepalive_ms = (uint32_t)msg_get16(msg + at + 4) * 100;
+		len = msg_remove_option(msg, len, mi.opt_off, at);
+		mi.opt_len = (uint16_t)(mi.opt_len - 4 - olen);
+		mi.end = (uint16_t)(mi.end - 4 - olen);
+	}
+	if ((added & REWRITE_OPT) && opt_last) {
+		knot_wire_set_arcount(msg, (uint16_t)(knot_wire_get_arcount(msg) - 1));
+		return mi.opt_off; /* the OPT record was the last thing in it */
+	}
+	if ((at = msg_find_option(msg, mi.opt_off, mi.opt_len, MSG_OPT_PADDING)))
+		len = msg_remove_option(msg, len, mi.opt_off, at);
+	return len;
+}
