@@ -274,6 +274,12 @@ static bool has_message(const struct frame_buf *in)
 	return avail >= 2 && avail >= 2 + (((size_t)in->data[in->start] << 8) | in->data[in->start + 1]);
 }
 
+static void arm_idle(struct tcp_client *tc)
+{
+	tq_add(&tc->w->tcp_idle, &tc->idle, worker_now(tc->w));
+	worker_arm(tc->w, tc->idle.deadline_ms);
+}
+
 /* Turn every whole message in the buffer into a query, up to the pipeline
  * cap and while the client reads its answers; past either, stop reading
  * until answers go out (backpressure, not drops: RFC 7766 6.2.3). */
@@ -304,18 +310,18 @@ static void process(struct tcp_client *tc, bool activity)
 		/* nothing more will be read: finish once every query taken (and
 		 * every whole one still buffered) is answered */
 		set_reading(tc, false);
-		if (tc->inflight == 0 && (!has_message(&tc->in) || tc->is_backlogged))
+		if (tc->inflight == 0 && !has_message(&tc->in))
 			client_drain(tc);
+		else if (tc->inflight == 0 && (activity || got || !tq_entry_queued(&tc->idle)))
+			arm_idle(tc); /* backlogged: a client that stops reading is closed after --tcp-idle */
 		return;
 	}
 	set_reading(tc, tc->inflight < w->cfg->tcp_pipeline && !tc->is_backlogged);
 	/* the idle clock restarts for queries and their answers only, not for
 	 * bytes, empty frames or messages that are dropped: a client dribbling
 	 * them cannot hold the connection */
-	if (tc->inflight == 0 && (activity || got || !tq_entry_queued(&tc->idle))) {
-		tq_add(&w->tcp_idle, &tc->idle, worker_now(w));
-		worker_arm(w, tc->idle.deadline_ms);
-	}
+	if (tc->inflight == 0 && (activity || got || !tq_entry_queued(&tc->idle)))
+		arm_idle(tc);
 }
 
 void frontend_tcp_query_start(struct tcp_client *tc)
