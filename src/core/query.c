@@ -59,7 +59,12 @@ void query_fail(struct query *q, int rcode)
 	size_t n = msg_error_reply(q->wire, q->len, &q->mi, rcode, buf, sizeof(buf));
 	if (n) {
 		knot_wire_set_id(buf, q->client_id);
-		knot_wire_set_ra(buf);
+		/* an opcode we do not implement is not a query we recursed for:
+		 * no RA, and no CD or AD echoed (as the origin answers it) */
+		if (rcode == KNOT_RCODE_NOTIMPL)
+			knot_wire_clear_cd(buf);
+		else
+			knot_wire_set_ra(buf);
 		METRIC_INC(&w->m, answered);
 		frontend_reply(q, buf, n);
 	}

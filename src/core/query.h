@@ -18,7 +18,6 @@
 struct worker;
 struct upstream;
 struct circuit;
-struct tcp_client;
 struct inflight;
 
 #define QUERY_INLINE 512 /* most queries fit; larger ones get a heap buffer */
@@ -39,12 +38,46 @@ enum query_state {
 	Q_UDP,        /* sent on a UDP socket, in its in-flight table (upstream/udp.c) */
 };
 
-enum client_kind { CLIENT_UDP, CLIENT_TCP };
-
 union sockaddr_any {
 	struct sockaddr sa;
 	struct sockaddr_in in;
 	struct sockaddr_in6 in6;
+};
+
+struct msg_info;
+struct query;
+
+/* How to answer a query's client, whatever it is: a UDP datagram, a frame on
+ * a TCP or DoT connection, an HTTP/2 stream, an HTTP/1.x response, or an
+ * internal caller (a health probe, DNS64's A lookup, a cache prefetch).
+ * Core code calls these and never asks which kind it is. */
+struct client_ops {
+	const char *name; /* "udp", "tcp", "dot", "doh": for counters and logs */
+	/** The largest answer this client takes for a query with facts mi. */
+	uint16_t (*max_answer)(const struct query *q, const struct msg_info *mi);
+	/** A query from it starts (take a reference on the connection); may be NULL. */
+	void (*start)(struct query *q);
+	/** Send the answer (msg is borrowed: copy what must outlive the call). */
+	void (*reply)(struct query *q, const uint8_t *msg, size_t len);
+	/** The query is done with its client, answered or not (drop the
+	 * reference); may be NULL. Called once, when the query is released. */
+	void (*release)(struct query *q);
+};
+
+/* Who asked, as the frontend fills it in. */
+struct client {
+	const struct client_ops *ops;
+	union sockaddr_any peer;       /* its address (UDP, TCP; a trusted proxy's client for DoH) */
+	union {
+		struct {
+			int fd;            /* listener socket that received it */
+			struct udp_src src; /* where it was sent to (wildcard listeners), else family 0 */
+		} udp;
+		struct {
+			void *conn;        /* the connection it came on (the frontend's own type) */
+			uint32_t stream;   /* HTTP/2 stream id, or the frontend's request handle */
+		} stream;
+	} u;
 };
 
 struct query {
@@ -59,7 +92,6 @@ struct query {
 	uint16_t max_answer;       /* largest answer the client takes, bytes */
 	uint16_t len;              /* message length in wire */
 	uint8_t state;             /* enum query_state */
-	uint8_t client_kind;       /* enum client_kind */
 	uint8_t circuit_deaths;    /* circuits that died with it in flight (QUERY_MAX_CIRCUIT_DEATHS) */
 	uint8_t suspicion;         /* of which it was the oldest unanswered (QUERY_MAX_SUSPICION) */
 	uint32_t write_seq;        /* its number in its circuit's write order */
@@ -69,14 +101,7 @@ struct query {
 	bool is_activity;          /* a real query of its client's (frontend_query): restarts idle clocks */
 	uint32_t heap_len;         /* bytes of wire on the heap (0: inline) */
 	struct msg_info mi;        /* parsed facts of the client message */
-	union {
-		struct {
-			int fd;                  /* listener socket that received it */
-			union sockaddr_any peer; /* client address */
-			struct udp_src src;      /* where it was sent to (wildcard listeners), else family 0 */
-		} udp;
-		struct tcp_client *tcp;      /* connection it came on (holds a reference) */
-	} client;
+	struct client client;      /* who asked and how to answer */
 	uint8_t *wire;             /* the client message, ID field holds up_id once sent */
 	struct query *next_free;   /* worker free list */
 	uint8_t inline_buf[QUERY_INLINE];

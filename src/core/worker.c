@@ -105,8 +105,8 @@ void worker_query_release(struct query *q)
 		free(q->wire);
 		w->query_heap_len -= q->heap_len;
 	}
-	if (q->client_kind == CLIENT_TCP && q->client.tcp)
-		frontend_tcp_query_done(q->client.tcp, q->is_activity);
+	if (q->client.ops && q->client.ops->release)
+		q->client.ops->release(q);
 	w->inflight--;
 	if (w->n_free < FREE_QUERIES_MAX) {
 		q->next_free = w->free_queries;

@@ -6,20 +6,31 @@
 #include "core/query.h"
 #include "core/worker.h"
 #include "frontend/frontend.h"
-#include "frontend/tcp.h"
 
 /* The largest UDP answer that can leave at all, whatever the client
  * advertises: 65,535 less the IP and UDP headers (IPv6's header is not
  * counted in its payload length). */
-static uint16_t udp_answer_max(const struct msg_info *mi, const union sockaddr_any *peer)
+static uint16_t udp_max_answer(const struct query *q, const struct msg_info *mi)
 {
 	uint16_t client = msg_client_udp_max(mi);
-	uint16_t path = peer->sa.sa_family == AF_INET6 ? MSG_UDP_MAX_V6 : MSG_UDP_MAX_V4;
+	uint16_t path = q->client.peer.sa.sa_family == AF_INET6 ? MSG_UDP_MAX_V6 : MSG_UDP_MAX_V4;
 	return client < path ? client : path;
 }
 
-bool frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct udp_from *from,
-		    struct tcp_client *tc)
+/* sent at the end of this loop turn */
+static void udp_reply(struct query *q, const uint8_t *msg, size_t len)
+{
+	const struct client *c = &q->client;
+	udptx_add(q->w->tx, c->u.udp.fd, &c->peer.sa, c->u.udp.src.family ? &c->u.udp.src : NULL, msg, len);
+}
+
+const struct client_ops frontend_udp_client = {
+	.name = "udp",
+	.max_answer = udp_max_answer,
+	.reply = udp_reply,
+};
+
+bool frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct client *from)
 {
 	struct msg_info mi;
 	METRIC_INC(&w->m, queries);
@@ -49,18 +60,10 @@ bool frontend_query(struct worker *w, const uint8_t *msg, size_t len, const stru
 	q->len = (uint16_t)keep;
 	q->mi = mi;
 	q->client_id = knot_wire_get_id(msg);
-	if (tc) {
-		q->client_kind = CLIENT_TCP;
-		q->client.tcp = tc;
-		q->max_answer = UINT16_MAX;
-		frontend_tcp_query_start(tc);
-	} else {
-		q->client_kind = CLIENT_UDP;
-		q->client.udp.fd = from->fd;
-		q->client.udp.peer = from->peer;
-		q->client.udp.src = from->src;
-		q->max_answer = udp_answer_max(&mi, &from->peer);
-	}
+	q->client = *from;
+	q->max_answer = from->ops->max_answer(q, &mi);
+	if (from->ops->start)
+		from->ops->start(q);
 	if (no_room) {
 		query_fail(q, KNOT_RCODE_SERVFAIL);
 		return false;
@@ -90,12 +93,5 @@ bool frontend_query(struct worker *w, const uint8_t *msg, size_t len, const stru
 
 void frontend_reply(struct query *q, const uint8_t *msg, size_t len)
 {
-	struct worker *w = q->w;
-	if (q->client_kind == CLIENT_TCP) {
-		frontend_tcp_send(q->client.tcp, msg, len);
-		return;
-	}
-	/* sent at the end of this loop turn */
-	udptx_add(w->tx, q->client.udp.fd, &q->client.udp.peer.sa, q->client.udp.src.family ? &q->client.udp.src : NULL,
-		  msg, len);
+	q->client.ops->reply(q, msg, len);
 }

@@ -30,26 +30,17 @@ void frontend_tcp_close_idle(struct worker *w);
 /** Close every client connection now (the drain time ran out). */
 void frontend_tcp_abort_all(struct worker *w);
 
-/* Where a UDP query came from and how to answer it. */
-struct udp_from {
-	int fd;                  /* the listener's socket */
-	union sockaddr_any peer; /* the client */
-	struct udp_src src;      /* the address it was sent to (wildcard listeners), else family 0 */
-};
+/* How UDP clients are answered (frontend.c): datagrams batched per turn. */
+extern const struct client_ops frontend_udp_client;
 
 /** A message arrived from a client: check it and start a query, or answer
- * an error at once. For UDP, from says where to answer; for TCP, tc.
+ * an error at once. from says who asked and how to answer (copied).
  * Returns true when it became a query for an upstream: only that counts as
  * a client's activity (a dropped or refused message does not). */
-bool frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct udp_from *from,
-		    struct tcp_client *tc);
+bool frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct client *from);
 
-/** Send an answer for q to its client (UDP datagram or framed on TCP). */
+/** Send an answer for q to its client, whatever kind it is. */
 void frontend_reply(struct query *q, const uint8_t *msg, size_t len);
-
-/** The query that held a reference on tc is done with it; was_activity: it
- * was a real query (see frontend_query), which restarts the idle clock. */
-void frontend_tcp_query_done(struct tcp_client *tc, bool was_activity);
 
 /** Worker timer: a client connection's idle time (or a drain's linger
  * time) ran out. */

@@ -1,5 +1,5 @@
 /* tcp.c -- TCP and DNS-over-TLS listeners and their client connections (see
- * tcp.h). RFC 7766: several queries in flight per connection (6.2.1), answers
+ * frontend.h). RFC 7766: several queries in flight per connection (6.2.1), answers
  * sent as they come, in any order (7), idle connections closed (6.2.3), and a
  * cap on connections so a flood of them cannot take all file descriptors.
  * RFC 7858: the same over TLS (tls/tls.h), with a handshake deadline and
@@ -10,7 +10,6 @@
 #include "core/wire.h"
 #include "core/worker.h"
 #include "frontend/frontend.h"
-#include "frontend/tcp.h"
 #include "obs/log.h"
 #include "tls/tls.h"
 
@@ -48,6 +47,7 @@ struct tcp_client {
 	bool saw_eof;               /* the client sent FIN (or close_notify): no more queries come */
 	bool is_backlogged;         /* answers queued past TCP_CLIENT_WQ_MAX: not taking queries */
 	bool fin_sent;              /* draining: the shutdown is done (every answer written, FIN sent) */
+	struct client as_client;    /* what its queries get as their client (ops, peer, this connection) */
 	struct tcp_client *prev, *next; /* worker's list */
 };
 
@@ -294,7 +294,7 @@ static void process(struct tcp_client *tc, bool activity)
 	tc->in_process = true;
 	while (!tc->is_closing && !tc->is_backlogged && tc->inflight < w->cfg->tcp_pipeline &&
 	       frame_next(&tc->in, &msg, &len))
-		got += frontend_query(w, msg, len, NULL, tc); /* only real queries count as activity */
+		got += frontend_query(w, msg, len, &tc->as_client); /* only real queries count as activity */
 	tc->in_process = false;
 	if (tc->is_closing)
 		return;
@@ -324,20 +324,47 @@ static void process(struct tcp_client *tc, bool activity)
 		arm_idle(tc);
 }
 
-void frontend_tcp_query_start(struct tcp_client *tc)
+static void query_start(struct query *q)
 {
+	struct tcp_client *tc = q->client.u.stream.conn;
 	tc->refs++;
 	tc->inflight++;
 	tq_remove(&tc->idle);
 }
 
-void frontend_tcp_query_done(struct tcp_client *tc, bool was_activity)
+static void query_release(struct query *q)
 {
+	struct tcp_client *tc = q->client.u.stream.conn;
 	tc->inflight--;
 	if (!tc->in_process)
-		process(tc, was_activity); /* messages held back by the cap, reading, idle timer, draining */
+		process(tc, q->is_activity); /* messages held back by the cap, reading, idle timer, draining */
 	client_unref(tc);
 }
+
+static uint16_t stream_max_answer(const struct query *q, const struct msg_info *mi)
+{
+	(void)q;
+	(void)mi;
+	return UINT16_MAX; /* RFC 7766 8: a stream carries any message whole */
+}
+
+static void query_reply(struct query *q, const uint8_t *msg, size_t len);
+
+static const struct client_ops tcp_client_ops = {
+	.name = "tcp",
+	.max_answer = stream_max_answer,
+	.start = query_start,
+	.reply = query_reply,
+	.release = query_release,
+};
+
+static const struct client_ops dot_client_ops = {
+	.name = "dot",
+	.max_answer = stream_max_answer,
+	.start = query_start,
+	.reply = query_reply,
+	.release = query_release,
+};
 
 /* Bytes of answers queued for the client and not yet taken by its socket. */
 static size_t queued(const struct tcp_client *tc)
@@ -433,8 +460,9 @@ static const uint8_t *pad_answer(const uint8_t *msg, size_t *len)
 	return padded;
 }
 
-void frontend_tcp_send(struct tcp_client *tc, const uint8_t *msg, size_t len)
+static void query_reply(struct query *q, const uint8_t *msg, size_t len)
 {
+	struct tcp_client *tc = q->client.u.stream.conn;
 	if (tc->is_closing || tc->is_draining) {
 		METRIC_INC(&tc->w->m, send_errors);
 		return;
@@ -476,6 +504,11 @@ static void on_connection(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)&tc->h, client_close_cb);
 		return;
 	}
+	tc->as_client.ops = (l->conf->protos & LISTEN_TLS) ? &dot_client_ops : &tcp_client_ops;
+	tc->as_client.u.stream.conn = tc;
+	int namelen = sizeof(tc->as_client.peer);
+	if (uv_tcp_getpeername(&tc->h, &tc->as_client.peer.sa, &namelen) < 0)
+		tc->as_client.peer.sa.sa_family = AF_UNSPEC;
 	tc->next = w->clients;
 	if (w->clients)
 		w->clients->prev = tc;

@@ -63,7 +63,7 @@ static int read_batch(struct frontend_udp *l)
 	size_t chunk = buf.len / n;
 	struct mmsghdr mm[WORKER_UDP_CHUNKS];
 	struct iovec iov[WORKER_UDP_CHUNKS];
-	struct udp_from from[WORKER_UDP_CHUNKS];
+	struct client from[WORKER_UDP_CHUNKS];
 	_Alignas(struct cmsghdr) uint8_t ctl[WORKER_UDP_CHUNKS][DEST_CMSG_SPACE];
 	for (unsigned i = 0; i < n; i++) {
 		iov[i].iov_base = buf.base + i * chunk;
@@ -84,12 +84,13 @@ static int read_batch(struct frontend_udp *l)
 	if (r < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
 	for (int i = 0; i < r; i++) {
-		from[i].fd = l->fd;
-		from[i].src.family = 0;
+		from[i].ops = &frontend_udp_client;
+		from[i].u.udp.fd = l->fd;
+		from[i].u.udp.src.family = 0;
 		if (l->any)
-			datagram_dest(&mm[i].msg_hdr, &from[i].src);
+			datagram_dest(&mm[i].msg_hdr, &from[i].u.udp.src);
 		l->width.got++;
-		frontend_query(l->w, iov[i].iov_base, mm[i].msg_len, &from[i], NULL);
+		frontend_query(l->w, iov[i].iov_base, mm[i].msg_len, &from[i]);
 	}
 	worker_batch_done(l->w);
 	return r;
