@@ -35,6 +35,8 @@ enum {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_TLS_HANDSHAKE,
+	OPT_DOH_PATH,
+	OPT_TRUSTED_PROXY,
 };
 
 static const struct option long_opts[] = {
@@ -57,6 +59,8 @@ static const struct option long_opts[] = {
 	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	{"tls-handshake-timeout", required_argument, NULL, OPT_TLS_HANDSHAKE},
+	{"doh-path", required_argument, NULL, OPT_DOH_PATH},
+	{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -69,8 +73,10 @@ static void usage(FILE *f)
 	fputs("Usage: dnsmux [options]\n"
 	      "Forward local DNS queries (UDP, TCP) over a few persistent, pipelined upstream connections.\n"
 	      "\n"
-	      "  -l, --listen URL          ADDR:PORT (UDP and TCP), udp://ADDR:PORT, tcp://ADDR:PORT or\n"
-	      "                            tls://ADDR:PORT (DNS-over-TLS); IPv6 as [::1]:53. Repeatable.\n"
+	      "  -l, --listen URL          ADDR:PORT (UDP and TCP), udp://ADDR:PORT, tcp://ADDR:PORT,\n"
+	      "                            tls://ADDR:PORT (DNS-over-TLS), https://ADDR:PORT (DNS-over-HTTPS,\n"
+	      "                            HTTP/2 and HTTP/1.1) or http://ADDR:PORT (the same in cleartext,\n"
+	      "                            for a reverse proxy in front); IPv6 as [::1]:53. Repeatable.\n"
 	      "  -u, --upstream URL        udp://IP[:PORT], tcp://IP[:PORT], unix:///path or\n"
 	      "                            tls://IP[:PORT][?pin=sha256/BASE64][#AUTH-NAME] (port 853).\n"
 	      "                            Repeatable: all form one pool (round-robin over healthy members).\n"
@@ -78,6 +84,9 @@ static void usage(FILE *f)
 	      "      --tls-cert PEM        certificate chain of the tls:// listener (re-read on SIGHUP)\n"
 	      "      --tls-key PEM         its private key\n"
 	      "      --tls-handshake-timeout MS  DoT clients must finish the handshake in MS (5000)\n"
+	      "      --doh-path PATH       path of RFC 8484 queries on DoH listeners (/dns-query);\n"
+	      "                            the JSON API is at /resolve\n"
+	      "      --trusted-proxy IP    believe X-Forwarded-For / Forwarded from IP (repeatable)\n"
 	      "      --bind-udp ADDR:PORT  same as --listen udp://ADDR:PORT\n"
 	      "      --connect-tcp ADDR:PORT  same as --upstream tcp://ADDR:PORT\n"
 	      "  -t, --threads N           worker threads, each with its own sockets and circuits (1)\n"
@@ -271,6 +280,16 @@ int main(int argc, char **argv)
 		case OPT_TLS_CERT: cfg.tls_cert = optarg; break;
 		case OPT_TLS_KEY: cfg.tls_key = optarg; break;
 		case OPT_TLS_HANDSHAKE: cfg.tls_handshake_ms = number("tls-handshake-timeout", optarg, 10, 600000); break;
+		case OPT_DOH_PATH:
+			if (optarg[0] != '/' || strlen(optarg) >= sizeof(cfg.doh_path) || strchr(optarg, '?'))
+				bad("--doh-path: '%s' must start with / and be under %zu bytes, without '?'", optarg,
+				    sizeof(cfg.doh_path));
+			snprintf(cfg.doh_path, sizeof(cfg.doh_path), "%s", optarg);
+			break;
+		case OPT_TRUSTED_PROXY:
+			if (config_add_trusted_proxy(&cfg, optarg, buf, sizeof(buf)) < 0)
+				bad("--trusted-proxy: %s", buf);
+			break;
 		case 'v': verbosity++; break;
 		case 'q': verbosity = -1; break;
 		case 'h': usage(stdout); return 0;

@@ -22,6 +22,7 @@ void config_defaults(struct config *c)
 	c->tcp_max_clients = 1024;
 	c->tcp_pipeline = 128;
 	c->tls_handshake_ms = 5000;
+	snprintf(c->doh_path, sizeof(c->doh_path), "/dns-query");
 }
 
 /* The embedded default: a local stub listener forwarding over persistent
@@ -144,12 +145,16 @@ int config_parse_listen(const char *s, struct listen_conf *l, char *err, size_t 
 	memset(l, 0, sizeof(*l));
 	if ((rest = strip_prefix(s, "udp://")))
 		l->protos = LISTEN_UDP;
+	else if ((rest = strip_prefix(s, "https://")))
+		l->protos = LISTEN_HTTP | LISTEN_TLS;
+	else if ((rest = strip_prefix(s, "http://")))
+		l->protos = LISTEN_HTTP;
 	else if ((rest = strip_prefix(s, "tls://")))
 		l->protos = LISTEN_TLS;
 	else if ((rest = strip_prefix(s, "tcp://")))
 		l->protos = LISTEN_TCP;
 	else if (strstr(s, "://")) {
-		snprintf(err, errlen, "'%s': unknown listener scheme (udp://, tcp://, tls:// or ADDR:PORT)", s);
+		snprintf(err, errlen, "'%s': unknown listener scheme (udp://, tcp://, tls://, https://, http:// or ADDR:PORT)", s);
 		return -EINVAL;
 	} else {
 		rest = s;
@@ -258,7 +263,8 @@ int config_validate(const struct config *c, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < c->n_listens; i++) {
 		if ((c->listens[i].protos & LISTEN_TLS) && (!c->tls_cert || !c->tls_key)) {
-			snprintf(err, errlen, "--listen tls://%s needs --tls-cert and --tls-key", c->listens[i].text);
+			snprintf(err, errlen, "--listen %s://%s needs --tls-cert and --tls-key",
+				 (c->listens[i].protos & LISTEN_HTTP) ? "https" : "tls", c->listens[i].text);
 			return -EINVAL;
 		}
 	}
@@ -268,4 +274,42 @@ int config_validate(const struct config *c, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int config_add_trusted_proxy(struct config *c, const char *s, char *err, size_t errlen)
+{
+	if (c->n_trusted_proxies >= CONFIG_MAX_TRUSTED_PROXIES) {
+		snprintf(err, errlen, "at most %d trusted proxies", CONFIG_MAX_TRUSTED_PROXIES);
+		return -EINVAL;
+	}
+	struct sockaddr_storage *a = &c->trusted_proxies[c->n_trusted_proxies];
+	memset(a, 0, sizeof(*a));
+	struct sockaddr_in *v4 = (struct sockaddr_in *)a;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)a;
+	if (inet_pton(AF_INET, s, &v4->sin_addr) == 1)
+		v4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, s, &v6->sin6_addr) == 1)
+		v6->sin6_family = AF_INET6;
+	else {
+		snprintf(err, errlen, "'%s' is not an IP address", s);
+		return -EINVAL;
+	}
+	c->n_trusted_proxies++;
+	return 0;
+}
+
+bool config_is_trusted_proxy(const struct config *c, const struct sockaddr *a)
+{
+	for (size_t i = 0; i < c->n_trusted_proxies; i++) {
+		const struct sockaddr_storage *t = &c->trusted_proxies[i];
+		if (t->ss_family != a->sa_family)
+			continue;
+		if (a->sa_family == AF_INET &&
+		    ((const struct sockaddr_in *)t)->sin_addr.s_addr == ((const struct sockaddr_in *)a)->sin_addr.s_addr)
+			return true;
+		if (a->sa_family == AF_INET6 && memcmp(&((const struct sockaddr_in6 *)t)->sin6_addr,
+						       &((const struct sockaddr_in6 *)a)->sin6_addr, 16) == 0)
+			return true;
+	}
+	return false;
 }

@@ -14,10 +14,11 @@
 #define CONFIG_MAX_THREADS 64
 #define CONFIG_CIRCUIT_MAX_LIMIT 16
 
-enum listen_proto { LISTEN_UDP = 1, LISTEN_TCP = 2, LISTEN_TLS = 4 };
+/* LISTEN_HTTP: DoH over the stream (with LISTEN_TLS: https://, alone: http://) */
+enum listen_proto { LISTEN_UDP = 1, LISTEN_TCP = 2, LISTEN_TLS = 4, LISTEN_HTTP = 8 };
 
 struct listen_conf {
-	int protos;                   /* LISTEN_UDP | LISTEN_TCP, or LISTEN_TLS alone */
+	int protos;                   /* LISTEN_UDP | LISTEN_TCP, LISTEN_TLS, LISTEN_HTTP [| LISTEN_TLS] */
 	struct sockaddr_storage addr; /* where to bind */
 	char text[80];                /* printable "ADDR:PORT" */
 };
@@ -25,6 +26,8 @@ struct listen_conf {
 enum upstream_kind { UPSTREAM_UDP, UPSTREAM_TCP, UPSTREAM_UNIX, UPSTREAM_TLS };
 
 #define CONFIG_MAX_PINS 8
+#define CONFIG_MAX_TRUSTED_PROXIES 16
+#define CONFIG_DOH_PATH_MAX 256
 
 struct tls_client_ctx;
 struct tls_server_ctx;
@@ -61,6 +64,9 @@ struct config {
 	const char *tls_key;        /* and its key */
 	struct tls_server_ctx *tls_server; /* made by main.c when a tls:// listener exists */
 	bool embedded_default;      /* no listener or upstream was given */
+	char doh_path[CONFIG_DOH_PATH_MAX]; /* DoH listeners: the path of RFC 8484 queries */
+	struct sockaddr_storage trusted_proxies[CONFIG_MAX_TRUSTED_PROXIES]; /* believed in X-Forwarded-For (port 0) */
+	size_t n_trusted_proxies;
 };
 
 void config_defaults(struct config *c);
@@ -78,6 +84,12 @@ int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, siz
 
 /** Check cross-field constraints; -EINVAL with a reason. */
 int config_validate(const struct config *c, char *err, size_t errlen);
+
+/** Add "IP" to the trusted proxies; -EINVAL with a reason. */
+int config_add_trusted_proxy(struct config *c, const char *s, char *err, size_t errlen);
+
+/** Is a (a client's address) one of the trusted proxies? */
+bool config_is_trusted_proxy(const struct config *c, const struct sockaddr *a);
 
 /** 0.0.0.0 or [::]: a listener on every local address. */
 bool config_addr_is_any(const struct sockaddr_storage *a);

@@ -66,12 +66,15 @@ static int bind_all(const struct config *cfg, int *fds)
 		for (size_t i = 0; i < cfg->n_listens; i++) {
 			const struct listen_conf *lc = &cfg->listens[i];
 			for (int p = 0; p < 2; p++) {
-				if (!(lc->protos & (p ? LISTEN_TCP | LISTEN_TLS : LISTEN_UDP)))
+				if (!(lc->protos & (p ? LISTEN_TCP | LISTEN_TLS | LISTEN_HTTP : LISTEN_UDP)))
 					continue;
 				int fd = bind_one(lc, p ? SOCK_STREAM : SOCK_DGRAM);
 				if (fd < 0) {
 					log_err(DAEMON, "cannot bind %s://%s: %s",
-						p ? (lc->protos & LISTEN_TLS ? "tls" : "tcp") : "udp", lc->text, strerror(-fd));
+						p ? (lc->protos & LISTEN_HTTP ? (lc->protos & LISTEN_TLS ? "https" : "http")
+									       : lc->protos & LISTEN_TLS ? "tls" : "tcp")
+						  : "udp",
+						lc->text, strerror(-fd));
 					return fd;
 				}
 				fds[w * per + 2 * i + (size_t)p] = fd;

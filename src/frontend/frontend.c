@@ -30,7 +30,7 @@ const struct client_ops frontend_udp_client = {
 	.reply = udp_reply,
 };
 
-bool frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct client *from)
+int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct client *from)
 {
 	struct msg_info mi;
 	METRIC_INC(&w->m, queries);
@@ -38,11 +38,11 @@ bool frontend_query(struct worker *w, const uint8_t *msg, size_t len, const stru
 	enum msg_verdict v = msg_parse_query(msg, len, &mi);
 	if (v == MSG_DROP_SHORT) {
 		METRIC_INC(&w->m, malformed);
-		return false;
+		return -1;
 	}
 	if (v == MSG_DROP_QR) {
 		METRIC_INC(&w->m, dropped_qr);
-		return false;
+		return -1;
 	}
 	/* keep the message up to its last record: trailing bytes are not forwarded */
 	size_t keep = v == MSG_OK ? mi.end : (len < MSG_HDR + 260 ? len : MSG_HDR + 260);
@@ -55,7 +55,7 @@ bool frontend_query(struct worker *w, const uint8_t *msg, size_t len, const stru
 	}
 	struct query *q = worker_query_new(w, keep);
 	if (!q)
-		return false; /* out of memory: dropped (the client will retry) */
+		return -1; /* out of memory: dropped (the client will retry) */
 	memcpy(q->wire, msg, keep);
 	q->len = (uint16_t)keep;
 	q->mi = mi;
@@ -66,29 +66,49 @@ bool frontend_query(struct worker *w, const uint8_t *msg, size_t len, const stru
 		from->ops->start(q);
 	if (no_room) {
 		query_fail(q, KNOT_RCODE_SERVFAIL);
-		return false;
+		return 0;
 	}
 	switch (v) {
 	case MSG_OK: break;
 	case MSG_FORMERR:
 		METRIC_INC(&w->m, malformed);
 		query_fail(q, KNOT_RCODE_FORMERR);
-		return false;
-	case MSG_NOTIMP: query_fail(q, KNOT_RCODE_NOTIMPL); return false;
-	case MSG_REFUSED: query_fail(q, KNOT_RCODE_REFUSED); return false;
-	default: query_fail(q, KNOT_RCODE_SERVFAIL); return false; /* (not reached: the drops returned above) */
+		return 0;
+	case MSG_NOTIMP: query_fail(q, KNOT_RCODE_NOTIMPL); return 0;
+	case MSG_REFUSED: query_fail(q, KNOT_RCODE_REFUSED); return 0;
+	default: query_fail(q, KNOT_RCODE_SERVFAIL); return 0; /* (not reached: the drops returned above) */
 	}
 	if (w->inflight > w->cfg->max_inflight) {
 		METRIC_INC(&w->m, overflow);
 		query_fail(q, KNOT_RCODE_SERVFAIL);
-		return false;
+		return 0;
 	}
 	q->len = (uint16_t)msg_normalize_query(q->wire, q->len, &q->mi);
 	q->is_activity = true;
 	tq_add(&w->deadlines, &q->deadline, worker_now(w));
 	worker_arm(w, q->deadline.deadline_ms);
 	query_dispatch(q, NULL);
-	return true;
+	return 1;
+}
+
+#define PAD_ANSWER_BLOCK 468 /* RFC 8467 4.1: block-length padding of responses */
+
+/* RFC 8467 4.1 and RFC 7830 4: over TLS, answers to queries with EDNS are
+ * padded to a multiple of 468 bytes (in a copy: msg may sit in a circuit's
+ * read buffer). Returns msg itself when there is nothing to pad. */
+const uint8_t *frontend_pad_answer(const uint8_t *msg, size_t *len)
+{
+	static __thread uint8_t padded[MSG_MAX];
+	struct msg_info mi;
+	if (msg_scan(msg, *len, &mi) < 0 || !mi.opt_off || mi.opt_off + mi.opt_len != *len ||
+	    msg_find_option(msg, mi.opt_off, mi.opt_len, MSG_OPT_PADDING))
+		return msg;
+	uint16_t pad = msg_padding_for(*len, PAD_ANSWER_BLOCK);
+	if (*len + 4 + pad > MSG_MAX)
+		return msg;
+	memcpy(padded, msg, *len);
+	*len = msg_append_option(padded, *len, mi.opt_off, MSG_OPT_PADDING, pad);
+	return padded;
 }
 
 void frontend_reply(struct query *q, const uint8_t *msg, size_t len)

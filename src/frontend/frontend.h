@@ -35,9 +35,27 @@ extern const struct client_ops frontend_udp_client;
 
 /** A message arrived from a client: check it and start a query, or answer
  * an error at once. from says who asked and how to answer (copied).
- * Returns true when it became a query for an upstream: only that counts as
- * a client's activity (a dropped or refused message does not). */
-bool frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct client *from);
+ * Returns 1 when it became a query for an upstream (only that counts as a
+ * client's activity), 0 when it was answered at once (FORMERR, NOTIMP,
+ * REFUSED, SERVFAIL), -1 when it was dropped without an answer (shorter
+ * than a header, QR=1, out of memory). */
+int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct client *from);
+
+/** Over TLS, an answer to a query with EDNS padded to a multiple of 468
+ * bytes (RFC 8467 4.1, RFC 7830 4), in a thread-local copy (msg may sit in
+ * a circuit's read buffer). Returns msg itself when there is nothing to pad. */
+const uint8_t *frontend_pad_answer(const uint8_t *msg, size_t *len);
+
+/* What the HTTP layers (frontend/h1.c, h2.c, doh.c) use of a client
+ * connection of frontend/tcp.c. */
+void frontend_conn_write(struct tcp_client *tc, const uint8_t *data, size_t len); /* through TLS if any */
+struct worker *frontend_conn_worker(const struct tcp_client *tc);
+const struct client *frontend_conn_client(const struct tcp_client *tc); /* peer and connection */
+void *frontend_conn_http(const struct tcp_client *tc);  /* the HTTP layer's state; NULL once closing */
+bool frontend_conn_is_tls(const struct tcp_client *tc);
+void frontend_conn_no_more(struct tcp_client *tc);      /* no more requests: drain once answered */
+void frontend_conn_query_start(struct query *q);        /* client_ops start/release of a DoH query */
+void frontend_conn_query_release(struct query *q);
 
 /** Send an answer for q to its client, whatever kind it is. */
 void frontend_reply(struct query *q, const uint8_t *msg, size_t len);

@@ -10,6 +10,7 @@
 #include "core/wire.h"
 #include "core/worker.h"
 #include "frontend/frontend.h"
+#include "frontend/http.h"
 #include "obs/log.h"
 #include "tls/tls.h"
 
@@ -17,8 +18,6 @@
 #define CLIENT_RBUF_KEEP (4 * CLIENT_RBUF) /* a buffer grown past this is given back once empty */
 #define TCP_CLIENT_WQ_MAX (64 * 1024) /* answers queued for a client past which it is not read from... */
 #define TCP_CLIENT_WQ_LOW (16 * 1024) /* ...until it has taken them down to this */
-#define PAD_ANSWER_BLOCK 468 /* RFC 8467 4.1: block-length padding of responses */
-#define EDNS_PADDING 12
 
 struct frontend_tcp {
 	uv_tcp_t h;
@@ -48,6 +47,10 @@ struct tcp_client {
 	bool is_backlogged;         /* answers queued past TCP_CLIENT_WQ_MAX: not taking queries */
 	bool fin_sent;              /* draining: the shutdown is done (every answer written, FIN sent) */
 	struct client as_client;    /* what its queries get as their client (ops, peer, this connection) */
+	bool is_http;               /* an http:// or https:// listener's: DoH, not DNS framing */
+	const struct http_proto *proto; /* DoH: the HTTP layer chosen (ALPN, or the first bytes) */
+	void *http;                 /* its state */
+	bool no_more;               /* the HTTP layer takes no more requests (Connection: close, errors) */
 	struct tcp_client *prev, *next; /* worker's list */
 };
 
@@ -62,6 +65,8 @@ static void client_unref(struct tcp_client *tc)
 	if (--tc->refs > 0)
 		return;
 	frame_buf_deinit(&tc->in);
+	if (tc->proto)
+		tc->proto->free(tc->http);
 	tls_conn_free(tc->tls);
 	free(tc);
 }
@@ -174,6 +179,8 @@ static void client_drain(struct tcp_client *tc)
 	tq_remove(&tc->hs);
 	tq_add(&w->tcp_linger, &tc->idle, worker_now(w));
 	worker_arm(w, tc->idle.deadline_ms);
+	if (tc->proto)
+		tc->proto->goaway(tc->http); /* HTTP/2: GOAWAY before the FIN */
 	if (tc->tls && tls_conn_handshake_done(tc->tls) && tls_conn_bye(tc->tls) == 0)
 		flush_tls(tc);
 	if (tc->is_closing)
@@ -201,6 +208,26 @@ static void drain_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
+/* DoH: HTTP/2 or HTTP/1.x on this connection (ALPN over TLS; over
+ * cleartext, HTTP/2 with prior knowledge starts with its preface, RFC 9113
+ * 3.4). False when it could not be set up (the connection is closed). */
+static bool choose_http(struct tcp_client *tc, bool h2)
+{
+	uint32_t max = tc->w->cfg->tcp_pipeline;
+	tc->proto = h2 ? &http2_proto : &http1_proto;
+	tc->http = h2 ? http2_new(tc, max) : http1_new(tc, max);
+	if (!tc->http) {
+		tc->proto = NULL;
+		client_close(tc);
+		return false;
+	}
+	if (h2)
+		METRIC_INC(&tc->w->m, doh_h2_clients);
+	else
+		METRIC_INC(&tc->w->m, doh_h1_clients);
+	return true;
+}
+
 /* DoT: finish the handshake, then decrypt into tc->in. False when there is
  * nothing more to do now (or the connection was closed). */
 static bool tls_progress(struct tcp_client *tc)
@@ -219,6 +246,8 @@ static bool tls_progress(struct tcp_client *tc)
 		}
 		tq_remove(&tc->hs);
 		METRIC_INC(&w->m, tls_clients);
+		if (tc->is_http && !choose_http(tc, tls_conn_alpn_is_h2(tc->tls)))
+			return false;
 	}
 	int r = tls_conn_read(tc->tls, &tc->in);
 	if (r < 0) {
@@ -267,11 +296,38 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	worker_batch_done(w);
 }
 
-/* Is a whole message waiting in the buffer? */
-static bool has_message(const struct frame_buf *in)
+/* Is a whole message (or, for HTTP, input not yet taken) waiting in the buffer? */
+static bool has_message(const struct tcp_client *tc)
 {
+	const struct frame_buf *in = &tc->in;
 	size_t avail = in->len - in->start;
+	if (tc->is_http)
+		return avail > 0 && !tc->no_more;
 	return avail >= 2 && avail >= 2 + (((size_t)in->data[in->start] << 8) | in->data[in->start + 1]);
+}
+
+/* DoH: hand what was read to the HTTP layer (choosing it on cleartext by
+ * the first bytes). The layer starts queries itself (doh.c); the pipeline
+ * cap is its concurrent streams or pipelined requests. */
+static void take_http(struct tcp_client *tc)
+{
+	size_t avail = tc->in.len - tc->in.start;
+	if (tc->is_backlogged || avail == 0)
+		return;
+	if (!tc->proto) {
+		if (avail < 2)
+			return;
+		if (!choose_http(tc, memcmp(tc->in.data + tc->in.start, "PR", 2) == 0)) /* "PRI * HTTP/2.0" */
+			return;
+	}
+	int n = tc->proto->input(tc->http, tc->in.data + tc->in.start, avail);
+	if (n < 0) {
+		/* a protocol error (what the layer had to say is queued) */
+		tc->in.start = tc->in.len;
+		tc->no_more = true;
+		return;
+	}
+	tc->in.start += (size_t)n;
 }
 
 static void arm_idle(struct tcp_client *tc)
@@ -292,9 +348,12 @@ static void process(struct tcp_client *tc, bool activity)
 	if (tc->is_closing || tc->is_draining)
 		return;
 	tc->in_process = true;
-	while (!tc->is_closing && !tc->is_backlogged && tc->inflight < w->cfg->tcp_pipeline &&
-	       frame_next(&tc->in, &msg, &len))
-		got += frontend_query(w, msg, len, &tc->as_client); /* only real queries count as activity */
+	if (tc->is_http)
+		take_http(tc);
+	else
+		while (!tc->is_closing && !tc->is_backlogged && tc->inflight < w->cfg->tcp_pipeline &&
+		       frame_next(&tc->in, &msg, &len))
+			got += frontend_query(w, msg, len, &tc->as_client) > 0; /* only real queries count as activity */
 	tc->in_process = false;
 	if (tc->is_closing)
 		return;
@@ -306,11 +365,11 @@ static void process(struct tcp_client *tc, bool activity)
 			return;
 		}
 	}
-	if (tc->saw_eof || w->is_stopping) {
+	if (tc->saw_eof || tc->no_more || w->is_stopping) {
 		/* nothing more will be read: finish once every query taken (and
 		 * every whole one still buffered) is answered */
 		set_reading(tc, false);
-		if (tc->inflight == 0 && !has_message(&tc->in))
+		if (tc->inflight == 0 && !has_message(tc))
 			client_drain(tc);
 		else if (tc->inflight == 0 && (activity || got || !tq_entry_queued(&tc->idle)))
 			arm_idle(tc); /* backlogged: a client that stops reading is closed after --tcp-idle */
@@ -442,24 +501,6 @@ static void write_bytes(struct tcp_client *tc, uv_buf_t *b, unsigned nb)
 	}
 }
 
-/* RFC 8467 4.1 and RFC 7830 4: over TLS, answers to queries with EDNS are
- * padded to a multiple of 468 bytes (in a copy: msg may sit in a circuit's
- * read buffer). Returns msg itself when there is nothing to pad. */
-static const uint8_t *pad_answer(const uint8_t *msg, size_t *len)
-{
-	static __thread uint8_t padded[MSG_MAX];
-	struct msg_info mi;
-	if (msg_scan(msg, *len, &mi) < 0 || !mi.opt_off || mi.opt_off + mi.opt_len != *len ||
-	    msg_find_option(msg, mi.opt_off, mi.opt_len, EDNS_PADDING))
-		return msg;
-	uint16_t pad = msg_padding_for(*len, PAD_ANSWER_BLOCK);
-	if (*len + 4 + pad > MSG_MAX)
-		return msg;
-	memcpy(padded, msg, *len);
-	*len = msg_append_option(padded, *len, mi.opt_off, EDNS_PADDING, pad);
-	return padded;
-}
-
 static void query_reply(struct query *q, const uint8_t *msg, size_t len)
 {
 	struct tcp_client *tc = q->client.u.stream.conn;
@@ -468,7 +509,7 @@ static void query_reply(struct query *q, const uint8_t *msg, size_t len)
 		return;
 	}
 	if (tc->tls)
-		msg = pad_answer(msg, &len);
+		msg = frontend_pad_answer(msg, &len);
 	uint8_t pfx[2] = {(uint8_t)(len >> 8), (uint8_t)len};
 	if (tc->tls) {
 		if (tls_conn_write2(tc->tls, pfx, 2, msg, len) < 0) {
@@ -505,6 +546,7 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	tc->as_client.ops = (l->conf->protos & LISTEN_TLS) ? &dot_client_ops : &tcp_client_ops;
+	tc->is_http = (l->conf->protos & LISTEN_HTTP) != 0;
 	tc->as_client.u.stream.conn = tc;
 	int namelen = sizeof(tc->as_client.peer);
 	if (uv_tcp_getpeername(&tc->h, &tc->as_client.peer.sa, &namelen) < 0)
@@ -522,7 +564,7 @@ static void on_connection(uv_stream_t *server, int status)
 	METRIC_INC(&w->m, tcp_clients);
 	uv_tcp_nodelay(&tc->h, 1);
 	if (l->conf->protos & LISTEN_TLS) {
-		tc->tls = tls_conn_new_server(w->cfg->tls_server);
+		tc->tls = tls_conn_new_server(w->cfg->tls_server, tc->is_http);
 		if (!tc->tls) {
 			client_close(tc);
 			return;
@@ -609,4 +651,60 @@ void frontend_tcp_abort_all(struct worker *w)
 {
 	while (w->clients)
 		client_close(w->clients);
+}
+
+/* ---- what the HTTP layers (h1.c, h2.c, doh.c) use of a connection ---- */
+
+void frontend_conn_write(struct tcp_client *tc, const uint8_t *data, size_t len)
+{
+	if (tc->is_closing)
+		return;
+	if (tc->tls) {
+		if (tls_conn_write(tc->tls, data, len) < 0) {
+			METRIC_INC(&tc->w->m, send_errors);
+			client_close(tc);
+			return;
+		}
+		flush_tls(tc);
+		return;
+	}
+	uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+	write_bytes(tc, &b, 1);
+}
+
+struct worker *frontend_conn_worker(const struct tcp_client *tc)
+{
+	return tc->w;
+}
+
+const struct client *frontend_conn_client(const struct tcp_client *tc)
+{
+	return &tc->as_client;
+}
+
+void *frontend_conn_http(const struct tcp_client *tc)
+{
+	return tc->is_closing ? NULL : tc->http;
+}
+
+bool frontend_conn_is_tls(const struct tcp_client *tc)
+{
+	return tc->tls != NULL;
+}
+
+void frontend_conn_no_more(struct tcp_client *tc)
+{
+	tc->no_more = true;
+	if (!tc->in_process)
+		process(tc, false); /* drains once nothing is in flight */
+}
+
+void frontend_conn_query_start(struct query *q)
+{
+	query_start(q);
+}
+
+void frontend_conn_query_release(struct query *q)
+{
+	query_release(q);
 }

@@ -35,7 +35,10 @@
 	X(tls_resumed)       /* of which resumed from a session ticket */                                            \
 	X(tls_auth_failures) /* upstream certificates rejected (no query sent) */                                    \
 	X(tls_clients)       /* DoT client connections that completed a handshake */                                 \
-	X(tls_client_failures) /* DoT client handshakes that failed or timed out */
+	X(tls_client_failures) /* DoT client handshakes that failed or timed out */                                \
+	X(doh_h2_clients)    /* DoH client connections speaking HTTP/2 */                                            \
+	X(doh_h1_clients)    /* DoH client connections speaking HTTP/1.x */                                          \
+	X(doh_bad_requests)  /* DoH requests answered 4xx/5xx (wrong method, path, type, base64, message) */
 
 struct metrics {
 #define METRICS_DECL(name) uint64_t name;

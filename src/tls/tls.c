@@ -107,11 +107,17 @@ struct tls_conn *tls_conn_new_client(struct tls_client_ctx *ctx)
 	return t;
 }
 
-struct tls_conn *tls_conn_new_server(struct tls_server_ctx *ctx)
+struct tls_conn *tls_conn_new_server(struct tls_server_ctx *ctx, bool http)
 {
 	struct tls_conn *t = conn_new(GNUTLS_SERVER);
 	if (!t)
 		return NULL;
+	static const gnutls_datum_t alpn[] = {{(unsigned char *)"h2", 2}, {(unsigned char *)"http/1.1", 8}};
+	/* a client offering no ALPN (nginx's proxy_pass) gets HTTP/1.x */
+	if (http && gnutls_alpn_set_protocols(t->s, alpn, 2, GNUTLS_ALPN_SERVER_PRECEDENCE) < 0) {
+		tls_conn_free(t);
+		return NULL;
+	}
 	t->creds = tls_server_creds_get(ctx);
 	if (gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, t->creds->cred) < 0 ||
 	    gnutls_session_ticket_enable_server(t->s, &ctx->ticket_key) < 0) {
@@ -232,6 +238,12 @@ int tls_conn_bye(struct tls_conn *t)
 struct frame_buf *tls_conn_out(struct tls_conn *t)
 {
 	return &t->out;
+}
+
+bool tls_conn_alpn_is_h2(const struct tls_conn *t)
+{
+	gnutls_datum_t p = {NULL, 0};
+	return gnutls_alpn_get_selected_protocol(t->s, &p) == 0 && p.size == 2 && memcmp(p.data, "h2", 2) == 0;
 }
 
 bool tls_conn_resumed(const struct tls_conn *t)

@@ -24,8 +24,12 @@ enum tls_status {
 
 /** Client session for an upstream (SNI and resumption from ctx). NULL on error. */
 struct tls_conn *tls_conn_new_client(struct tls_client_ctx *ctx);
-/** Server session with the listener's current certificate. NULL on error. */
-struct tls_conn *tls_conn_new_server(struct tls_server_ctx *ctx);
+/** Server session with the listener's current certificate; with http, ALPN
+ * offers h2 and http/1.1 (RFC 7301; DoH). NULL on error. */
+struct tls_conn *tls_conn_new_server(struct tls_server_ctx *ctx, bool http);
+
+/** Did the client choose HTTP/2 by ALPN (after the handshake)? */
+bool tls_conn_alpn_is_h2(const struct tls_conn *t);
 void tls_conn_free(struct tls_conn *t);
 
 /** Room for ciphertext read from the socket. */

@@ -60,6 +60,9 @@ def zone_text():
         f"www A {WWW_A}",
         f"www AAAA {WWW_AAAA}",
         f"*.bench A {BENCH_A}",
+        "loop A 127.0.0.1",  # a name curl --doh-url can resolve and then connect to, on loopback
+        "alias CNAME www.test.",  # a CNAME chain: alias2 -> alias -> www
+        "alias2 CNAME alias.test.",
     ]
     for i, c in enumerate(LETTERS):
         lines.append(f"{c} A 192.0.2.{100 + i}")

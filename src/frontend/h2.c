@@ -1,0 +1,318 @@
+/* h2.c -- HTTP/2 for DoH clients (RFC 8484 over RFC 9113), on nghttp2's
+ * memory interface: tcp.c hands over the plaintext it read
+ * (http2_proto.input), nghttp2 calls back with headers and data, and what it
+ * wants to send goes back through frontend_conn_write (TLS or the socket).
+ * Each request is a stream; each stream's query is answered on its own
+ * stream as its answer arrives, in any order. The request semantics are
+ * doh.c's. Caps: concurrent streams (--tcp-pipeline, announced in SETTINGS),
+ * header bytes per stream, body bytes per stream. */
+#include <stdlib.h>
+#include <string.h>
+#include <nghttp2/nghttp2.h>
+#include "core/worker.h"
+#include "frontend/doh.h"
+#include "frontend/frontend.h"
+#include "frontend/http.h"
+#include "obs/log.h"
+
+#define H2_HEADER_BYTES_MAX (DOH_PATH_MAX + 8192) /* per stream, names and values */
+
+struct h2_stream {
+	struct doh_request req;
+	uint8_t *body;             /* POST body so far (heap, up to DOH_BODY_MAX + 1) */
+	size_t header_bytes;
+	enum doh_kind kind;
+	bool has_query;            /* a query is in flight for it */
+	uint8_t *resp;             /* response body being sent (heap) */
+	size_t resp_len, resp_off;
+};
+
+struct h2_conn {
+	struct tcp_client *tc;
+	nghttp2_session *s;
+	bool in_recv;              /* nghttp2_session_mem_recv is on the stack */
+};
+
+static struct h2_stream *stream_of(struct h2_conn *h, int32_t id)
+{
+	return nghttp2_session_get_stream_user_data(h->s, id);
+}
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *user)
+{
+	struct h2_conn *h = user;
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	struct h2_stream *st = calloc(1, sizeof(*st));
+	if (!st)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	(void)h;
+	nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st);
+	return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen, const uint8_t *value,
+		     size_t vlen, uint8_t flags, void *user)
+{
+	struct h2_conn *h = user;
+	(void)flags;
+	struct h2_stream *st = stream_of(h, f->hd.stream_id);
+	if (!st)
+		return 0;
+	st->header_bytes += nlen + vlen + 32;
+	if (st->header_bytes > H2_HEADER_BYTES_MAX) {
+		/* RST_STREAM for this stream only; the others go on */
+		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_ENHANCE_YOUR_CALM);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	struct doh_request *r = &st->req;
+	const char *n = (const char *)name, *v = (const char *)value;
+	if (nlen == 7 && memcmp(n, ":method", 7) == 0) {
+		r->method = vlen == 3 && memcmp(v, "GET", 3) == 0    ? DOH_GET
+			    : vlen == 4 && memcmp(v, "POST", 4) == 0 ? DOH_POST
+			    : vlen == 4 && memcmp(v, "HEAD", 4) == 0 ? DOH_HEAD
+								     : DOH_OTHER;
+	} else if (nlen == 5 && memcmp(n, ":path", 5) == 0) {
+		if (vlen > DOH_PATH_MAX) {
+			r->path_too_long = true;
+		} else {
+			memcpy(r->path, v, vlen);
+			r->path[vlen] = '\0';
+			r->path_len = vlen;
+		}
+	} else if (nlen == 12 && memcmp(n, "content-type", 12) == 0) {
+		r->has_ct = true;
+		r->ct_dns_message = doh_is_dns_message(v, vlen);
+	} else {
+		doh_forwarded_header(r, n, nlen, v, vlen);
+	}
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *user)
+{
+	struct h2_conn *h = user;
+	(void)s;
+	(void)flags;
+	struct h2_stream *st = stream_of(h, id);
+	if (!st || st->req.body_too_long)
+		return 0;
+	if (st->req.body_len + len > DOH_BODY_MAX) {
+		st->req.body_too_long = true; /* answered 413 at the end of the stream */
+		return 0;
+	}
+	if (!st->body && !(st->body = malloc(DOH_BODY_MAX)))
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	memcpy(st->body + st->req.body_len, data, len);
+	st->req.body_len += len;
+	return 0;
+}
+
+static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+			 nghttp2_data_source *src, void *user)
+{
+	struct h2_stream *st = src->ptr;
+	(void)s;
+	(void)id;
+	(void)user;
+	size_t n = st->resp_len - st->resp_off;
+	if (n > len)
+		n = len;
+	memcpy(buf, st->resp + st->resp_off, n);
+	st->resp_off += n;
+	if (st->resp_off == st->resp_len)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+/* Send resp on stream id (a copy of its body is kept until it is sent). */
+static void respond(struct h2_conn *h, int32_t id, struct h2_stream *st, const struct doh_response *resp)
+{
+	char status[8], clen[24], age[40];
+	snprintf(status, sizeof(status), "%d", resp->status);
+	snprintf(clen, sizeof(clen), "%zu", resp->len);
+	nghttp2_nv nv[4];
+	size_t n = 0;
+#define NV(k, v) (nghttp2_nv){(uint8_t *)(k), (uint8_t *)(v), strlen(k), strlen(v), NGHTTP2_NV_FLAG_NONE}
+	nv[n++] = NV(":status", status);
+	nv[n++] = NV("content-type", resp->content_type ? resp->content_type : "text/plain");
+	nv[n++] = NV("content-length", clen);
+	if (resp->has_max_age) {
+		snprintf(age, sizeof(age), "max-age=%u", resp->max_age);
+		nv[n++] = NV("cache-control", age);
+	}
+#undef NV
+	free(st->resp);
+	st->resp = malloc(resp->len ? resp->len : 1);
+	if (!st->resp) {
+		nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+		return;
+	}
+	memcpy(st->resp, resp->body, resp->len);
+	st->resp_len = resp->len;
+	st->resp_off = 0;
+	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
+	if (nghttp2_submit_response(h->s, id, nv, n, &prd) != 0)
+		nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+}
+
+static const struct client_ops doh2_client_ops;
+
+/* The request is complete (END_STREAM): start its query, or answer it. */
+static void request_done(struct h2_conn *h, int32_t id, struct h2_stream *st)
+{
+	struct doh_response err;
+	st->req.body = st->body;
+	st->has_query = true; /* before: the answer may come at once */
+	if (doh_request_start(h->tc, &st->req, &doh2_client_ops, (uint32_t)id, &st->kind, &err))
+		return;
+	st->has_query = false;
+	METRIC_INC(&frontend_conn_worker(h->tc)->m, doh_bad_requests);
+	respond(h, id, st, &err);
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *user)
+{
+	struct h2_conn *h = user;
+	(void)s;
+	if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) || !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		return 0;
+	struct h2_stream *st = stream_of(h, f->hd.stream_id);
+	if (st && !st->has_query && !st->resp)
+		request_done(h, f->hd.stream_id, st);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *user)
+{
+	struct h2_conn *h = user;
+	(void)code;
+	struct h2_stream *st = stream_of(h, id);
+	if (!st)
+		return 0;
+	nghttp2_session_set_stream_user_data(s, id, NULL);
+	/* a query still in flight answers into nothing (reply finds no stream) */
+	free(st->body);
+	free(st->resp);
+	free(st);
+	return 0;
+}
+
+/* Everything nghttp2 has to send, to the connection. */
+static void flush(struct h2_conn *h)
+{
+	const uint8_t *data;
+	ssize_t n;
+	while ((n = nghttp2_session_mem_send(h->s, &data)) > 0)
+		frontend_conn_write(h->tc, data, (size_t)n);
+}
+
+static void reply(struct query *q, const uint8_t *msg, size_t len)
+{
+	struct tcp_client *tc = q->client.u.stream.conn;
+	struct h2_conn *h = frontend_conn_http(tc);
+	int32_t id = (int32_t)q->client.u.stream.stream;
+	struct h2_stream *st = h ? stream_of(h, id) : NULL;
+	if (!st || !st->has_query) {
+		METRIC_INC(&q->w->m, send_errors); /* the client reset the stream or closed */
+		return;
+	}
+	static __thread uint8_t buf[DOH_JSON_MAX];
+	struct doh_response resp;
+	st->has_query = false;
+	doh_response_for_answer(q, st->kind, msg, len, buf, sizeof(buf), &resp);
+	respond(h, id, st, &resp);
+	if (!h->in_recv)
+		flush(h); /* (nghttp2's send may not run inside its receive: h2_input sends after) */
+}
+
+static uint16_t max_answer(const struct query *q, const struct msg_info *mi)
+{
+	(void)q;
+	(void)mi;
+	return UINT16_MAX; /* an HTTP body carries any DNS message */
+}
+
+static const struct client_ops doh2_client_ops = {
+	.name = "doh",
+	.max_answer = max_answer,
+	.start = frontend_conn_query_start,
+	.reply = reply,
+	.release = frontend_conn_query_release,
+};
+
+void *http2_new(struct tcp_client *tc, uint32_t max_streams)
+{
+	struct h2_conn *h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->tc = tc;
+	nghttp2_session_callbacks *cb;
+	if (nghttp2_session_callbacks_new(&cb) != 0) {
+		free(h);
+		return NULL;
+	}
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	nghttp2_option *opt;
+	nghttp2_option_new(&opt);
+	nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+	int r = nghttp2_session_server_new2(&h->s, cb, h, opt);
+	nghttp2_option_del(opt);
+	nghttp2_session_callbacks_del(cb);
+	if (r != 0) {
+		free(h);
+		return NULL;
+	}
+	nghttp2_settings_entry iv[] = {
+		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams},
+		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, H2_HEADER_BYTES_MAX},
+		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, DOH_BODY_MAX},
+	};
+	nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
+	flush(h);
+	return h;
+}
+
+static void h2_free(void *arg)
+{
+	struct h2_conn *h = arg;
+	if (!h)
+		return;
+	nghttp2_session_del(h->s); /* closes every stream (on_stream_close frees them) */
+	free(h);
+}
+
+static int h2_input(void *arg, const uint8_t *data, size_t len)
+{
+	struct h2_conn *h = arg;
+	h->in_recv = true;
+	ssize_t n = nghttp2_session_mem_recv(h->s, data, len);
+	h->in_recv = false;
+	if (n < 0) {
+		log_debug(FRONTEND, "DoH client: HTTP/2 error: %s", nghttp2_strerror((int)n));
+		flush(h); /* nghttp2 queues a GOAWAY for protocol errors */
+		return -1;
+	}
+	flush(h);
+	return nghttp2_session_want_read(h->s) || nghttp2_session_want_write(h->s) ? (int)n : -1;
+}
+
+static void h2_goaway(void *arg)
+{
+	struct h2_conn *h = arg;
+	/* graceful: streams already open are still answered (RFC 9113 6.8) */
+	nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->s), NGHTTP2_NO_ERROR,
+			      NULL, 0);
+	flush(h);
+}
+
+const struct http_proto http2_proto = {
+	.name = "h2",
+	.input = h2_input,
+	.goaway = h2_goaway,
+	.free = h2_free,
+};
