@@ -279,3 +279,115 @@ def test_raw_http10_connection_close(knotd, pki, dnsmux):
     assert head.startswith(b"HTTP/1.1 200"), head
     assert b"Content-Type: application/dns-message" in head
     check_www(body)
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+# The set-up users copy from blog posts: nginx terminates TLS and passes
+# /dns-query and /resolve to dnsmux. One server block with proxy_pass
+# https:// as written (nginx then speaks HTTP/1.0, Connection: close, TLS
+# without ALPN or SNI), one with proxy_pass http:// to the cleartext
+# listener, HTTP/1.1 keep-alive and X-Forwarded-For.
+NGINX_CONF = """\
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream dnsmux_plain {{ server 127.0.0.1:{http}; keepalive 4; }}
+    server {{
+        listen 127.0.0.1:{tls_port} ssl http2;
+        server_name {name};
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location /dns-query {{ proxy_pass https://127.0.0.1:{https}/dns-query; }}
+        location /resolve {{ proxy_pass https://127.0.0.1:{https}/resolve; }}
+    }}
+    server {{
+        listen 127.0.0.1:{plain_port};
+        location /dns-query {{
+            proxy_pass http://dnsmux_plain;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    def __init__(self, tmp, pki, d):
+        self.dir = tmp / "nginx"
+        self.dir.mkdir()
+        self.tls_port, self.plain_port = free_port(), free_port()
+        conf = self.dir / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=self.dir, tls_port=self.tls_port, plain_port=self.plain_port,
+                                          name=SERVER_NAME, cert=pki.cert_file("server"), key=pki.key_file("server"),
+                                          https=d.https, http=d.http))
+        self.proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(self.dir)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        import conftest
+        conftest._children.append(self.proc)
+        ok = conftest.wait_until(lambda: self._listening(), 10)
+        assert ok, (self.dir / "error.log").read_text()
+
+    def _listening(self):
+        for p in (self.tls_port, self.plain_port):
+            try:
+                socket.create_connection(("127.0.0.1", p), timeout=0.2).close()
+            except OSError:
+                return False
+        return True
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    made = []
+
+    def make(pki, d):
+        n = Nginx(tmp_path, pki, d)
+        made.append(n)
+        return n
+
+    yield make
+    for n in made:
+        n.stop()
+
+
+def test_behind_nginx(knotd, pki, dnsmux, nginx):
+    d = start_doh(dnsmux, pki, knotd.url("tcp"), "--trusted-proxy", "127.0.0.1")
+    n = nginx(pki, d)
+    w = query_wire(qid=7)
+    for http in ("--http2", "--http1.1"):
+        url = "https://%s:%d/dns-query?dns=%s" % (SERVER_NAME, n.tls_port, b64(w))
+        r = subprocess.run([CURL, "-sS", "--max-time", "5", "--cacert", str(pki.ca_file), http, "--resolve",
+                            "%s:%d:127.0.0.1" % (SERVER_NAME, n.tls_port), url], capture_output=True, timeout=10)
+        assert r.returncode == 0, r.stderr
+        check_www(r.stdout, qid=7)
+    r = subprocess.run([CURL, "-sS", "--max-time", "5", "--cacert", str(pki.ca_file), "--resolve",
+                        "%s:%d:127.0.0.1" % (SERVER_NAME, n.tls_port),
+                        "https://%s:%d/resolve?name=www.test&type=A" % (SERVER_NAME, n.tls_port)],
+                       capture_output=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["Answer"][0]["data"] == helpers.WWW_A
+    for i in range(3):  # through the keep-alive upstream connection
+        r = subprocess.run([CURL, "-sS", "--max-time", "5", "-H", "content-type: application/dns-message",
+                            "--data-binary", "@-", "http://127.0.0.1:%d/dns-query" % n.plain_port],
+                           input=query_wire(qid=i), capture_output=True, timeout=10)
+        assert r.returncode == 0, r.stderr
+        check_www(r.stdout, qid=i)
+    st = d.stats()
+    assert st["doh_bad_requests"] == 0, st
+    assert st["doh_h1_clients"] >= 2, st  # nginx speaks HTTP/1.x to both listeners
