@@ -12,9 +12,13 @@ size_t rewrite_query(uint8_t *out, const uint8_t *q, size_t len, const struct ms
 	*added = 0;
 	size_t opt = mi->opt_off;
 	bool opt_last = opt && opt + mi->opt_len == len;
-	/* padding needs an OPT: add one to a query that has no additional
-	 * records at all, when the padding fits too */
-	if (!opt && o->pad_block && knot_wire_get_arcount(m) == 0 &&
+	/* padding needs an OPT: add one to a query that has no record besides
+	 * its question, when the padding fits too. Not behind a TSIG or SIG(0),
+	 * which must stay last; and not where a record may read ARCOUNT, which
+	 * the OPT changes: a compression pointer may name any earlier offset
+	 * (RFC 1035 4.1.4), the header too, and the name would change. */
+	if (!opt && o->pad_block && knot_wire_get_ancount(m) == 0 && knot_wire_get_nscount(m) == 0 &&
+	    knot_wire_get_arcount(m) == 0 &&
 	    len + 11 + 4 + (o->pad_block - 1) <= MSG_MAX) {
 		opt = len;
 		len = msg_add_opt(m, len, REWRITE_OPT_UDP);

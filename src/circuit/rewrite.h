@@ -35,8 +35,9 @@ enum rewrite_added {
  * msg_normalize_query, facts in mi) to out as one frame: a 2-byte length and
  * the message with o's changes. out has room for 2 + len + REWRITE_GROWTH.
  * Options go into the OPT only when it is the last record, and an OPT is
- * added only to a query without additional records (a TSIG or SIG(0) must
- * stay last). Returns the bytes written (2 + the message's length, which is
+ * added only to a query with no record besides its question (a TSIG or
+ * SIG(0) must stay last; a compressed name in a record may read ARCOUNT).
+ * Returns the bytes written (2 + the message's length, which is
  * at most 65,535); *added gets enum rewrite_added flags. */
 size_t rewrite_query(uint8_t *out, const uint8_t *q, size_t len, const struct msg_info *mi,
 		     const struct rewrite_opts *o, unsigned *added);

@@ -90,21 +90,48 @@ static void small_query_gets_opt_keepalive_and_padding(void **state)
 	assert_int_equal(knot_wire_get_arcount(m), 0);
 }
 
+/* A query without OPT that rewrite_query, asked for keepalive and padding,
+ * must write as it came but for the ID: it may not add an OPT to it. */
+static void assert_only_id_rewritten(const struct pb *p)
+{
+	struct msg_info mi;
+	assert_int_equal(msg_parse_query(p->b, p->len, &mi), MSG_OK);
+	struct rewrite_opts o = {.id = 5, .keepalive = true, .pad_block = REWRITE_PAD_BLOCK};
+	unsigned added;
+	size_t len = check_one_frame(rewrite_query(out, p->b, p->len, &mi, &o, &added), 5);
+	assert_int_equal(added, 0);
+	assert_int_equal(len, p->len);
+	assert_memory_equal(out + 4, p->b + 2, p->len - 2);
+}
+
 static void no_opt_added_after_other_additional_records(void **state)
 {
 	(void)state;
 	static struct pb p;
-	struct msg_info mi;
 	static const uint8_t a[4] = {192, 0, 2, 1};
 	pb_hdr(&p, 1, PB_RD, 1, 0, 0, 1);
 	pb_question(&p, "www.test", KNOT_RRTYPE_A, KNOT_CLASS_IN);
 	pb_rr(&p, "www.test", KNOT_RRTYPE_A, KNOT_CLASS_IN, 60, a, 4);
-	assert_int_equal(msg_parse_query(p.b, p.len, &mi), MSG_OK);
-	struct rewrite_opts o = {.id = 5, .keepalive = true, .pad_block = REWRITE_PAD_BLOCK};
-	unsigned added;
-	size_t len = check_one_frame(rewrite_query(out, p.b, p.len, &mi, &o, &added), 5);
-	assert_int_equal(added, 0);
-	assert_int_equal(len, p.len);
+	assert_only_id_rewritten(&p);
+}
+
+/* ---- findings of fuzz/fuzz_query.c ---------------------------------------- */
+
+/* A record owned by a pointer to ARCOUNT's low byte (0x00: the root) named
+ * nothing at all once an OPT for padding made ARCOUNT 1: the upstream got a
+ * malformed query (fuzz/corpus/fuzz_query/finding-arcount-pointer-*). */
+static void no_opt_added_where_a_record_may_read_arcount(void **state)
+{
+	(void)state;
+	static struct pb p;
+	static const uint8_t a[4] = {192, 0, 2, 1};
+	for (int section = 0; section < 2; section++) {
+		pb_hdr(&p, 0x0707, PB_RD, 1, section == 0, section == 1, 0);
+		pb_question(&p, "www.test", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+		pb_u16(&p, 0xc000 | 11);
+		pb_rr_tail(&p, KNOT_RRTYPE_A, KNOT_CLASS_IN, 60, a, 4);
+		assert_only_id_rewritten(&p);
+	}
 }
 
 int main(void)
@@ -113,6 +140,7 @@ int main(void)
 		cmocka_unit_test(near_max_queries_stay_one_frame),
 		cmocka_unit_test(small_query_gets_opt_keepalive_and_padding),
 		cmocka_unit_test(no_opt_added_after_other_additional_records),
+		cmocka_unit_test(no_opt_added_where_a_record_may_read_arcount),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
