@@ -44,6 +44,7 @@ size_t rewrite_query(uint8_t *out, const uint8_t *q, size_t len, const struct ms
 
 /** Undo in an answer (in place) what rewrite_query added: the keepalive
  * option (the server's timeout, in ms, goes to *keepalive_ms; 0 when it gave
- * none), any padding option (padding is for the encrypted hop only), the
- * OPT record if it was ours. Returns the new length. */
+ * none), every padding option (padding is for the encrypted hop only), the
+ * OPT record if it was ours. Only in an OPT that is the answer's last record
+ * (one a TSIG follows stays as signed). Returns the new length. */
 size_t rewrite_answer(uint8_t *msg, size_t len, unsigned added, uint32_t *keepalive_ms);
