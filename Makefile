@@ -1,11 +1,14 @@
 # Makefile -- the two set-up commands and a few conveniences around meson.
 #   make run    install what is missing, build, run dnsmux on its embedded default
 #   make test   install what is missing, build with ASan+UBSan, run every test
-.PHONY: all build run test unit integration bench clean
+#   make fuzz   install clang, build the libFuzzer targets, run each FUZZ_SECONDS (fuzz/README.md)
+.PHONY: all build run test unit integration bench clean fuzz
 
 BUILD ?= build
 ASAN ?= build-asan
 TSAN ?= build-tsan
+FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
 PYTEST = /usr/bin/python3 -m pytest
 
 all: build
@@ -37,6 +40,15 @@ test:
 	$(MAKE) $(TSAN)/build.ninja
 	ninja -C $(TSAN) dnsmux
 	DNSMUX_BIN=$(CURDIR)/$(TSAN)/dnsmux DNSMUX_TEST_MARGIN=3 $(PYTEST) tests/integration/test_threads.py
+
+$(FUZZ)/build.ninja:
+	CC=clang meson setup $(FUZZ) --buildtype=debugoptimized -Dfuzz=true -Db_lundef=false
+
+fuzz:
+	./scripts/install-deps fuzz
+	$(MAKE) $(FUZZ)/build.ninja
+	ninja -C $(FUZZ) fuzz-targets
+	./fuzz/run $(FUZZ) $(FUZZ_SECONDS)
 
 bench:
 	./scripts/install-deps bench

@@ -35,14 +35,16 @@ enum rewrite_added {
  * msg_normalize_query, facts in mi) to out as one frame: a 2-byte length and
  * the message with o's changes. out has room for 2 + len + REWRITE_GROWTH.
  * Options go into the OPT only when it is the last record, and an OPT is
- * added only to a query without additional records (a TSIG or SIG(0) must
- * stay last). Returns the bytes written (2 + the message's length, which is
+ * added only to a query with no record besides its question (a TSIG or
+ * SIG(0) must stay last; a compressed name in a record may read ARCOUNT).
+ * Returns the bytes written (2 + the message's length, which is
  * at most 65,535); *added gets enum rewrite_added flags. */
 size_t rewrite_query(uint8_t *out, const uint8_t *q, size_t len, const struct msg_info *mi,
 		     const struct rewrite_opts *o, unsigned *added);
 
 /** Undo in an answer (in place) what rewrite_query added: the keepalive
  * option (the server's timeout, in ms, goes to *keepalive_ms; 0 when it gave
- * none), any padding option (padding is for the encrypted hop only), the
- * OPT record if it was ours. Returns the new length. */
+ * none), every padding option (padding is for the encrypted hop only), the
+ * OPT record if it was ours. Only in an OPT that is the answer's last record
+ * (one a TSIG follows stays as signed). Returns the new length. */
 size_t rewrite_answer(uint8_t *msg, size_t len, unsigned added, uint32_t *keepalive_ms);

@@ -4,7 +4,9 @@
  *
  * Names are checked with knot_dname_wire_check() (which also follows
  * compression pointers); the rest of a record is fixed-size fields. These
- * functions never allocate and never touch the network. */
+ * functions never touch the network, and allocate only where
+ * msg_parse_query has libknot parse a rare query with more records than a
+ * question and an OPT. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -56,7 +58,9 @@ struct msg_info {
  * where there are records besides the OPT); at most one OPT, in the
  * additional section, owned by the root, its options filling RDATA exactly
  * and those with a defined syntax (ECS, cookie, expire, chain, key tag)
- * well formed. Bytes after the last record are not part of it (mi->end). */
+ * well formed; no name whose compression pointer reads the ID (a circuit
+ * writes its own there). Bytes after the last record are not part of it
+ * (mi->end). The message is only read. */
 enum msg_verdict msg_parse_query(const uint8_t *wire, size_t len, struct msg_info *mi);
 
 /** Put a query that msg_parse_query passed into the form we forward, in

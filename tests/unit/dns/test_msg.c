@@ -1038,6 +1038,10 @@ static void notimp_reply_keeps_opt(void **state)
 	assert_true(ri.opt_off > 0);
 }
 
+/* A TSIG RDATA (RFC 8945 4.2): algorithm "hmac-sha", times, an empty MAC. */
+static const uint8_t tsig_rdata[] = {0x08, 'h', 'm', 'a', 'c', '-', 's', 'h', 'a', 0, 0, 0, 0, 0, 0, 0,
+				     1, 0x2c, 0, 0, 0, 7, 0, 0, 0, 0};
+
 /* ---- msg_parse_query: what an upstream would choke on (issue 7, fault 3) - */
 
 /* Parse a query built as hex (spaces allowed). */
@@ -1190,14 +1194,69 @@ static void normalize_raises_udp_size_and_drops_hop_options(void **state)
 	assert_int_equal(parse_len(p.b, len, &again), MSG_OK);
 	assert_int_equal(again.opt_len, mi.opt_len);
 	/* an OPT that a TSIG follows is left alone */
-	static const uint8_t tsig_rdata[] = {0x08, 'h', 'm', 'a', 'c', '-', 's', 'h', 'a', 0, 0, 0, 0, 0, 0, 0,
-					     1, 0x2c, 0, 0, 0, 7, 0, 0, 0, 0};
 	pb_hdr(&p, 7, PB_RD, 1, 0, 0, 2);
 	pb_question(&p, "www.test", KNOT_RRTYPE_A, KNOT_CLASS_IN);
 	pb_opt(&p, 100, false, opts, sizeof(opts));
 	pb_rr(&p, "key", KNOT_RRTYPE_TSIG, KNOT_CLASS_ANY, 0, tsig_rdata, sizeof(tsig_rdata));
 	assert_int_equal(parse(&p, &mi), MSG_OK);
 	assert_int_equal(msg_normalize_query(p.b, p.len, &mi), p.len);
+}
+
+/* ---- msg_parse_query: findings of fuzz/fuzz_query.c ----------------------- */
+
+/* The check only reads: libknot's knot_pkt_parse strips a TSIG from the
+ * buffer it parses (ARCOUNT - 1), which made the forwarded query one record
+ * short, its TSIG trailing bytes (fuzz/corpus/fuzz_query/tsig-*). */
+static void query_check_only_reads(void **state)
+{
+	(void)state;
+	static struct pb p;
+	static uint8_t before[PB_CAP];
+	struct msg_info mi;
+	pb_hdr(&p, 7, PB_RD, 1, 0, 0, 2);
+	pb_question(&p, "www.test", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_opt(&p, 1232, false, NULL, 0);
+	pb_rr(&p, "key", KNOT_RRTYPE_TSIG, KNOT_CLASS_ANY, 0, tsig_rdata, sizeof(tsig_rdata));
+	memcpy(before, p.b, p.len);
+	assert_int_equal(msg_parse_query(p.b, p.len, &mi), MSG_OK);
+	assert_memory_equal(p.b, before, p.len);
+	assert_int_equal(mi.end, p.len);
+}
+
+/* A compression pointer may name any earlier offset (RFC 1035 4.1.4), the
+ * ID field too; but a circuit writes its own ID there, and upstream the name
+ * is another one or none, and the query malformed
+ * (fuzz/corpus/fuzz_query/crash-64a26c7303dde3a4a89b6d8f4e34ac40e11d40ff,
+ * finding-id-pointer-*). */
+static void pointer_to_the_id_is_formerr(void **state)
+{
+	(void)state;
+	static struct pb p;
+	struct msg_info mi;
+	static const uint8_t a[4] = {192, 0, 2, 1};
+	/* an additional record owned by offset 0, the ID's first byte (0x00: the root) */
+	pb_hdr(&p, 0x002d, PB_RD, 1, 0, 0, 1);
+	pb_question(&p, "www.test", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_u16(&p, 0xc000);
+	pb_rr_tail(&p, KNOT_RRTYPE_A, KNOT_CLASS_IN, 60, a, 4);
+	assert_int_equal(parse(&p, &mi), MSG_FORMERR);
+	assert_true(mi.has_question);
+	/* an NS record whose RDATA points at offset 0: with ID 0x0141 and RD the
+	 * name 1 'A' 1 0x00 0 (ID, flags, QDCOUNT's first byte) */
+	pb_hdr(&p, 0x0141, PB_RD, 1, 0, 1, 0);
+	pb_question(&p, "www.test", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_rr(&p, "test", KNOT_RRTYPE_NS, KNOT_CLASS_IN, 60, "\xc0\x00", 2);
+	assert_int_equal(parse(&p, &mi), MSG_FORMERR);
+	/* control: the same records pointing at the question's name */
+	pb_hdr(&p, 0x002d, PB_RD, 1, 0, 0, 1);
+	pb_question(&p, "www.test", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_u16(&p, 0xc000 | MSG_HDR);
+	pb_rr_tail(&p, KNOT_RRTYPE_A, KNOT_CLASS_IN, 60, a, 4);
+	assert_int_equal(parse(&p, &mi), MSG_OK);
+	pb_hdr(&p, 0x0141, PB_RD, 1, 0, 1, 0);
+	pb_question(&p, "www.test", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_rr(&p, "test", KNOT_RRTYPE_NS, KNOT_CLASS_IN, 60, "\xc0\x0c", 2);
+	assert_int_equal(parse(&p, &mi), MSG_OK);
 }
 
 int main(void)
@@ -1239,6 +1298,8 @@ int main(void)
 		cmocka_unit_test(option_syntax),
 		cmocka_unit_test(question_class_and_type),
 		cmocka_unit_test(normalize_raises_udp_size_and_drops_hop_options),
+		cmocka_unit_test(query_check_only_reads),
+		cmocka_unit_test(pointer_to_the_id_is_formerr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
