@@ -78,7 +78,8 @@ static void usage(FILE *f)
 	      "                            HTTP/2 and HTTP/1.1) or http://ADDR:PORT (the same in cleartext,\n"
 	      "                            for a reverse proxy in front); IPv6 as [::1]:53. Repeatable.\n"
 	      "  -u, --upstream URL        udp://IP[:PORT], tcp://IP[:PORT], unix:///path or\n"
-	      "                            tls://IP[:PORT][?pin=sha256/BASE64][#AUTH-NAME] (port 853).\n"
+	      "                            tls://IP[:PORT][?pin=sha256/BASE64][#AUTH-NAME] (port 853),\n"
+	      "                            https://IP[:PORT]/PATH[?pin=...&method=get][#AUTH-NAME] (443).\n"
 	      "                            Repeatable: all form one pool (round-robin over healthy members).\n"
 	      "      --ca-file PEM         CA bundle for tls:// upstreams (default: the system store)\n"
 	      "      --tls-cert PEM        certificate chain of the tls:// listener (re-read on SIGHUP)\n"
@@ -163,7 +164,7 @@ static void setup_tls(struct config *c)
 	char err[512];
 	for (size_t i = 0; i < c->n_upstreams; i++) {
 		struct upstream_conf *u = &c->upstreams[i];
-		if (u->kind != UPSTREAM_TLS)
+		if (u->kind != UPSTREAM_TLS && u->kind != UPSTREAM_HTTPS)
 			continue;
 		struct tls_client_ctx *t = calloc(1, sizeof(*t));
 		if (!t)
@@ -177,6 +178,7 @@ static void setup_tls(struct config *c)
 			memmove(t->ip_text, t->ip_text + 1, strlen(t->ip_text));
 		memcpy(t->pins, u->pins, sizeof(t->pins));
 		t->n_pins = u->n_pins;
+		t->alpn_h2 = u->kind == UPSTREAM_HTTPS;
 		if (tls_client_ctx_init(t, c->ca_file, err, sizeof(err)) < 0)
 			bad("--upstream %s: %s", u->text, err);
 		u->tls = t;

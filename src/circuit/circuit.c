@@ -11,6 +11,7 @@
 #include <string.h>
 #include <libknot/libknot.h>
 #include "circuit/circuit.h"
+#include "circuit/h2.h"
 #include "circuit/inflight.h"
 #include "circuit/rewrite.h"
 #include "core/err.h"
@@ -47,7 +48,9 @@ struct circuit {
 	struct inflight table;      /* queries written, by upstream-side ID */
 	struct tq waiting;          /* queries given before READY (a plain list) */
 	uint32_t n_waiting;
-	struct tls_conn *tls;       /* tls:// only: the session the stream carries */
+	struct tls_conn *tls;       /* tls://, https://: the session the stream carries */
+	struct h2_framing *h2;      /* https://: HTTP/2 streams instead of DNS's 2-byte framing (circuit/h2.h) */
+	bool is_going_away;         /* https://: the server sent GOAWAY, no new queries */
 	struct frame_buf in;        /* bytes read (plaintext), reassembled into messages */
 	struct frame_buf out;       /* framed queries (plaintext) to write this loop turn */
 	struct frame_buf wr;        /* bytes owned by an uv_write in progress */
@@ -142,7 +145,9 @@ struct circuit *circuit_new(struct upstream *u)
 
 bool circuit_has_room(const struct circuit *c)
 {
-	return c->state != C_CLOSING && c->table.count + c->n_waiting < c->table.cap;
+	uint32_t held = c->table.count + c->n_waiting;
+	return c->state != C_CLOSING && !c->is_going_away && held < c->table.cap &&
+	       (!c->h2 || held < h2f_max_streams(c->h2)); /* the server's SETTINGS (RFC 9113 5.1.2) */
 }
 
 struct circuit *circuit_next_dirty(struct circuit *c)
@@ -159,12 +164,33 @@ static void mark_dirty(struct circuit *c)
 	c->w->dirty = c;
 }
 
+/* DoH: the query, padded (RFC 8467 4.1; no keepalive, which is for DNS over
+ * TCP), as the body of a request on a stream of its own. */
+static int append_h2(struct circuit *c, struct query *q)
+{
+	static __thread uint8_t frame[2 + MSG_MAX + REWRITE_GROWTH];
+	struct rewrite_opts o = {.id = q->up_id, .pad_block = REWRITE_PAD_BLOCK};
+	unsigned added;
+	size_t n = rewrite_query(frame, q->wire, q->len, &q->mi, &o, &added);
+	int32_t sid = h2f_submit(c->h2, frame + 2, n - 2, q->up_id);
+	if (sid < 0)
+		return -ENOMEM;
+	q->added = (uint8_t)added;
+	q->h2_stream = sid;
+	c->out_count++;
+	return 0;
+}
+
 /* Append q to the output as one frame with our changes (circuit/rewrite.h):
  * RFC 7828 3.2.1 -- a client asks for the server's idle timeout by sending
  * the keepalive option empty, over TCP only, once per connection; over TLS,
  * padding to a multiple of 128 bytes (RFC 8467 4.1). */
+static int append_h2(struct circuit *c, struct query *q);
+
 static int append_query(struct circuit *c, struct query *q)
 {
+	if (c->h2)
+		return append_h2(c, q);
 	if (frame_buf_reserve(&c->out, 2 + (size_t)q->len + REWRITE_GROWTH) < 0)
 		return -ENOMEM;
 	struct rewrite_opts o = {
@@ -230,6 +256,10 @@ void circuit_cancel(struct circuit *c, struct query *q)
 		c->n_waiting--;
 	} else if (q->state == Q_CIRCUIT) {
 		inflight_abandon(&c->table, q->up_id);
+		if (c->h2) {
+			h2f_cancel(c->h2, q->h2_stream); /* RST_STREAM: the server may stop working on it */
+			mark_dirty(c);
+		}
 	}
 	q->state = Q_IDLE;
 	q->circ = NULL;
@@ -243,6 +273,7 @@ static void close_cb(uv_handle_t *h)
 	if (--c->open_handles > 0)
 		return;
 	inflight_deinit(&c->table);
+	h2f_free(c->h2);
 	tls_conn_free(c->tls);
 	frame_buf_deinit(&c->in);
 	frame_buf_deinit(&c->out);
@@ -429,6 +460,7 @@ static void on_answer(struct circuit *c, uint8_t *msg, size_t len)
 static void become_ready(struct circuit *c);
 static bool tls_progress(struct circuit *c);
 static void flush(struct circuit *c);
+static void read_h2(struct circuit *c);
 
 static void send_ack(struct circuit *c)
 {
@@ -484,11 +516,95 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	uint8_t *msg;
 	size_t len;
-	while (c->state == C_READY && frame_next(&c->in, &msg, &len))
-		on_answer(c, msg, len);
+	if (c->h2 && c->state == C_READY) {
+		read_h2(c);
+	} else {
+		while (c->state == C_READY && frame_next(&c->in, &msg, &len))
+			on_answer(c, msg, len);
+	}
 	if (c->state == C_READY)
 		owe_ack(c);
 	worker_batch_done(c->w); /* the answers of this read */
+}
+
+/* DoH: the plaintext goes to nghttp2, which calls back with answers
+ * (h2_answer) and failures; what it wants to send in return (SETTINGS and
+ * PING ACKs, WINDOW_UPDATEs) goes with the next flush. */
+static void read_h2(struct circuit *c)
+{
+	size_t avail = c->in.len - c->in.start;
+	int r = h2f_input(c->h2, c->in.data + c->in.start, avail);
+	c->in.start = c->in.len;
+	if (c->state != C_READY)
+		return;
+	if (r < 0) {
+		fail(c, "HTTP/2 protocol error", ERR_DEADLINE);
+		return;
+	}
+	mark_dirty(c);
+	if (c->is_going_away && c->table.count == 0)
+		circuit_close(c, true);
+}
+
+static void h2_answer(void *arg, uint16_t up_id, uint8_t *msg, size_t len)
+{
+	struct circuit *c = arg;
+	if (len < MSG_HDR || c->state != C_READY)
+		return;
+	/* the stream says which query it answers; its ID field must agree
+	 * (checked as on any circuit) -- a server that zeroes it (RFC 8484 4.1
+	 * asks clients for 0, some servers echo 0 back) still answers */
+	if (knot_wire_get_id(msg) == 0)
+		knot_wire_set_id(msg, up_id);
+	on_answer(c, msg, len);
+}
+
+static void h2_failed(void *arg, uint16_t up_id, bool refused, const char *why)
+{
+	struct circuit *c = arg;
+	struct query *q = inflight_del(&c->table, up_id);
+	if (!q)
+		return;
+	q->state = Q_IDLE;
+	q->circ = NULL;
+	if (refused) {
+		query_requeue(q); /* not processed: another stream, or another circuit */
+		return;
+	}
+	METRIC_INC(&c->w->m, upstream_errors);
+	log_warn_rl(CIRCUIT, "circuit %u to %s: %s", c->id, c->up ? c->up->name : "?", why);
+	query_dispatch_elsewhere(q, c->up);
+}
+
+static void h2_goaway(void *arg)
+{
+	struct circuit *c = arg;
+	/* RFC 9113 6.8: streams up to its last one are still answered; new
+	 * queries go to another circuit */
+	c->is_going_away = true;
+	log_debug(CIRCUIT, "circuit %u to %s: GOAWAY, %u queries still in flight", c->id, c->up ? c->up->name : "?",
+		  c->table.count);
+}
+
+/* https://: the server must have agreed to HTTP/2 (ALPN h2, RFC 8484 5.2:
+ * HTTP/2 is the minimum recommended); then the HTTP/2 session. */
+static bool start_h2(struct circuit *c)
+{
+	if (!tls_conn_alpn_is_h2(c->tls)) {
+		log_warn_rl(CIRCUIT, "circuit %u to %s: the server does not speak HTTP/2 (ALPN h2); no query sent", c->id,
+			    c->up->name);
+		fail(c, "no HTTP/2", ERR_DEADLINE);
+		return false;
+	}
+	const struct upstream_conf *uc = c->up->conf;
+	struct h2f_opts o = {.authority = uc->authority, .path = uc->path, .use_get = uc->use_get};
+	struct h2f_events ev = {.arg = c, .answer = h2_answer, .failed = h2_failed, .goaway = h2_goaway};
+	c->h2 = h2f_new(&o, &ev);
+	if (!c->h2) {
+		fail(c, "HTTP/2 setup failed", -ENOMEM);
+		return false;
+	}
+	return true;
 }
 
 /* TLS: finish the handshake (then check the certificate before any query is
@@ -523,6 +639,8 @@ static bool tls_progress(struct circuit *c)
 			close_circuit(c, HAND_ELSEWHERE);
 			return false;
 		}
+		if (c->up->conf->kind == UPSTREAM_HTTPS && !start_h2(c))
+			return false;
 		METRIC_INC(&c->w->m, tls_handshakes);
 		if (tls_conn_resumed(c->tls))
 			METRIC_INC(&c->w->m, tls_resumed);
@@ -610,6 +728,10 @@ static void flush(struct circuit *c)
 		return;
 	if (hold_back(c))
 		return;
+	if (c->h2 && c->state == C_READY && h2f_output(c->h2, &c->out) < 0) {
+		fail(c, "HTTP/2 error", ERR_DEADLINE);
+		return;
+	}
 	if (c->tls && c->out.len) {
 		int r = tls_conn_write(c->tls, c->out.data, c->out.len);
 		c->out.len = 0;
@@ -693,7 +815,7 @@ static void connect_cb(uv_connect_t *req, int status)
 		if (uv_fileno(&c->io.handle, &fd) == 0)
 			c->tcp_fd = fd;
 	}
-	if (c->up->conf->kind == UPSTREAM_TLS) {
+	if (c->up->conf->kind == UPSTREAM_TLS || c->up->conf->kind == UPSTREAM_HTTPS) {
 		c->tls = tls_conn_new_client(c->up->conf->tls);
 		if (!c->tls) {
 			fail(c, "TLS setup failed", -ENOMEM);

@@ -167,45 +167,18 @@ int config_parse_listen(const char *s, struct listen_conf *l, char *err, size_t 
 	return 0;
 }
 
-/* tls://IP[:PORT][?pin=sha256/BASE64[&pin=...]][#AUTH-NAME], as Unbound
- * writes the name and stubby the pins (DESIGN.md, Interfaces). */
-static int parse_tls(const char *s, const char *rest, struct upstream_conf *u, char *err, size_t errlen)
+/* The pins (?pin=sha256/BASE64[&pin=...]) and, for https://, method=get|post. */
+static int parse_params(const char *s, char *query, struct upstream_conf *u, char *err, size_t errlen)
 {
-	char hostport[128], query[512] = "";
-	const char *hash = strchr(rest, '#');
-	const char *q = strchr(rest, '?');
-	if (q && hash && q > hash)
-		q = NULL;
-	size_t hl = q ? (size_t)(q - rest) : hash ? (size_t)(hash - rest) : strlen(rest);
-	if (hl >= sizeof(hostport)) {
-		snprintf(err, errlen, "'%s': address too long", s);
-		return -EINVAL;
-	}
-	memcpy(hostport, rest, hl);
-	hostport[hl] = '\0';
-	u->kind = UPSTREAM_TLS;
-	if (parse_hostport(hostport, 853, &u->addr, err, errlen) < 0)
-		return -EINVAL;
-	if (hash) {
-		if (strlen(hash + 1) == 0 || strlen(hash + 1) >= sizeof(u->auth_name)) {
-			snprintf(err, errlen, "'%s': the name after '#' must be 1-255 characters", s);
-			return -EINVAL;
-		}
-		snprintf(u->auth_name, sizeof(u->auth_name), "%s", hash + 1);
-	}
-	if (!q)
-		return 0;
-	size_t ql = hash ? (size_t)(hash - q - 1) : strlen(q + 1);
-	if (ql >= sizeof(query)) {
-		snprintf(err, errlen, "'%s': too many pins", s);
-		return -EINVAL;
-	}
-	memcpy(query, q + 1, ql);
-	query[ql] = '\0';
 	char *save = NULL;
 	for (char *kv = strtok_r(query, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
+		if (u->kind == UPSTREAM_HTTPS && (strcmp(kv, "method=get") == 0 || strcmp(kv, "method=post") == 0)) {
+			u->use_get = strcmp(kv, "method=get") == 0;
+			continue;
+		}
 		if (strncmp(kv, "pin=", 4) != 0) {
-			snprintf(err, errlen, "'%s': unknown parameter '%s' (only pin=sha256/BASE64)", s, kv);
+			snprintf(err, errlen, "'%s': unknown parameter '%s' (pin=sha256/BASE64%s)", s, kv,
+				 u->kind == UPSTREAM_HTTPS ? ", method=get or method=post" : "");
 			return -EINVAL;
 		}
 		if (u->n_pins >= CONFIG_MAX_PINS) {
@@ -219,6 +192,71 @@ static int parse_tls(const char *s, const char *rest, struct upstream_conf *u, c
 		u->n_pins++;
 	}
 	return 0;
+}
+
+/* tls://IP[:PORT][?pin=sha256/BASE64[&pin=...]][#AUTH-NAME], as Unbound
+ * writes the name and stubby the pins (DESIGN.md, Interfaces); and
+ * https://IP[:PORT]/PATH[?pin=...&method=get][#AUTH-NAME] (port 443). */
+static int parse_tls(const char *s, const char *rest, enum upstream_kind kind, struct upstream_conf *u, char *err,
+		     size_t errlen)
+{
+	char hostport[128], query[512] = "";
+	const char *hash = strchr(rest, '#');
+	const char *q = strchr(rest, '?');
+	if (q && hash && q > hash)
+		q = NULL;
+	const char *slash = kind == UPSTREAM_HTTPS ? strchr(rest, '/') : NULL;
+	if (slash && ((q && slash > q) || (hash && slash > hash)))
+		slash = NULL;
+	const char *hp_end = slash ? slash : q ? q : hash ? hash : rest + strlen(rest);
+	size_t hl = (size_t)(hp_end - rest);
+	if (hl >= sizeof(hostport)) {
+		snprintf(err, errlen, "'%s': address too long", s);
+		return -EINVAL;
+	}
+	memcpy(hostport, rest, hl);
+	hostport[hl] = '\0';
+	u->kind = kind;
+	if (parse_hostport(hostport, kind == UPSTREAM_HTTPS ? 443 : 853, &u->addr, err, errlen) < 0)
+		return -EINVAL;
+	if (kind == UPSTREAM_HTTPS) {
+		const char *pend = q ? q : hash ? hash : rest + strlen(rest);
+		size_t pl = slash ? (size_t)(pend - slash) : 0;
+		if (pl == 0 || pl >= sizeof(u->path)) {
+			snprintf(err, errlen, "'%s': an https:// upstream needs a path, as https://192.0.2.1/dns-query", s);
+			return -EINVAL;
+		}
+		memcpy(u->path, slash, pl);
+		u->path[pl] = '\0';
+	}
+	if (hash) {
+		if (strlen(hash + 1) == 0 || strlen(hash + 1) >= sizeof(u->auth_name)) {
+			snprintf(err, errlen, "'%s': the name after '#' must be 1-255 characters", s);
+			return -EINVAL;
+		}
+		snprintf(u->auth_name, sizeof(u->auth_name), "%s", hash + 1);
+	}
+	if (kind == UPSTREAM_HTTPS) {
+		/* :authority -- the name, else the address as written; the port if not 443 */
+		uint16_t port = ntohs(u->addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&u->addr)->sin6_port
+								    : ((struct sockaddr_in *)&u->addr)->sin_port);
+		size_t host_len = hostport[0] == '[' ? (size_t)(strchr(hostport, ']') - hostport) + 1
+			: strchr(hostport, ':') ? (size_t)(strchr(hostport, ':') - hostport) : strlen(hostport);
+		int n = u->auth_name[0] ? snprintf(u->authority, sizeof(u->authority), "%s", u->auth_name)
+					: snprintf(u->authority, sizeof(u->authority), "%.*s", (int)host_len, hostport);
+		if (port != 443 && n > 0 && (size_t)n < sizeof(u->authority))
+			snprintf(u->authority + n, sizeof(u->authority) - (size_t)n, ":%u", port);
+	}
+	if (!q)
+		return 0;
+	size_t ql = hash ? (size_t)(hash - q - 1) : strlen(q + 1);
+	if (ql >= sizeof(query)) {
+		snprintf(err, errlen, "'%s': too many parameters", s);
+		return -EINVAL;
+	}
+	memcpy(query, q + 1, ql);
+	query[ql] = '\0';
+	return parse_params(s, query, u, err, errlen);
 }
 
 int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, size_t errlen)
@@ -239,13 +277,15 @@ int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, siz
 		return 0;
 	}
 	if ((rest = strip_prefix(s, "tls://")))
-		return parse_tls(s, rest, u, err, errlen);
+		return parse_tls(s, rest, UPSTREAM_TLS, u, err, errlen);
+	if ((rest = strip_prefix(s, "https://")))
+		return parse_tls(s, rest, UPSTREAM_HTTPS, u, err, errlen);
 	if ((rest = strip_prefix(s, "udp://")))
 		u->kind = UPSTREAM_UDP;
 	else if ((rest = strip_prefix(s, "tcp://")))
 		u->kind = UPSTREAM_TCP;
 	else {
-		snprintf(err, errlen, "'%s': upstream must be udp://, tcp://, tls:// or unix:// (https:// is not built yet)", s);
+		snprintf(err, errlen, "'%s': upstream must be udp://, tcp://, tls://, https:// or unix://", s);
 		return -EINVAL;
 	}
 	return parse_hostport(rest, 53, &u->addr, err, errlen);

@@ -23,7 +23,7 @@ struct listen_conf {
 	char text[80];                /* printable "ADDR:PORT" */
 };
 
-enum upstream_kind { UPSTREAM_UDP, UPSTREAM_TCP, UPSTREAM_UNIX, UPSTREAM_TLS };
+enum upstream_kind { UPSTREAM_UDP, UPSTREAM_TCP, UPSTREAM_UNIX, UPSTREAM_TLS, UPSTREAM_HTTPS };
 
 #define CONFIG_MAX_PINS 8
 #define CONFIG_MAX_TRUSTED_PROXIES 16
@@ -39,7 +39,10 @@ struct upstream_conf {
 	char auth_name[256];          /* tls: name the certificate must carry (after '#') */
 	uint8_t pins[CONFIG_MAX_PINS][32]; /* tls: SPKI SHA-256 pins (?pin=sha256/...) */
 	unsigned n_pins;
-	struct tls_client_ctx *tls;   /* tls: shared by the workers; made by main.c */
+	struct tls_client_ctx *tls;   /* tls, https: shared by the workers; made by main.c */
+	char path[256];               /* https: the request path */
+	char authority[300];          /* https: :authority (AUTH-NAME, else the IP literal, and the port if not 443) */
+	bool use_get;                 /* https: ?method=get (else POST) */
 };
 
 struct config {

@@ -95,6 +95,7 @@ struct query {
 	uint8_t circuit_deaths;    /* circuits that died with it in flight (QUERY_MAX_CIRCUIT_DEATHS) */
 	uint8_t suspicion;         /* of which it was the oldest unanswered (QUERY_MAX_SUSPICION) */
 	uint32_t write_seq;        /* its number in its circuit's write order */
+	int32_t h2_stream;         /* its HTTP/2 stream on a DoH circuit */
 	uint8_t udp_tries;         /* UDP transmissions so far */
 	uint8_t added;             /* what its circuit added to it (enum rewrite_added), taken from the answer */
 	bool was_sent;             /* written to an upstream at least once */

@@ -20,6 +20,7 @@ struct tls_client_ctx {
 	unsigned n_pins;
 	pthread_mutex_t lock;                  /* guards session */
 	gnutls_datum_t session;                /* last session ticket, for resumption */
+	bool alpn_h2;                          /* https:// upstreams: offer (and require) ALPN h2 */
 };
 
 /* Server credentials with a reference count: each session holds one. */

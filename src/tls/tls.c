@@ -99,6 +99,11 @@ struct tls_conn *tls_conn_new_client(struct tls_client_ctx *ctx)
 	}
 	if (ctx->auth_name[0])
 		gnutls_server_name_set(t->s, GNUTLS_NAME_DNS, ctx->auth_name, strlen(ctx->auth_name));
+	static const gnutls_datum_t h2 = {(unsigned char *)"h2", 2};
+	if (ctx->alpn_h2 && gnutls_alpn_set_protocols(t->s, &h2, 1, 0) < 0) {
+		tls_conn_free(t);
+		return NULL;
+	}
 	/* resume with the ticket another connection (any worker's) received */
 	pthread_mutex_lock(&ctx->lock);
 	if (ctx->session.size)

@@ -20,10 +20,11 @@ struct upstream *upstream_new(struct worker *w, const struct upstream_conf *conf
 	u->conf = conf;
 	u->w = w;
 	health_init(&u->health);
-	if (conf->kind == UPSTREAM_TLS) { /* without the pins: they are long and not secret, just noise */
+	if (conf->kind == UPSTREAM_TLS || conf->kind == UPSTREAM_HTTPS) { /* without the pins: long, not secret, noise */
 		char addr[80];
 		config_addr_str(&conf->addr, addr, sizeof(addr));
-		snprintf(u->name, sizeof(u->name), "tls://%s%s%s", addr, conf->auth_name[0] ? "#" : "", conf->auth_name);
+		snprintf(u->name, sizeof(u->name), "%s://%s%s%s%s", conf->kind == UPSTREAM_TLS ? "tls" : "https", addr,
+			 conf->path, conf->auth_name[0] ? "#" : "", conf->auth_name);
 	} else {
 		snprintf(u->name, sizeof(u->name), "%.*s", (int)sizeof(u->name) - 1, conf->text);
 	}

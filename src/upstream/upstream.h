@@ -20,7 +20,7 @@ struct upstream {
 	const struct upstream_conf *conf; /* address and kind; owned by the config (or by twin_conf) */
 	struct worker *w;                 /* owner */
 	struct health health;             /* failures, backoff */
-	char name[360];                   /* for logs */
+	char name[640];                   /* for logs */
 	/* stream transports */
 	struct circuit *circuits[CONFIG_CIRCUIT_MAX_LIMIT]; /* open or opening */
 	unsigned n_circuits;
