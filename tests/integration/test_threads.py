@@ -76,3 +76,26 @@ def test_two_workers_one_tls_circuit_each(unbound_dot, pki, dnsmux):
     assert not helpers.summarize(results)
     st = d.stats()
     assert st["tls_resumed"] >= 1, st
+
+
+def test_two_workers_doh_both_ways(knotd, pki, dnsmux):
+    """--threads 2 on both sides of a DoH hop (run under ThreadSanitizer by
+    make test): a DoH server with two workers, and a dnsmux with two
+    workers reaching it over HTTP/2 -- one HTTP/2 connection per worker,
+    both workers serve, every answer right."""
+    from conftest import tcp_established_ports
+    from test_doh_server import start_doh
+    origin = start_doh(dnsmux, pki, knotd.url("tcp"), "--threads", "2")
+    d = dnsmux("--threads", "2", "--ca-file", pki.ca_file,
+               upstream="https://127.0.0.1:%d/dns-query#dns.test" % origin.https)
+    items = [("n%d.test." % (i % helpers.N_NAMES), "A") for i in range(600)]
+    with Sampler(lambda: len(tcp_established_ports(d.pid, origin.https))) as samp:
+        results = helpers.run_udp_load(d.port, items, clients=100, timeout=5.0)
+    assert not helpers.summarize(results)
+    counts = [v for v in samp.values if isinstance(v, int)]
+    assert counts and max(counts) <= 2, counts
+    st = d.stats()
+    per = [st.workers[w]["queries"] for w in sorted(st.workers)]
+    assert len(per) == 2 and all(n > 0 for n in per), "queries per worker: %s" % per
+    ost = origin.stats()
+    assert ost["doh_h2_clients"] == 2, ost
