@@ -225,15 +225,16 @@ def test_tricklers_do_not_hold_client_slots(knotd, dnsmux):
     """Fault 8, the consequence: 20 clients sending empty frames held every
     --tcp-max-clients slot while a real client was rejected. With
     --tcp-max-clients 4 --tcp-idle 1500 and 4 clients sending an empty
-    frame every 0.3 s, a real client gets its answer once the idle time is
-    up (and the tricklers are closed)."""
+    frame every 0.3 s (and which do not close their end when dnsmux closes
+    its own), a real client gets its answer once the idle time and the
+    drain's linger (2 s: dnsmux waits that long for their FIN) are up."""
     from test_tcp_frontend import query_on
     d = dnsmux("--tcp-idle", "1500", "--tcp-max-clients", "4", upstream=knotd.url("tcp"))
     tricklers = [helpers.tcp_connect(d.port) for _ in range(4)]
     served = []
     try:
         assert wait_until(lambda: tcp_clients(d.pid, d.port) == 4, 5.0), "the 4 tricklers are not all connected"
-        limit = 1.5 + 2 * MARGIN + 2.0
+        limit = 1.5 + 2.0 + 2 * MARGIN + 1.0
         t0 = time.monotonic()
         runner = threading.Thread(target=lambda: trickle_until_closed(tricklers, b"", limit), daemon=True)
         runner.start()
