@@ -546,6 +546,7 @@ class Dnsmux:
     def __init__(self, argv, workdir, n, netns=None):
         self.argv = argv
         self.netns = netns  # run inside this network namespace (which has only lo)
+        self.wrapper = []  # a command that execs the binary (same pid), e.g. prlimit_wrapper()
         self.stderr_path = workdir / ("dnsmux-%d.stderr" % n)
         self.stdout_path = workdir / ("dnsmux-%d.stdout" % n)
         self.proc = None
@@ -562,6 +563,7 @@ class Dnsmux:
         if self.netns is None:
             assert_loopback_only(self.argv)  # (a namespace of the test's own has nothing but lo)
         prefix = ["ip", "netns", "exec", self.netns] if self.netns else []  # ip execs: same pid
+        prefix += self.wrapper
         with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
             self.proc = subprocess.Popen(prefix + [str(DNSMUX_BIN), *self.argv], stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=err, env=dnsmux_env())
@@ -990,3 +992,23 @@ def assert_restart_results(d, results, t_down, t_ready, timeout_s, origin="the o
     assert min(ok_after) - t_ready <= 1.0, "first answer %.2fs after %s was back" % (min(ok_after) - t_ready, origin)
     late_fail = [r for r in results if r.sent >= t_ready + 1.0 and r.rcode != dns.rcode.NOERROR]
     assert not late_fail, "%d queries sent >1s after the restart failed" % len(late_fail)
+
+
+# ---------------------------------------------------------------------------
+# Resource limits for a dnsmux under test (test_connect_failure)
+
+
+def prlimit_wrapper(nofile_soft, nofile_hard=None):
+    """Dnsmux.wrapper that starts the binary with these RLIMIT_NOFILE
+    limits (prlimit(1) sets them, then execs it: same pid)."""
+    return ["prlimit", "--nofile=%d:%d" % (nofile_soft, nofile_soft if nofile_hard is None else nofile_hard), "--"]
+
+
+def process_nofile_limit(pid):
+    """(soft, hard) 'Max open files' of a running process, from /proc/PID/limits."""
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    raise RuntimeError("no 'Max open files' in /proc/%d/limits" % pid)

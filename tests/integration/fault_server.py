@@ -32,6 +32,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+import helpers
+
 BOGUS_A = "203.0.113.66"
 
 
@@ -39,6 +41,19 @@ def answer_a(qname):
     """The A record the fault server gives for qname (case-insensitive)."""
     h = zlib.crc32(str(qname).lower().rstrip(".").encode())
     return "10.%d.%d.%d" % (100 + (h >> 16) % 100, (h >> 8) & 255, h & 255)
+
+
+def result_problems(results):
+    """What is wrong with helpers.Result-s (run_udp_load with expect=False)
+    as answers from a fault server: no answer, or not the right ID,
+    question, NOERROR and answer_a record."""
+    out = []
+    for r in results:
+        if r.error:
+            out.append("%s: %s" % (r.qname, r.error))
+        else:
+            out += ["%s: %s" % (r.qname, p) for p in helpers.check_answer(r.qwire, r.rwire, {answer_a(r.qname)})]
+    return out
 
 
 @dataclass
@@ -109,13 +124,24 @@ class FaultServer:
                          ssl.SSLContext, e.g. from tls_server_context());
                          queries are recorded as transport "tls". UDP stays
                          plain. `connections` counts completed handshakes.
+      close_on_qname=NAME  whenever a query for NAME (any case) arrives on a
+                         stream connection, close that connection at once
+                         (FIN) without answering it; what was answered before
+                         it is still delivered, what came after it is lost --
+                         what knotd does with a message it cannot parse
+      rcvbuf=N           SO_RCVBUF of the stream listener (accepted connections
+                         inherit it, so the window they offer stays small)
+      read_pause=S       after the first query on each stream connection, read
+                         nothing from its socket for S seconds (queries already
+                         read are still answered); with a small rcvbuf the
+                         sender's writes stall part-way
     """
 
     def __init__(self, host="127.0.0.1", port=0, *, reverse=0, batch_wait=0.3,
                  wrong_id=False, wrong_question=False, wrong_qr=False, garbage=None,
                  random_case=False, drop_after=0, drop_count=1, drop_rst=True, silent=False,
                  silent_conns=0, delay=0.0, udp_tc=False, rcode=None, ttl=60, ssl_context=None,
-                 pad_answers=0):
+                 pad_answers=0, close_on_qname=None, rcvbuf=0, read_pause=0.0):
         self.host = host
         self.port = port
         self.reverse = reverse
@@ -137,6 +163,9 @@ class FaultServer:
         self.ssl_context = ssl_context
         self.pad_answers = pad_answers
         self.stream_transport = "tls" if ssl_context is not None else "tcp"
+        self.close_on_qname = dns.name.from_text(close_on_qname) if close_on_qname else None
+        self.rcvbuf = rcvbuf
+        self.read_pause = read_pause
 
         self.received = []  # list of Received, in arrival order
         self.connections = 0  # TCP connections accepted so far
@@ -146,6 +175,8 @@ class FaultServer:
         self.answers_sent = 0
         self.max_outstanding = 0  # most queries awaiting an answer at once on one connection
         self.dup_ids_in_flight = 0  # queries whose ID was already awaiting an answer on that connection
+        self.closed_on_qname = 0  # connections closed by close_on_qname
+        self.read_pauses = 0  # connections whose reading read_pause has held back
         self._rng = random.Random(4242)
         self._loop = None
         self._thread = None
@@ -200,8 +231,17 @@ class FaultServer:
 
     async def _open(self):
         fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        self._tcp_server = await asyncio.start_server(self._on_conn, self.host, self.port, family=fam,
-                                                      reuse_address=True, ssl=self.ssl_context)
+        if self.rcvbuf:
+            # SO_RCVBUF must be set before listen(): the window is agreed at the handshake
+            lsock = socket.socket(fam, socket.SOCK_STREAM)
+            lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+            lsock.bind((self.host, self.port))
+            lsock.listen(128)
+            self._tcp_server = await asyncio.start_server(self._on_conn, sock=lsock, ssl=self.ssl_context)
+        else:
+            self._tcp_server = await asyncio.start_server(self._on_conn, self.host, self.port, family=fam,
+                                                          reuse_address=True, ssl=self.ssl_context)
         self.port = self._tcp_server.sockets[0].getsockname()[1]
         loop = asyncio.get_running_loop()
         self._udp_transport, _ = await loop.create_datagram_endpoint(
@@ -338,6 +378,13 @@ class FaultServer:
                     self.dup_ids_in_flight += 1
                 state.outstanding.add(q.id)
                 self.max_outstanding = max(self.max_outstanding, len(state.outstanding))
+            if state.count == 1 and self.read_pause:
+                self._pause_reading(writer, self.read_pause)
+            if self.close_on_qname is not None and q is not None and q.question \
+                    and q.question[0].name == self.close_on_qname:
+                self.closed_on_qname += 1
+                writer.close()  # after what is already written: the answers before this query
+                return
             if self.drop_after and state.conn < self.drop_count and state.count >= self.drop_after:
                 # Drop the connection: the queries still waiting are lost.
                 if self.drop_rst:
@@ -364,6 +411,16 @@ class FaultServer:
                 self._spawn(self._send_later(writer, state, [q], self.delay))
             else:
                 self._send_tcp(writer, state, [q])
+
+    def _pause_reading(self, writer, seconds):
+        """Stop reading the connection's socket for `seconds` (the kernel's
+        receive buffer fills, the peer's writes stall). Over TLS the socket
+        is read by the SSL protocol's own transport, under the one we hold."""
+        t = writer.transport
+        raw = getattr(getattr(t, "_ssl_protocol", None), "_transport", None) or t
+        raw.pause_reading()
+        self.read_pauses += 1
+        self._loop.call_later(seconds, lambda: raw.is_closing() or raw.resume_reading())
 
     def _flush(self, writer, state):
         batch, state.batch = state.batch, []

@@ -400,3 +400,247 @@ def is_loopback_host(host):
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+# ---------------------------------------------------------------------------
+# A stream client that decides when it reads and writes (slow readers,
+# clients that never read, queries and close_notify in one write).
+
+
+class StreamClient:
+    """A DNS client on one TCP connection, plain or DoT, on a non-blocking
+    socket that moves bytes only when told to. queue() frames messages (and,
+    for DoT, encrypts them at once through an ssl.MemoryBIO session, so the
+    test decides which TLS records, close_notify included, leave in which
+    write); send_some() and recv_some() never block. Whole answers collect
+    in .frames. .eof: None while open, then "fin" or "reset";
+    .close_notify: a TLS close_notify came (before the FIN)."""
+
+    def __init__(self, port, host="127.0.0.1", tls_context=None, server_hostname=None, rcvbuf=None,
+                 timeout=5.0):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        if rcvbuf:  # before connect, so the window offered is small from the start
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.sock.setblocking(False)
+        self.out = bytearray()  # bytes not yet taken by the kernel (ciphertext for DoT)
+        self.inbuf = bytearray()  # plaintext received, not yet a whole frame
+        self.frames = []
+        self.received = 0  # bytes read from the socket
+        self.eof = None
+        self.close_notify = False
+        self.fin_queued = False
+        self.tls = None
+        if tls_context is not None:
+            self._bio_in, self._bio_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+            self.tls = tls_context.wrap_bio(self._bio_in, self._bio_out, server_hostname=server_hostname)
+            self._handshake(time.monotonic() + timeout)
+
+    def _handshake(self, deadline):
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                pass
+            self.out += self._bio_out.read()
+            self.send_some()
+            if time.monotonic() > deadline or self.eof:
+                raise socket.timeout("TLS handshake not done (eof=%s)" % self.eof)
+            select.select([self.sock], [], [], max(0.0, deadline - time.monotonic()))
+            self.recv_some()
+        self.out += self._bio_out.read()
+        self.send_some()
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- writing
+
+    def queue(self, data):
+        """Frame-level bytes to send (already framed); for DoT, encrypted now."""
+        if self.tls is None:
+            self.out += data
+        else:
+            self.tls.write(bytes(data))
+            self.out += self._bio_out.read()
+
+    def queue_close_notify(self):
+        """DoT: a close_notify alert after what is queued (we can still read)."""
+        try:
+            self.tls.unwrap()
+        except ssl.SSLWantReadError:
+            pass  # it waits for the server's; the alert is written
+        self.out += self._bio_out.read()
+
+    def queue_fin(self):
+        """shutdown(SHUT_WR) once everything queued is sent."""
+        self.fin_queued = True
+        self.send_some()
+
+    def send_some(self):
+        """Send what the kernel takes now; returns the byte count."""
+        sent = 0
+        while self.out:
+            try:
+                n = self.sock.send(self.out[:262144])
+            except BlockingIOError:
+                break
+            except (BrokenPipeError, ConnectionResetError):
+                self.eof = self.eof or "reset"
+                self.out.clear()
+                break
+            del self.out[:n]
+            sent += n
+        if not self.out and self.fin_queued:
+            self.fin_queued = False
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        return sent
+
+    def writable(self, timeout):
+        return bool(select.select([], [self.sock], [], timeout)[1])
+
+    # -- reading
+
+    def recv_some(self, limit=65536):
+        """Read what is there now, up to limit bytes; returns the count."""
+        got = 0
+        while got < limit and self.eof is None:
+            try:
+                data = self.sock.recv(min(65536, limit - got))
+            except BlockingIOError:
+                break
+            except (ConnectionResetError, ConnectionAbortedError):
+                self.eof = "reset"
+                break
+            if not data:
+                self.eof = "fin"
+                break
+            got += len(data)
+            self._take(data)
+        self.received += got
+        return got
+
+    def _take(self, data):
+        if self.tls is None:
+            self.inbuf += data
+        else:
+            self._bio_in.write(data)
+            while not self.close_notify:
+                try:
+                    data = self.tls.read(65536)
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:  # (once we have sent ours)
+                    data = b""
+                if not data:  # close_notify
+                    self.close_notify = True
+                self.inbuf += data
+        while len(self.inbuf) >= 2:
+            ln = struct.unpack("!H", self.inbuf[:2])[0]
+            if len(self.inbuf) < 2 + ln:
+                break
+            self.frames.append(bytes(self.inbuf[2:2 + ln]))
+            del self.inbuf[:2 + ln]
+
+    def pump(self, timeout, read=True):
+        """Wait up to timeout for the socket, then send and (if read) receive
+        what can be moved now."""
+        w = [self.sock] if self.out else []
+        r = [self.sock] if read and self.eof is None else []
+        if r or w:
+            select.select(r, w, [], timeout)
+        self.send_some()
+        if read:
+            self.recv_some()
+
+    def read_until(self, n, timeout, chunk=None, pause=0.0):
+        """Read (sending what is queued meanwhile) until n frames or the
+        server's end, or timeout. With chunk/pause: a slow reader that takes
+        at most chunk bytes, then waits pause seconds. Returns len(frames)."""
+        deadline = time.monotonic() + timeout
+        while len(self.frames) < n and self.eof is None and time.monotonic() < deadline:
+            select.select([self.sock], [self.sock] if self.out else [], [],
+                          max(0.0, min(0.2, deadline - time.monotonic())))
+            self.send_some()
+            self.recv_some(chunk or 1 << 20)
+            if pause:
+                time.sleep(pause)  # the slow reading under test
+        return len(self.frames)
+
+    def wait_eof(self, timeout):
+        """Read until the server ends the connection; returns .eof (None if
+        still open at the deadline)."""
+        deadline = time.monotonic() + timeout
+        while self.eof is None and time.monotonic() < deadline:
+            self.pump(max(0.0, min(0.2, deadline - time.monotonic())))
+        return self.eof
+
+
+def match_answers(frames, queries, rdtype="A"):
+    """Problems with frames as the answers to queries ({id: (name, wire)}):
+    each query answered once, right (helpers.check_answer against the zone),
+    nothing else. Returns a list of strings ("n of m answered" first)."""
+    pending = dict(queries)
+    problems = []
+    verified = set()  # (query, answer) past their IDs, found right: the same again needs no parsing
+    for r in frames:
+        qid = int.from_bytes(r[:2], "big")
+        if qid not in pending:
+            problems.append("answer with unexpected or repeated id %d" % qid)
+            continue
+        name, w = pending.pop(qid)
+        if (w[2:], r[2:]) in verified:
+            continue
+        p = check_answer(w, r, expected_rdata(name, rdtype))
+        if not p:
+            verified.add((w[2:], r[2:]))
+        problems += ["%s: %s" % (name, x) for x in p]
+    if pending:
+        problems.insert(0, "%d of %d queries answered" % (len(queries) - len(pending), len(queries)))
+    return problems
+
+
+def huge_queries(n, edns=None, option_len=0):
+    """{id: ("huge.test.", wire)} for n TXT queries on huge.test (answers of
+    about 2.6 KB, 12 records) with distinct IDs (n <= 65536). option_len > 0
+    adds an EDNS option of an unassigned code (65001) that long, to make
+    each query bigger (upstreams ignore it)."""
+    import dns.edns
+    opts = [dns.edns.GenericOption(65001, b"\0" * option_len)] if option_len else None
+    q = dns.message.make_query("huge.test.", "TXT", use_edns=0 if (edns or opts) else False,
+                               payload=edns or 1232, options=opts)
+    tail = q.to_wire()[2:]
+    return {qid: ("huge.test.", struct.pack("!H", qid) + tail) for qid in random.sample(range(65536), n)}
+
+
+def stream_listener(kind, dnsmux, pki, upstream, tmp_path, *args):
+    """One client-side test over plain TCP (kind "tcp") and DoT ("dot"):
+    dnsmux listening for TCP (and UDP), or for DoT only
+    (test_dot_listener.start_dot); its port is .port."""
+    if kind == "dot":
+        from test_dot_listener import start_dot
+        return start_dot(dnsmux, pki, upstream, tmp_path, *args)
+    return dnsmux(*args, upstream=upstream)
+
+
+def stream_client(kind, d, pki, **kw):
+    """A StreamClient to d (stream_listener), over TLS trusting pki's CA
+    for "dot"."""
+    if kind == "dot":
+        from conftest import tls_client_context
+        from pki import SERVER_NAME
+        kw.update(tls_context=tls_client_context(pki.ca_file), server_hostname=SERVER_NAME)
+    return StreamClient(d.port, **kw)
