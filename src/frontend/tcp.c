@@ -46,6 +46,7 @@ struct tcp_client {
 	bool saw_eof;               /* the client sent FIN (or close_notify): no more queries come */
 	bool is_backlogged;         /* answers queued past TCP_CLIENT_WQ_MAX: not taking queries */
 	bool fin_sent;              /* draining: the shutdown is done (every answer written, FIN sent) */
+	bool close_after_fin;       /* draining an idle connection: close once our FIN is out */
 	struct client as_client;    /* what its queries get as their client (ops, peer, this connection) */
 	bool is_http;               /* an http:// or https:// listener's: DoH, not DNS framing */
 	const struct http_proto *proto; /* DoH: the HTTP layer chosen (ALPN, or the first bytes) */
@@ -158,7 +159,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
 	 * has sent its FIN too (or on an error), else when it does or the linger
 	 * time runs out (drain_read_cb, frontend_tcp_idle_expired) */
 	tc->fin_sent = true;
-	if (status < 0 || tc->saw_eof)
+	if (status < 0 || tc->saw_eof || tc->close_after_fin)
 		client_close(tc);
 	client_unref(tc);
 }
@@ -388,7 +389,9 @@ static void query_start(struct query *q)
 	struct tcp_client *tc = q->client.u.stream.conn;
 	tc->refs++;
 	tc->inflight++;
-	tq_remove(&tc->idle);
+	/* the idle entry stays where it is: only a real query's answer moves it
+	 * (query_release); one that expires while queries are in flight is
+	 * ignored (frontend_tcp_idle_expired) */
 }
 
 static void query_release(struct query *q)
@@ -586,8 +589,12 @@ void frontend_tcp_idle_expired(struct worker *w, uint64_t now_ms)
 	}
 	while ((e = tq_pop_expired(&w->tcp_idle, now_ms))) {
 		struct tcp_client *tc = tq_container(e, struct tcp_client, idle);
-		if (tc->inflight == 0)
+		if (tc->inflight == 0) {
+			/* idle this long: nothing of ours is unacknowledged, so a RST
+			 * would lose nothing -- no need to wait for its FIN */
+			tc->close_after_fin = true;
 			client_drain(tc);
+		}
 	}
 	while ((e = tq_pop_expired(&w->tcp_linger, now_ms))) {
 		/* a drain that did not finish in time: the client reads nothing */
