@@ -391,3 +391,27 @@ def test_behind_nginx(knotd, pki, dnsmux, nginx):
     st = d.stats()
     assert st["doh_bad_requests"] == 0, st
     assert st["doh_h1_clients"] >= 2, st  # nginx speaks HTTP/1.x to both listeners
+
+
+@pytest.mark.parametrize("listener", ["https", "http"])
+def test_answer_padding(knotd, pki, dnsmux, listener, loop_name_resolution):
+    """RFC 8467 4.1 over https://: an answer to a padded query is padded to
+    a multiple of 468 bytes; over cleartext http:// it is not padded."""
+    import dns.edns
+    d = start_doh(dnsmux, pki, knotd.url("tcp"))
+    q = dns.message.make_query("www.test.", "A", use_edns=0, payload=1232,
+                               options=[dns.edns.GenericOption(12, b"\x00" * 40)])
+    q.id = 0
+    w = q.to_wire()
+    ctx = tls_client_context(pki.ca_file)
+    url = https_url(d) if listener == "https" else "http://127.0.0.1:%d/dns-query" % d.http
+    with httpx.Client(http2=listener == "https", verify=ctx, timeout=5.0) as c:
+        r = c.post(url, content=w, headers={"content-type": "application/dns-message"})
+    assert r.status_code == 200
+    m = check_www(r.content)
+    pads = [o for o in m.options if o.otype == 12]
+    if listener == "https":
+        assert len(r.content) % 468 == 0, len(r.content)
+        assert len(pads) == 1, m.options
+    else:
+        assert not pads, m.options
