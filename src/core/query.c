@@ -9,7 +9,7 @@
 #include "obs/log.h"
 #include "upstream/upstream.h"
 
-struct query *query_for_answer(struct worker *w, struct inflight *t, const uint8_t *msg, size_t len)
+struct query *query_for_answer(struct worker *w, struct inflight *t, uint8_t *msg, size_t len)
 {
 	if (len < MSG_HDR) {
 		METRIC_INC(&w->m, mismatched);
@@ -26,6 +26,13 @@ struct query *query_for_answer(struct worker *w, struct inflight *t, const uint8
 	}
 	if (!msg_answer_matches(msg, len, q->wire, &q->mi)) {
 		METRIC_INC(&w->m, mismatched); /* keep waiting for the right one */
+		return NULL;
+	}
+	/* a client gets only answers that parse: every record's name and
+	 * length (and no pointer into the header we rewrite) */
+	struct msg_info ami;
+	if (msg_scan_answer(msg, len, &ami) < 0) {
+		METRIC_INC(&w->m, malformed_answers); /* discarded: the query waits, then SERVFAIL */
 		return NULL;
 	}
 	return q;

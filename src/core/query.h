@@ -108,10 +108,12 @@ struct query {
 	uint8_t inline_buf[QUERY_INLINE];
 };
 
-/** The query in t that an upstream's message answers: its ID is in flight
- * and it carries QR=1 and the query's question. Else NULL, counted as late
- * (an ID given up on) or mismatched; the query, if any, keeps waiting. */
-struct query *query_for_answer(struct worker *w, struct inflight *t, const uint8_t *msg, size_t len);
+/** The query in t that an upstream's message answers: its ID is in flight,
+ * it carries QR=1 and the query's question, and it parses whole
+ * (msg_scan_answer; msg is restored). Else NULL, counted as late (an ID
+ * given up on), mismatched or malformed_answers; the query, if any, keeps
+ * waiting. */
+struct query *query_for_answer(struct worker *w, struct inflight *t, uint8_t *msg, size_t len);
 
 /** Answer with an upstream's message (modified in place: ID, question case,
  * truncation). Releases q. */

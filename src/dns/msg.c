@@ -50,13 +50,13 @@ static int parse_question(const uint8_t *wire, size_t len, struct msg_info *mi)
 	return 0;
 }
 
-int msg_scan(const uint8_t *wire, size_t len, struct msg_info *mi)
+/* The records after the header, given its counts (read before the walk:
+ * msg_scan_answer hides the header during it). */
+static int scan_records(const uint8_t *wire, size_t len, uint16_t qd, uint32_t an_ns, uint32_t total,
+			struct msg_info *mi)
 {
-	if (len < MSG_HDR || len > MSG_MAX)
-		return ERR_MALFORMED;
 	memset(mi, 0, sizeof(*mi));
 	size_t off = MSG_HDR;
-	uint16_t qd = knot_wire_get_qdcount(wire);
 	if (qd == 1) {
 		if (parse_question(wire, len, mi) < 0)
 			return ERR_MALFORMED;
@@ -64,8 +64,6 @@ int msg_scan(const uint8_t *wire, size_t len, struct msg_info *mi)
 	} else if (qd != 0) {
 		return ERR_MALFORMED;
 	}
-	uint32_t an_ns = (uint32_t)knot_wire_get_ancount(wire) + knot_wire_get_nscount(wire);
-	uint32_t total = an_ns + knot_wire_get_arcount(wire);
 	for (uint32_t i = 0; i < total; i++) {
 		int next = skip_rr(wire, len, off, i >= an_ns, mi);
 		if (next < 0)
@@ -74,6 +72,41 @@ int msg_scan(const uint8_t *wire, size_t len, struct msg_info *mi)
 	}
 	mi->end = (uint16_t)off;
 	return 0;
+}
+
+static void counts(const uint8_t *wire, uint16_t *qd, uint32_t *an_ns, uint32_t *total)
+{
+	*qd = knot_wire_get_qdcount(wire);
+	*an_ns = (uint32_t)knot_wire_get_ancount(wire) + knot_wire_get_nscount(wire);
+	*total = *an_ns + knot_wire_get_arcount(wire);
+}
+
+int msg_scan(const uint8_t *wire, size_t len, struct msg_info *mi)
+{
+	if (len < MSG_HDR || len > MSG_MAX)
+		return ERR_MALFORMED;
+	uint16_t qd;
+	uint32_t an_ns, total;
+	counts(wire, &qd, &an_ns, &total);
+	return scan_records(wire, len, qd, an_ns, total, mi);
+}
+
+int msg_scan_answer(uint8_t *wire, size_t len, struct msg_info *mi)
+{
+	if (len < MSG_HDR || len > MSG_MAX)
+		return ERR_MALFORMED;
+	uint16_t qd;
+	uint32_t an_ns, total;
+	counts(wire, &qd, &an_ns, &total);
+	/* RFC 1035 4.1.4: a pointer names an earlier name. One into the header
+	 * would change meaning when dnsmux writes the client's ID (or TC, or the
+	 * counts) there: with the header filled with 0xff it reads as a bad label. */
+	uint8_t hdr[MSG_HDR];
+	memcpy(hdr, wire, MSG_HDR);
+	memset(wire, 0xff, MSG_HDR);
+	int r = scan_records(wire, len, qd, an_ns, total, mi);
+	memcpy(wire, hdr, MSG_HDR);
+	return r;
 }
 
 /* The question alone, for the error reply to a query that fails later checks. */

@@ -74,6 +74,12 @@ size_t msg_normalize_query(uint8_t *wire, size_t len, struct msg_info *mi);
  * record. Returns 0 or ERR_MALFORMED. */
 int msg_scan(const uint8_t *wire, size_t len, struct msg_info *mi) __attribute__((warn_unused_result));
 
+/** msg_scan for a message from an upstream, in place (the header is
+ * restored before it returns): also ERR_MALFORMED when a name's compression
+ * pointer reaches into the header, whose ID, flags and counts dnsmux
+ * rewrites on the way to the client. */
+int msg_scan_answer(uint8_t *wire, size_t len, struct msg_info *mi) __attribute__((warn_unused_result));
+
 /** Does the answer carry QR=1 and the question (qname compared
  * case-insensitively, qtype, qclass) of the query? */
 bool msg_answer_matches(const uint8_t *ans, size_t ans_len, const uint8_t *q, const struct msg_info *qi);

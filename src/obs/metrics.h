@@ -17,6 +17,7 @@
 	X(late)              /* upstream answers for queries already answered or forgotten */                        \
 	X(mismatched)        /* upstream answers whose QR, ID or question did not match */                           \
 	X(upstream_errors)   /* DoH upstream streams that ended in an HTTP error or a reset */                       \
+	X(malformed_answers) /* upstream answers that matched a query but did not parse: discarded */               \
 	X(overflow)          /* queries refused by an in-flight cap (answered SERVFAIL) */                           \
 	X(upstream_timeouts) /* queries that reached their deadline */                                               \
 	X(udp_retries)       /* UDP retransmissions */                                                               \

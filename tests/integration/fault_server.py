@@ -107,7 +107,10 @@ class FaultServer:
       garbage=KIND       before each real answer, send junk: "short" (a 3-byte
                          frame / datagram), "random" (40 random bytes),
                          "truncated" (a header promising a question that is
-                         not there)
+                         not there), "rdlength" (the right ID and question, an
+                         A record whose RDLENGTH runs past the end),
+                         "header-pointer" (the same with an owner name that
+                         points into the header)
       random_case=True   answer with the question name in a random case
       drop_after=K       on the first `drop_count` TCP connections, close the
                          connection as soon as the K-th query arrives (the
@@ -334,6 +337,16 @@ class FaultServer:
         elif self.garbage == "truncated":
             # Right ID, QR=1, QDCOUNT=1, ANCOUNT=1, then the message ends.
             out.append(("garbage", q.to_wire()[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"))
+        elif self.garbage in ("rdlength", "header-pointer"):
+            # Right ID, QR=1 and question; then an A record whose RDLENGTH (255)
+            # runs past the message, or whose owner name points into the header
+            # (offset 5: QDCOUNT and ANCOUNT read as labels there).
+            qw = q.to_wire()
+            qend = 12 + len(q.question[0].name.to_wire()) + 4
+            owner = b"\xc0\x0c" if self.garbage == "rdlength" else b"\xc0\x05"
+            rdlen = b"\x00\xff" if self.garbage == "rdlength" else b"\x00\x04"
+            out.append(("garbage", qw[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + qw[12:qend] + owner
+                        + b"\x00\x01\x00\x01\x00\x00\x01\x2c" + rdlen + b"\xcb\x00\x71\x42"))
         return out
 
     # -- TCP ----------------------------------------------------------------

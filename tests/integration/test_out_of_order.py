@@ -77,7 +77,7 @@ def test_reverse_order_pipelined_tcp_client(fault_server, dnsmux):
     assert d.stats()["mismatched"] > 0
 
 
-@pytest.mark.parametrize("kind", ["short", "random", "truncated"])
+@pytest.mark.parametrize("kind", ["short", "random", "truncated", "rdlength", "header-pointer"])
 def test_garbage_from_tcp_upstream(fault_server, dnsmux, kind):
     """Junk frames before each answer on the circuit: discarded, and every
     client still gets its right answer (on this circuit or a new one)."""

@@ -1259,6 +1259,32 @@ static void pointer_to_the_id_is_formerr(void **state)
 	assert_int_equal(parse(&p, &mi), MSG_OK);
 }
 
+/* An answer whose names reach into the header, or whose lengths run past
+ * its end, is discarded (fuzz/README.md findings A and B); the header comes
+ * back as it was. */
+static void scan_answer_rejects_header_pointers(void **state)
+{
+	(void)state;
+	static struct pb p;
+	struct msg_info mi;
+	static const uint8_t a[4] = {192, 0, 2, 1};
+	pb_hdr(&p, 0x1234, PB_QR | PB_RD, 1, 1, 0, 0);
+	pb_question(&p, "www.test", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_u16(&p, 0xc000 | MSG_HDR); /* owner: the qname */
+	pb_rr_tail(&p, KNOT_RRTYPE_A, KNOT_CLASS_IN, 60, a, 4);
+	uint8_t before[MSG_HDR];
+	memcpy(before, p.b, MSG_HDR);
+	assert_int_equal(msg_scan_answer(p.b, p.len, &mi), 0);
+	assert_memory_equal(p.b, before, MSG_HDR);
+	msg_put16(p.b + MSG_HDR + 14, 0xc000 | 5); /* owner: offset 5, QDCOUNT and ANCOUNT read as labels */
+	assert_int_equal(msg_scan(p.b, p.len, &mi), 0); /* a plain walk follows it */
+	assert_int_equal(msg_scan_answer(p.b, p.len, &mi), ERR_MALFORMED);
+	assert_memory_equal(p.b, before, MSG_HDR);
+	msg_put16(p.b + MSG_HDR + 14, 0xc000 | MSG_HDR);
+	msg_put16(p.b + p.len - 6, 255); /* RDLENGTH past the end */
+	assert_int_equal(msg_scan_answer(p.b, p.len, &mi), ERR_MALFORMED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1294,6 +1320,7 @@ int main(void)
 		cmocka_unit_test(remove_option_each),
 		cmocka_unit_test(remove_all_options),
 		cmocka_unit_test(attacker_opt_forms_are_formerr),
+		cmocka_unit_test(scan_answer_rejects_header_pointers),
 		cmocka_unit_test(bad_rdata_is_formerr),
 		cmocka_unit_test(option_syntax),
 		cmocka_unit_test(question_class_and_type),
