@@ -15,7 +15,7 @@ import helpers
 from conftest import (assert_one_connection, assert_restart_results, connection_sampler, free_port,
                       restart_under_load, wait_until)
 from pki import SERVER_NAME
-from test_doh_server import start_doh
+from test_doh_server import loop_name_resolution, start_doh  # noqa: F401 (a fixture)
 
 DNSDIST = shutil.which("dnsdist") or "/usr/bin/dnsdist"
 
@@ -108,3 +108,29 @@ def test_dnsdist_doh_origin(pki, dnsmux, dnsdist_doh):
     with connection_sampler(d.pid, dnsdist_doh) as samp:
         load(d, n=2000, clients=100)
     assert_one_connection(samp, d.pid, dnsdist_doh)
+
+
+def test_everything_composes(knotd, pki, dnsmux, unbound_dot, loop_name_resolution):
+    """Any frontend reaches any upstream: a DoT client through a DoH
+    upstream, and DoH clients through UDP, TCP, DoT and DoH upstreams --
+    each answer right, the client's ID back as sent."""
+    import httpx
+    from conftest import tls_client_context
+    from test_doh_server import b64, check_www, query_wire
+    from test_dot_listener import dot_connect, exchange
+    origin = start_doh(dnsmux, pki, knotd.url("tcp"))
+    # DoT client -> dnsmux -> DoH upstream
+    dot_port = free_port()
+    d = dnsmux("--tls-cert", pki.cert_file("server"), "--tls-key", pki.key_file("server"), "--ca-file", pki.ca_file,
+               upstream=doh_url(origin.https), listen=["tls://127.0.0.1:%d" % dot_port])
+    with dot_connect(dot_port, pki) as s:
+        w, r = exchange(s, "www.test.")
+        assert helpers.check_answer(w, r, {helpers.WWW_A}) == []
+    # DoH client -> dnsmux -> each kind of upstream
+    ctx = tls_client_context(pki.ca_file)
+    for up in (knotd.url("udp"), knotd.url("tcp"), unbound_dot.url(), doh_url(origin.https)):
+        front = start_doh(dnsmux, pki, up, "--ca-file", pki.ca_file)
+        with httpx.Client(http2=True, verify=ctx, timeout=5.0) as c:
+            resp = c.get("https://%s:%d/dns-query" % (SERVER_NAME, front.https), params={"dns": b64(query_wire(qid=4242))})
+        assert resp.status_code == 200, (up, resp.text)
+        check_www(resp.content, qid=4242)
