@@ -11,7 +11,16 @@
  * Reports an OPT record through *mi (only one is allowed, RFC 6891 6.1.1). */
 static int skip_rr(const uint8_t *wire, size_t len, size_t off, bool in_additional, struct msg_info *mi)
 {
-	int nl = knot_dname_wire_check(wire + off, wire + len, wire);
+	int nl;
+	/* the two owners nearly every record has: the root (an OPT), and a
+	 * pointer to the question's name, which parse_question checked -- no
+	 * need to walk its labels again for each record */
+	if (off < len && wire[off] == 0)
+		nl = 1;
+	else if (mi->has_question && off + 2 <= len && wire[off] == 0xc0 && wire[off + 1] == MSG_HDR)
+		nl = 2;
+	else
+		nl = knot_dname_wire_check(wire + off, wire + len, wire);
 	if (nl <= 0)
 		return -1;
 	size_t p = off + (size_t)nl;
