@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include "config/config.h"
 #include "core/daemon.h"
+#include "route/route.h"
 #include "obs/log.h"
 #include "tls/creds.h"
 
@@ -37,6 +38,7 @@ enum {
 	OPT_TLS_HANDSHAKE,
 	OPT_DOH_PATH,
 	OPT_TRUSTED_PROXY,
+	OPT_CHECK_CONFIG,
 };
 
 static const struct option long_opts[] = {
@@ -61,6 +63,8 @@ static const struct option long_opts[] = {
 	{"tls-handshake-timeout", required_argument, NULL, OPT_TLS_HANDSHAKE},
 	{"doh-path", required_argument, NULL, OPT_DOH_PATH},
 	{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
+	{"config", required_argument, NULL, 'c'},
+	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -103,6 +107,8 @@ static void usage(FILE *f)
 	      "      --tcp-idle MS         close idle client TCP connections after MS (10000)\n"
 	      "      --tcp-max-clients N   client TCP connections per worker (1024)\n"
 	      "      --tcp-pipeline N      queries in flight per client TCP connection (128)\n"
+	      "  -c, --config FILE         YAML configuration (doc/config.md); the options here win\n"
+	      "      --check-config        check the configuration (with -c FILE) and exit 0, or 2\n"
 	      "  -v, --verbose             more logging (twice: debug)\n"
 	      "  -q, --quiet               warnings and errors only\n"
 	      "  -h, --help                this text\n"
@@ -137,9 +143,15 @@ static uint32_t number(const char *opt, const char *s, unsigned long min, unsign
 	return (uint32_t)v;
 }
 
+static bool cli_listens, cli_upstreams; /* the first --listen / --upstream replaces the file's */
+
 static void add_listen(struct config *c, const char *s)
 {
 	char err[256];
+	if (!cli_listens) {
+		cli_listens = true;
+		c->n_listens = 0;
+	}
 	if (c->n_listens >= CONFIG_MAX_LISTENS)
 		bad("--listen: at most %d listeners", CONFIG_MAX_LISTENS);
 	if (config_parse_listen(s, &c->listens[c->n_listens], err, sizeof(err)) < 0)
@@ -147,13 +159,31 @@ static void add_listen(struct config *c, const char *s)
 	c->n_listens++;
 }
 
+/* --upstream: the members of the pool "default" (CONFIG.md: the flags form
+ * that pool); the first one drops the file's members of it. */
 static void add_upstream(struct config *c, const char *s)
 {
 	char err[256];
+	int pool = config_add_pool(c, "default");
+	if (pool < 0)
+		bad("--upstream: at most %d pools", CONFIG_MAX_POOLS);
+	if (!cli_upstreams) {
+		cli_upstreams = true;
+		size_t k = 0;
+		for (size_t i = 0; i < c->n_upstreams; i++)
+			if (c->upstreams[i].pool != (unsigned)pool)
+				c->upstreams[k++] = c->upstreams[i];
+		c->n_upstreams = k;
+		c->pools[pool].n_members = 0;
+	}
 	if (c->n_upstreams >= CONFIG_MAX_UPSTREAMS)
 		bad("--upstream: at most %d upstreams", CONFIG_MAX_UPSTREAMS);
-	if (config_parse_upstream(s, &c->upstreams[c->n_upstreams], err, sizeof(err)) < 0)
+	struct upstream_conf *u = &c->upstreams[c->n_upstreams];
+	if (config_parse_upstream(s, u, err, sizeof(err)) < 0)
 		bad("--upstream: %s", err);
+	u->pool = (unsigned)pool;
+	u->weight = 1;
+	c->pools[pool].n_members++;
 	c->n_upstreams++;
 }
 
@@ -247,13 +277,29 @@ static void fit_fd_limit(struct config *c)
 int main(int argc, char **argv)
 {
 	static struct config cfg;
+	static char errs[16384];
 	char buf[300];
 	int verbosity = 0, opt;
-	bool circuit_inflight_set = false;
+	bool circuit_inflight_set = false, check_only = false;
+	const char *file = NULL;
 	config_defaults(&cfg);
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":l:u:t:vqhV", long_opts, NULL)) != -1) {
+	/* first the file, then the command line over it (it wins for what it sets) */
+	while ((opt = getopt_long(argc, argv, ":l:u:t:c:vqhV", long_opts, NULL)) != -1) {
+		if (opt == 'c')
+			file = optarg;
+		else if (opt == OPT_CHECK_CONFIG)
+			check_only = true;
+	}
+	if (file && config_load_file(&cfg, file, errs, sizeof(errs)) < 0) {
+		fprintf(stderr, "%s\n", errs);
+		return 2;
+	}
+	optind = 0; /* glibc: start over */
+	while ((opt = getopt_long(argc, argv, ":l:u:t:c:vqhV", long_opts, NULL)) != -1) {
 		switch (opt) {
+		case 'c':
+		case OPT_CHECK_CONFIG: break;
 		case 'l': add_listen(&cfg, optarg); break;
 		case 'u': add_upstream(&cfg, optarg); break;
 		case OPT_BIND_UDP:
@@ -309,13 +355,36 @@ int main(int argc, char **argv)
 	/* a small --max-inflight alone lowers the per-circuit default with it */
 	if (!circuit_inflight_set && cfg.circuit_inflight > cfg.max_inflight)
 		cfg.circuit_inflight = cfg.max_inflight;
-	if (cfg.n_listens == 0 && cfg.n_upstreams == 0)
+	if (cfg.log_level && !verbosity) /* the file's log.level (1 + enum log_level), unless -v/-q said otherwise */
+		log_threshold = (enum log_level)(cfg.log_level - 1);
+	if (check_only && !file)
+		bad("--check-config needs -c FILE");
+	if (cfg.n_listens == 0 && cfg.n_upstreams == 0 && !file)
 		config_apply_embedded(&cfg);
-	if (config_validate(&cfg, buf, sizeof(buf)) < 0)
-		bad("%s", buf);
-	fit_fd_limit(&cfg);
+	if (config_validate(&cfg, buf, sizeof(buf)) < 0) {
+		if (file)
+			fprintf(stderr, "%s: %s\n", file, buf);
+		else
+			bad("%s", buf);
+		return 2;
+	}
+	if (cfg.n_routes && !(cfg.route_table = route_table_new(&cfg, buf, sizeof(buf)))) {
+		fprintf(stderr, "%s: %s\n", file ? file : "dnsmux", buf);
+		return 2;
+	}
 	setup_tls(&cfg);
+	if (check_only) {
+		printf("%s: OK (%zu listeners, %zu pools, %zu upstreams, %zu routes)\n", file, cfg.n_listens, cfg.n_pools,
+		       cfg.n_upstreams, cfg.n_routes);
+		free_tls(&cfg);
+		route_table_free(cfg.route_table);
+		config_free(&cfg);
+		return 0;
+	}
+	fit_fd_limit(&cfg);
 	int code = daemon_run(&cfg);
 	free_tls(&cfg);
+	route_table_free(cfg.route_table);
+	config_free(&cfg);
 	return code;
 }

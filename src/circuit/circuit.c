@@ -143,6 +143,11 @@ struct circuit *circuit_new(struct upstream *u)
 	return c;
 }
 
+unsigned circuit_held(const struct circuit *c)
+{
+	return c->table.count + c->n_waiting;
+}
+
 bool circuit_has_room(const struct circuit *c)
 {
 	uint32_t held = c->table.count + c->n_waiting;
@@ -447,6 +452,7 @@ static void on_answer(struct circuit *c, uint8_t *msg, size_t len)
 	c->last_progress_ms = c->last_active_ms = now;
 	c->answers++;
 	health_ok(&c->up->health);
+	upstream_note_answer(c->up, q, now);
 	q->state = Q_IDLE;
 	q->circ = NULL;
 	if (q->added || c->tls) {

@@ -20,6 +20,9 @@ struct circuit;
  * circuit's timer. NULL on ENOMEM (u->circuits unchanged). */
 struct circuit *circuit_new(struct upstream *u);
 
+/** Queries it holds (in flight and waiting). */
+unsigned circuit_held(const struct circuit *c);
+
 /** Can it take one more query (in flight + waiting below the cap, not closing)? */
 bool circuit_has_room(const struct circuit *c);
 

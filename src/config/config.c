@@ -291,8 +291,28 @@ int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, siz
 	return parse_hostport(rest, 53, &u->addr, err, errlen);
 }
 
-int config_validate(const struct config *c, char *err, size_t errlen)
+int config_validate(struct config *c, char *err, size_t errlen)
 {
+	/* the embedded default and --upstream alone: one pool, "default" */
+	if (c->n_pools == 0 && c->n_upstreams) {
+		config_add_pool(c, "default");
+		for (size_t i = 0; i < c->n_upstreams; i++) {
+			c->upstreams[i].pool = 0;
+			if (!c->upstreams[i].weight)
+				c->upstreams[i].weight = 1;
+		}
+		c->pools[0].n_members = (unsigned)c->n_upstreams;
+	}
+	for (size_t i = 0; i < c->n_pools; i++) {
+		if (c->pools[i].n_members == 0) {
+			snprintf(err, errlen, "pool \"%s\" has no members", c->pools[i].name);
+			return -EINVAL;
+		}
+	}
+	if (c->n_routes == 0 && config_find_pool(c, "default") < 0 && c->n_pools) {
+		snprintf(err, errlen, "no routes, and no pool named \"default\" for every name to go to");
+		return -EINVAL;
+	}
 	if (c->n_listens == 0) {
 		snprintf(err, errlen, "no --listen address");
 		return -EINVAL;
@@ -350,6 +370,111 @@ bool config_is_trusted_proxy(const struct config *c, const struct sockaddr *a)
 		if (a->sa_family == AF_INET6 && memcmp(&((const struct sockaddr_in6 *)t)->sin6_addr,
 						       &((const struct sockaddr_in6 *)a)->sin6_addr, 16) == 0)
 			return true;
+	}
+	return false;
+}
+
+/* ---- address lists (CONFIG.md "Address list") ---- */
+
+static int add_elem(struct addr_list *l, const char *net, unsigned prefix, bool negate, char *err, size_t errlen)
+{
+	if (l->n >= CONFIG_MAX_ADDRS) {
+		snprintf(err, errlen, "at most %d elements in an address list", CONFIG_MAX_ADDRS);
+		return -EINVAL;
+	}
+	struct addr_elem *e = &l->e[l->n];
+	memset(e, 0, sizeof(*e));
+	e->negate = negate;
+	if (strcmp(net, "any") == 0) {
+		e->any = true;
+		l->n++;
+		return 0;
+	}
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&e->net;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&e->net;
+	if (inet_pton(AF_INET, net, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		if (prefix == 999)
+			prefix = 32;
+		if (prefix > 32)
+			goto bad_prefix;
+	} else if (inet_pton(AF_INET6, net, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		if (prefix == 999)
+			prefix = 128;
+		if (prefix > 128)
+			goto bad_prefix;
+	} else {
+		snprintf(err, errlen, "'%s' is not an address, a prefix, any, none, localhost or private", net);
+		return -EINVAL;
+	}
+	e->prefix = (uint8_t)prefix;
+	l->n++;
+	return 0;
+bad_prefix:
+	snprintf(err, errlen, "'%s/%u': prefix too long", net, prefix);
+	return -EINVAL;
+}
+
+int config_parse_addr(struct addr_list *l, const char *s, char *err, size_t errlen)
+{
+	bool negate = s[0] == '!';
+	if (negate)
+		s++;
+	static const char *const localhost[] = {"127.0.0.0/8", "::1", NULL};
+	static const char *const private[] = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+					      "fc00::/7", "fe80::/10", NULL};
+	const char *const *set = strcmp(s, "localhost") == 0 ? localhost : strcmp(s, "private") == 0 ? private : NULL;
+	if (strcmp(s, "none") == 0)
+		return add_elem(l, "any", 0, !negate, err, errlen);
+	if (set) {
+		unsigned first = l->n;
+		for (; *set; set++)
+			if (config_parse_addr(l, *set, err, errlen) < 0)
+				return -EINVAL;
+		for (unsigned i = first; negate && i < l->n; i++) /* "!private": each of its prefixes says no */
+			l->e[i].negate = true;
+		return 0;
+	}
+	char net[INET6_ADDRSTRLEN + 8];
+	snprintf(net, sizeof(net), "%s", s);
+	unsigned prefix = 999;
+	char *slash = strchr(net, '/');
+	if (slash) {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(slash + 1, &end, 10);
+		if (errno || *end || end == slash + 1 || v > 128) {
+			snprintf(err, errlen, "'%s': bad prefix length", s);
+			return -EINVAL;
+		}
+		prefix = (unsigned)v;
+		*slash = '\0';
+	}
+	return add_elem(l, net, prefix, negate, err, errlen);
+}
+
+static bool prefix_match(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+	unsigned full = bits / 8, rest = bits % 8;
+	if (memcmp(a, b, full) != 0)
+		return false;
+	return rest == 0 || ((a[full] ^ b[full]) & (0xff << (8 - rest))) == 0;
+}
+
+bool config_addr_match(const struct addr_list *l, const struct sockaddr *a)
+{
+	for (unsigned i = 0; i < l->n; i++) {
+		const struct addr_elem *e = &l->e[i];
+		bool in = e->any;
+		if (!in && e->net.ss_family == a->sa_family && a->sa_family == AF_INET)
+			in = prefix_match((const uint8_t *)&((const struct sockaddr_in *)&e->net)->sin_addr,
+					  (const uint8_t *)&((const struct sockaddr_in *)a)->sin_addr, e->prefix);
+		else if (!in && e->net.ss_family == a->sa_family && a->sa_family == AF_INET6)
+			in = prefix_match(((const struct sockaddr_in6 *)&e->net)->sin6_addr.s6_addr,
+					  ((const struct sockaddr_in6 *)a)->sin6_addr.s6_addr, e->prefix);
+		if (in)
+			return !e->negate;
 	}
 	return false;
 }

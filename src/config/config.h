@@ -10,7 +10,11 @@
 #include <sys/un.h>
 
 #define CONFIG_MAX_LISTENS 64
-#define CONFIG_MAX_UPSTREAMS 64
+#define CONFIG_MAX_UPSTREAMS 256
+#define CONFIG_MAX_POOLS 64
+#define CONFIG_MAX_ROUTES 20000
+#define CONFIG_MAX_QTYPES 16
+#define CONFIG_MAX_ADDRS 32
 #define CONFIG_MAX_THREADS 64
 #define CONFIG_CIRCUIT_MAX_LIMIT 16
 
@@ -31,6 +35,20 @@ enum upstream_kind { UPSTREAM_UDP, UPSTREAM_TCP, UPSTREAM_UNIX, UPSTREAM_TLS, UP
 
 struct tls_client_ctx;
 struct tls_server_ctx;
+struct route_table;
+
+/* An address list (CONFIG.md "Address list"): the first element containing
+ * the address decides; a '!' element says no; no match says no. */
+struct addr_elem {
+	struct sockaddr_storage net; /* family and address bits */
+	uint8_t prefix;              /* bits that must match */
+	bool negate;                 /* '!' */
+	bool any;                    /* "any" (both families) */
+};
+struct addr_list {
+	struct addr_elem e[CONFIG_MAX_ADDRS];
+	unsigned n;
+};
 
 struct upstream_conf {
 	enum upstream_kind kind;
@@ -43,6 +61,54 @@ struct upstream_conf {
 	char path[256];               /* https: the request path */
 	char authority[300];          /* https: :authority (AUTH-NAME, else the IP literal, and the port if not 443) */
 	bool use_get;                 /* https: ?method=get (else POST) */
+	unsigned pool;                /* the pool it is a member of */
+	uint32_t weight;              /* random policy: share of the picks (1) */
+	uint32_t max_inflight;        /* queries in flight to it per worker, 0: no cap of its own */
+};
+
+enum pool_policy { POOL_ROUND_ROBIN, POOL_RANDOM, POOL_LEAST_OUTSTANDING, POOL_FASTEST, POOL_FAILOVER };
+enum when_all_down { ALL_DOWN_SERVFAIL, ALL_DOWN_LEAST_BAD };
+
+struct health_conf {
+	char query_name[256];   /* text, e.g. "id.server." */
+	uint16_t query_type, query_class;
+	uint32_t interval_ms;   /* 0: no active probes */
+	uint32_t timeout_ms;
+	uint32_t fall, rise;
+};
+
+struct pool_conf {
+	char name[64];
+	enum pool_policy policy;
+	uint32_t timeout_ms;    /* per member try; 0: only the query's deadline */
+	uint32_t retries;       /* further members after a failure or timeout */
+	struct health_conf health;
+	enum when_all_down when_all_down;
+	unsigned n_members;     /* members are the upstreams whose .pool is this one */
+};
+
+enum route_kind { ROUTE_SUFFIX, ROUTE_REGEX };
+
+struct route_conf {
+	enum route_kind kind;
+	uint8_t suffix[256];    /* ROUTE_SUFFIX: lower-case wire form ("\0" for the root) */
+	char *regex;            /* ROUTE_REGEX: the pattern (heap) */
+	unsigned pool;
+	uint16_t qtypes[CONFIG_MAX_QTYPES]; /* conditions: any of these types (none: any type) */
+	unsigned n_qtypes;
+	struct addr_list *clients; /* condition: the client is in it (NULL: any client); heap */
+	bool no_cache;          /* cache: false */
+	unsigned line;          /* where it was written (for messages) */
+	char pool_name[64];     /* as written; resolved to pool after the whole file */
+	unsigned pool_line, pool_col;
+};
+
+struct etcd_conf {
+	char endpoints[4][256];
+	unsigned n_endpoints;
+	char prefix[256];
+	enum pool_policy policy;
+	struct health_conf health;
 };
 
 struct config {
@@ -68,11 +134,44 @@ struct config {
 	struct tls_server_ctx *tls_server; /* made by main.c when a tls:// listener exists */
 	bool embedded_default;      /* no listener or upstream was given */
 	char doh_path[CONFIG_DOH_PATH_MAX]; /* DoH listeners: the path of RFC 8484 queries */
+	struct pool_conf pools[CONFIG_MAX_POOLS]; /* pools[0] is "default" unless the file names others */
+	size_t n_pools;
+	struct route_conf *routes;  /* heap, n_routes; none: every name to pool "default" */
+	struct route_table *route_table; /* built from routes by main.c (NULL without routes) */
+	size_t n_routes;
+	bool has_etcd;
+	struct etcd_conf etcd;
+	char file[4096];            /* -c FILE, "" without one */
+	bool doh_path_set;          /* a listener in the file gave a path */
+	int log_level;              /* log.level: 1 + enum log_level; 0: not set */
 	struct sockaddr_storage trusted_proxies[CONFIG_MAX_TRUSTED_PROXIES]; /* believed in X-Forwarded-For (port 0) */
 	size_t n_trusted_proxies;
 };
 
 void config_defaults(struct config *c);
+
+/** Read a YAML configuration file into c (over its defaults; the command
+ * line is applied after, and wins). Errors go to err as
+ * "FILE:LINE:COL: key: what was expected", one per line. Returns 0 or -EINVAL. */
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+
+/** The index of the pool named name, or -1. */
+int config_find_pool(const struct config *c, const char *name);
+/** The index of the pool named name, made (with the defaults) if new; -ENOSPC. */
+int config_add_pool(struct config *c, const char *name);
+
+/** Free what config_load_file allocated (routes). */
+void config_free(struct config *c);
+
+/** Parse one address-list element ("10.0.0.0/8", "!192.0.2.1", "any",
+ * "localhost", "private" expands to several); appends to l. -EINVAL with a reason. */
+int config_parse_addr(struct addr_list *l, const char *s, char *err, size_t errlen);
+
+/** Does the address list allow a? */
+bool config_addr_match(const struct addr_list *l, const struct sockaddr *a);
+
+/** Parse "250ms", "2s", "5m", "1h", "1d" or a bare integer of ms. */
+int config_parse_duration(const char *s, uint32_t *ms);
 
 /** Fill listeners and upstreams of the embedded default where none were given. */
 void config_apply_embedded(struct config *c);
@@ -85,8 +184,9 @@ int config_parse_listen(const char *s, struct listen_conf *l, char *err, size_t 
  * "tls://IP[:PORT][?pin=sha256/BASE64[&pin=...]][#AUTH-NAME]" (port 853 by default). */
 int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, size_t errlen);
 
-/** Check cross-field constraints; -EINVAL with a reason. */
-int config_validate(const struct config *c, char *err, size_t errlen);
+/** Check cross-field constraints, and make the pool "default" of the
+ * upstreams when no pool was named; -EINVAL with a reason. */
+int config_validate(struct config *c, char *err, size_t errlen);
 
 /** Add "IP" to the trusted proxies; -EINVAL with a reason. */
 int config_add_trusted_proxy(struct config *c, const char *s, char *err, size_t errlen);

@@ -102,7 +102,7 @@ void query_dispatch(struct query *q, const struct upstream *avoid)
 		query_fail(q, KNOT_RCODE_SERVFAIL);
 		return;
 	}
-	struct upstream *u = pool_pick(&w->pool, now, avoid);
+	struct upstream *u = pool_pick(&w->pools[q->pool], now, avoid, &w->rnd);
 	if (!u) {
 		query_fail(q, KNOT_RCODE_SERVFAIL);
 		return;
@@ -118,7 +118,7 @@ void query_dispatch(struct query *q, const struct upstream *avoid)
 void query_dispatch_elsewhere(struct query *q, const struct upstream *u)
 {
 	struct worker *w = q->w;
-	struct upstream *next = pool_pick(&w->pool, worker_now(w), u);
+	struct upstream *next = pool_pick(&w->pools[q->pool], worker_now(w), u, &w->rnd);
 	if (!next || next == u || !health_usable(&next->health, worker_now(w)) || upstream_send(next, q) < 0)
 		query_fail(q, KNOT_RCODE_SERVFAIL);
 }

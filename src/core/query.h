@@ -96,6 +96,8 @@ struct query {
 	uint8_t suspicion;         /* of which it was the oldest unanswered (QUERY_MAX_SUSPICION) */
 	uint32_t write_seq;        /* its number in its circuit's write order */
 	int32_t h2_stream;         /* its HTTP/2 stream on a DoH circuit */
+	uint16_t pool;             /* the pool its route chose (w->pools) */
+	uint64_t sent_ms;          /* when it last went to an upstream (latency EWMA) */
 	uint8_t udp_tries;         /* UDP transmissions so far */
 	uint8_t added;             /* what its circuit added to it (enum rewrite_added), taken from the answer */
 	bool was_sent;             /* written to an upstream at least once */

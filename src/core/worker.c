@@ -10,6 +10,7 @@
 #include "core/worker.h"
 #include "frontend/frontend.h"
 #include "obs/log.h"
+#include "route/route.h"
 #include "upstream/upstream.h"
 
 #define UDP_DGRAM_MAX (64 * 1024) /* recvmmsg chunk: any UDP datagram fits */
@@ -122,9 +123,9 @@ static void close_all(struct worker *w)
 {
 	w->is_closed = true;
 	udptx_flush(w->tx); /* nothing queued may outlive its socket */
-	for (unsigned i = 0; i < w->pool.n; i++)
-		upstream_close(w->pool.members[i]);
-	w->pool.n = 0;
+	for (unsigned i = 0; i < w->n_upstreams; i++)
+		upstream_close(w->upstreams[i]);
+	w->n_upstreams = 0;
 	frontend_udp_close(w);
 	uv_close((uv_handle_t *)&w->timer, NULL);
 	uv_close((uv_handle_t *)&w->check, NULL);
@@ -241,6 +242,36 @@ static int start_listeners(struct worker *w)
 	return 0;
 }
 
+/* This worker's upstream instances, and its pools of them (config order). */
+static int make_pools(struct worker *w)
+{
+	const struct config *cfg = w->cfg;
+	w->upstreams = calloc(cfg->n_upstreams, sizeof(*w->upstreams));
+	w->pools = calloc(cfg->n_pools, sizeof(*w->pools));
+	if (!w->upstreams || !w->pools)
+		return -ENOMEM;
+	w->n_pools = (unsigned)cfg->n_pools;
+	for (unsigned p = 0; p < w->n_pools; p++) {
+		w->pools[p].conf = &cfg->pools[p];
+		w->pools[p].members = calloc(cfg->pools[p].n_members ? cfg->pools[p].n_members : 1, sizeof(struct upstream *));
+		if (!w->pools[p].members)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < cfg->n_upstreams; i++) {
+		struct upstream *u = upstream_new(w, &cfg->upstreams[i]);
+		if (!u)
+			return -ENOMEM;
+		w->upstreams[w->n_upstreams++] = u;
+		struct pool *p = &w->pools[cfg->upstreams[i].pool];
+		p->members[p->n++] = u;
+	}
+	int d = config_find_pool(cfg, "default");
+	w->default_pool = d < 0 ? 0 : (unsigned)d;
+	if (cfg->route_table && !(w->route_scratch = route_scratch_new(cfg->route_table)))
+		return -ENOMEM;
+	return 0;
+}
+
 int worker_init(struct worker *w, unsigned idx, const struct config *cfg, int *fds)
 {
 	memset(w, 0, sizeof(*w));
@@ -265,15 +296,8 @@ int worker_init(struct worker *w, unsigned idx, const struct config *cfg, int *f
 	w->tx->n = 0;
 	w->tx->used = 0;
 	w->tx->m = &w->m;
-	w->pool.members = calloc(cfg->n_upstreams, sizeof(*w->pool.members));
-	if (!w->udp_rbuf || !w->pool.members)
+	if (!w->udp_rbuf || make_pools(w) < 0)
 		return -ENOMEM;
-	for (size_t i = 0; i < cfg->n_upstreams; i++) {
-		w->pool.members[i] = upstream_new(w, &cfg->upstreams[i]);
-		if (!w->pool.members[i])
-			return -ENOMEM;
-		w->pool.n++;
-	}
 	uv_timer_init(&w->loop, &w->timer);
 	w->timer.data = w;
 	uv_check_init(&w->loop, &w->check);
@@ -298,15 +322,19 @@ void worker_deinit(struct worker *w)
 {
 	/* every handle is closed once uv_run returned; drain close callbacks */
 	uv_run(&w->loop, UV_RUN_DEFAULT);
-	for (unsigned i = 0; i < w->pool.n; i++)
-		upstream_close(w->pool.members[i]);
+	for (unsigned i = 0; i < w->n_upstreams; i++)
+		upstream_close(w->upstreams[i]);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	while (w->free_queries) {
 		struct query *q = w->free_queries;
 		w->free_queries = q->next_free;
 		free(q);
 	}
-	free(w->pool.members);
+	free(w->upstreams);
+	for (unsigned i = 0; i < w->n_pools; i++)
+		free(w->pools[i].members);
+	free(w->pools);
+	route_scratch_free(w->route_scratch);
 	free(w->udp_rbuf);
 	free(w->tx);
 	if (uv_loop_close(&w->loop) != 0)

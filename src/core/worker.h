@@ -57,7 +57,12 @@ struct worker {
 	struct tq tcp_linger;          /* client connections draining, delay = WORKER_DRAIN_MS */
 	struct rnd rnd;                /* IDs and jitter */
 	struct metrics m;              /* counters, read by the daemon */
-	struct pool pool;              /* upstream instances of this worker */
+	struct upstream **upstreams;   /* this worker's instance of each cfg->upstreams[i] (owned) */
+	unsigned n_upstreams;
+	struct pool *pools;            /* one per cfg->pools[i]; members borrowed from upstreams */
+	unsigned n_pools;
+	unsigned default_pool;         /* where names go when there are no routes */
+	struct route_scratch *route_scratch; /* PCRE2 match data for cfg->route_table */
 	uint32_t inflight;             /* queries alive */
 	size_t query_heap_len;         /* bytes of their messages on the heap (WORKER_QUERY_HEAP_MAX) */
 	uint32_t turn_inputs;          /* messages read in this loop turn (worker_batch_done) */

@@ -6,6 +6,7 @@
 #include "core/query.h"
 #include "core/worker.h"
 #include "frontend/frontend.h"
+#include "route/route.h"
 
 /* The largest UDP answer that can leave at all, whatever the client
  * advertises: 65,535 less the IP and UDP headers (IPv6's header is not
@@ -29,6 +30,25 @@ const struct client_ops frontend_udp_client = {
 	.max_answer = udp_max_answer,
 	.reply = udp_reply,
 };
+
+/* The pool of q's route; false when no route matches (answered SERVFAIL,
+ * as dnsrouter does). */
+static bool route(struct worker *w, struct query *q)
+{
+	const struct route_table *t = w->cfg->route_table;
+	if (!t) {
+		q->pool = (uint16_t)w->default_pool;
+		return true;
+	}
+	int p = route_lookup(t, w->route_scratch, q->wire + MSG_HDR, q->mi.qtype, &q->client.peer.sa, NULL);
+	if (p < 0) {
+		METRIC_INC(&w->m, no_route);
+		query_fail(q, KNOT_RCODE_SERVFAIL);
+		return false;
+	}
+	q->pool = (uint16_t)p;
+	return true;
+}
 
 int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct client *from)
 {
@@ -84,6 +104,8 @@ int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struc
 		return 0;
 	}
 	q->len = (uint16_t)msg_normalize_query(q->wire, q->len, &q->mi);
+	if (!route(w, q))
+		return 0;
 	q->is_activity = true;
 	tq_add(&w->deadlines, &q->deadline, worker_now(w));
 	worker_arm(w, q->deadline.deadline_ms);

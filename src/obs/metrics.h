@@ -19,6 +19,7 @@
 	X(upstream_errors)   /* DoH upstream streams that ended in an HTTP error or a reset */                       \
 	X(malformed_answers) /* upstream answers that matched a query but did not parse: discarded */               \
 	X(overflow)          /* queries refused by an in-flight cap (answered SERVFAIL) */                           \
+	X(no_route)          /* queries no route matched (answered SERVFAIL) */                                       \
 	X(upstream_timeouts) /* queries that reached their deadline */                                               \
 	X(udp_retries)       /* UDP retransmissions */                                                               \
 	X(tc_retries)        /* UDP answers with TC=1 retried over TCP */                                            \

@@ -1,17 +1,27 @@
-/* pool.h -- the members of one pool and the pick: round-robin over healthy
- * members; when all are down, the one whose backoff ends first (queries are
- * never dropped just because every member failed once). */
+/* pool.h -- the members of one pool (per worker) and the pick, by the pool's
+ * policy (CONFIG.md pools.*.policy): round-robin, random (weighted),
+ * least-outstanding, fastest (latency EWMA, with a share of the picks
+ * probing the others so a recovered member is noticed), failover (the
+ * first usable in order). Members down or at their max-inflight are
+ * skipped; when none is usable, the one whose backoff ends first (or, with
+ * when-all-down: servfail, none). No I/O: unit-tested alone. */
 #pragma once
 #include <stdint.h>
+#include "config/config.h"
+#include "core/rand.h"
 
 struct upstream;
 
+#define POOL_PROBE_EVERY 20 /* fastest: one pick in this many goes to another usable member */
+
 struct pool {
-	struct upstream **members; /* owned: freed by pool_deinit's caller via upstream_free */
+	const struct pool_conf *conf;
+	struct upstream **members; /* the worker's upstream instances (borrowed), conf order */
 	unsigned n;
-	unsigned rr;               /* next member to try */
+	unsigned rr;               /* round-robin: next member to try */
+	uint32_t picks;            /* fastest: picks so far (the probing share) */
 };
 
-/** The member the next query goes to, NULL when the pool is empty. Skips the
- * member "avoid" when another is usable (a retry should go elsewhere). */
-struct upstream *pool_pick(struct pool *p, uint64_t now_ms, const struct upstream *avoid);
+/** The member the next query goes to, NULL when there is none to try.
+ * Skips "avoid" (the one that just failed it) when another is usable. */
+struct upstream *pool_pick(struct pool *p, uint64_t now_ms, const struct upstream *avoid, struct rnd *r);

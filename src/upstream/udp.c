@@ -67,6 +67,7 @@ static void on_answer(struct udp_sock *s, uint8_t *msg, size_t len)
 	q->state = Q_IDLE;
 	q->up = NULL;
 	health_ok(&u->health);
+	upstream_note_answer(u, q, worker_now(w));
 	if (knot_wire_get_tc(msg)) {
 		upstream_retry_tcp(u, q);
 		return;
@@ -201,4 +202,9 @@ void upstream_udp_close(struct upstream *u)
 	s->u = NULL;
 	u->udp = NULL;
 	retire(s);
+}
+
+uint32_t upstream_udp_outstanding(const struct upstream *u)
+{
+	return u->udp ? u->udp->table.count : 0;
 }

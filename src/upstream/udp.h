@@ -16,6 +16,8 @@
 #define UDP_SOCK_USES 256 /* queries per source port */
 #define UDP_SOCK_CAP 512  /* queries in flight per socket */
 
+#include <stdint.h>
+
 struct upstream;
 struct query;
 struct udp_sock;
@@ -24,3 +26,5 @@ int upstream_udp_send(struct upstream *u, struct query *q) __attribute__((warn_u
 void upstream_udp_cancel(struct upstream *u, struct query *q);
 /** Retire the current socket (at upstream close). */
 void upstream_udp_close(struct upstream *u);
+/** Queries in flight on the current socket. */
+uint32_t upstream_udp_outstanding(const struct upstream *u);

@@ -61,9 +61,25 @@ static int stream_send(struct upstream *u, struct query *q)
 int upstream_send(struct upstream *u, struct query *q)
 {
 	int r = u->conf->kind == UPSTREAM_UDP ? upstream_udp_send(u, q) : stream_send(u, q);
-	if (r == 0)
+	if (r == 0) {
 		q->up = u;
+		q->sent_ms = worker_now(u->w);
+	}
 	return r;
+}
+
+uint32_t upstream_outstanding(const struct upstream *u)
+{
+	uint32_t n = u->conf->kind == UPSTREAM_UDP ? upstream_udp_outstanding(u) : 0;
+	for (unsigned i = 0; i < u->n_circuits; i++)
+		n += circuit_held(u->circuits[i]);
+	return n;
+}
+
+void upstream_note_answer(struct upstream *u, const struct query *q, uint64_t now_ms)
+{
+	uint64_t us = (now_ms - q->sent_ms) * 1000 + 1; /* the loop clock has ms; never 0 once measured */
+	u->rtt_ewma_us = u->rtt_ewma_us ? (uint32_t)((7 * (uint64_t)u->rtt_ewma_us + us) / 8) : (uint32_t)us;
 }
 
 void upstream_cancel(struct upstream *u, struct query *q)

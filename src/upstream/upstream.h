@@ -20,6 +20,7 @@ struct upstream {
 	const struct upstream_conf *conf; /* address and kind; owned by the config (or by twin_conf) */
 	struct worker *w;                 /* owner */
 	struct health health;             /* failures, backoff */
+	uint32_t rtt_ewma_us;             /* answer latency, EWMA (fastest policy); 0 until measured */
 	char name[640];                   /* for logs */
 	/* stream transports */
 	struct circuit *circuits[CONFIG_CIRCUIT_MAX_LIMIT]; /* open or opening */
@@ -41,6 +42,12 @@ void upstream_close(struct upstream *u);
 /** Send q (Q_IDLE) to u. Returns 0, or a negative code after which q is still
  * the caller's (ERR_FULL: every circuit is full). */
 int upstream_send(struct upstream *u, struct query *q) __attribute__((warn_unused_result));
+
+/** Queries u holds now (in flight or waiting on its circuits and sockets). */
+uint32_t upstream_outstanding(const struct upstream *u);
+
+/** An answer came from u for q: note its latency (EWMA, 1/8 per sample). */
+void upstream_note_answer(struct upstream *u, const struct query *q, uint64_t now_ms);
 
 /** Remove q from whatever table or list of u holds it. */
 void upstream_cancel(struct upstream *u, struct query *q);

@@ -348,16 +348,22 @@ class Knotd(ServerProcess):
 
     name = "knotd"
 
-    def __init__(self, host="127.0.0.1", port=None):
+    def __init__(self, host="127.0.0.1", port=None, zones=None):
+        """zones: {"name.": zone text} to serve instead of test. (for routing tests)."""
         self.host = host
         self.port = port or free_port(host)
         self.dir = short_tmpdir("dnsmux-knot-")
         for sub in ("run", "db", "zones"):
             (self.dir / sub).mkdir()
-        (self.dir / "zones" / "test.zone").write_text(helpers.zone_text())
+        zones = zones or {"test.": helpers.zone_text()}
+        for name, text in zones.items():
+            (self.dir / "zones" / ("%szone" % name)).write_text(text)
+        self.zones = list(zones)
+        conf = KNOT_CONF.format(run=self.dir / "run", db=self.dir / "db", zones=self.dir / "zones", host=host,
+                                port=self.port)
+        conf = conf.replace("zone:\n  - domain: test.\n", "zone:\n" + "".join("  - domain: %s\n" % z for z in zones))
         self.conf = self.dir / "knot.conf"
-        self.conf.write_text(KNOT_CONF.format(run=self.dir / "run", db=self.dir / "db",
-                                              zones=self.dir / "zones", host=host, port=self.port))
+        self.conf.write_text(conf)
         self.log_path = self.out_path = self.dir / "knotd.log"
 
     def url(self, scheme="tcp"):
@@ -368,6 +374,13 @@ class Knotd(ServerProcess):
         return [KNOTD, "-c", str(self.conf)]
 
     def answers(self, tcp):
+        if self.zones != ["test."]:
+            q = dns.message.make_query(self.zones[0], "SOA")
+            try:
+                r = (dns.query.tcp if tcp else dns.query.udp)(q, self.host, port=self.port, timeout=0.5)
+            except (OSError, EOFError, dns.exception.DNSException):
+                return False
+            return r.rcode() == 0 and bool(r.answer)
         q = dns.message.make_query("www.test.", "A")
         try:
             if tcp:
@@ -399,8 +412,8 @@ def knotd():
 def knotd_factory():
     made = []
 
-    def make(host="127.0.0.1"):
-        k = Knotd(host=host)
+    def make(host="127.0.0.1", zones=None):
+        k = Knotd(host=host, zones=zones)
         made.append(k)
         return k.start()
 
@@ -464,11 +477,21 @@ def upstream_values(argv):
     return out
 
 
+def config_file_upstreams(argv):
+    """The upstream URLs a -c FILE names (pool members), read as text."""
+    out = []
+    for i, a in enumerate(argv):
+        if a in ("-c", "--config") and i + 1 < len(argv):
+            text = Path(argv[i + 1]).read_text()
+            out += re.findall(r"(?:udp|tcp|tls|https)://[^\s,\]\}'\"]+", text)
+    return out
+
+
 def assert_loopback_only(argv):
     """Refuse to start dnsmux unless it has at least one upstream and every
     upstream is loopback or a unix socket (no --upstream at all would make
-    it forward to public resolvers)."""
-    ups = upstream_values(argv)
+    it forward to public resolvers). Upstreams in a -c FILE count."""
+    ups = upstream_values(argv) + config_file_upstreams(argv)
     assert ups, "refusing to start dnsmux without an explicit loopback --upstream: %r" % (argv,)
     for u in ups:
         if u.startswith("unix://"):

@@ -1,0 +1,219 @@
+/* test_route.c -- src/route/route.c and src/route/pool.c (with the YAML
+ * loader, src/config/yaml.c, making their input): suffix rules on label
+ * boundaries with the longest winning whatever the order, regexes in file
+ * order, the root as the default after both, conditions; the policies'
+ * distribution over many picks. No event loop. */
+#include <arpa/inet.h>
+#include <unistd.h>
+#include "test.h"
+#include "config/config.h"
+#include "route/pool.h"
+#include "route/route.h"
+#include "upstream/upstream.h"
+
+static struct config cfg;
+
+static void load(const char *yaml)
+{
+	char path[] = "/tmp/dnsmux-test-route-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+	close(fd);
+	config_free(&cfg);
+	config_defaults(&cfg);
+	char err[2048];
+	int r = config_load_file(&cfg, path, err, sizeof(err));
+	unlink(path);
+	if (r < 0)
+		fail_msg("%s", err);
+}
+
+static int lookup(const struct route_table *t, struct route_scratch *s, const char *name, uint16_t qtype, const char *ip)
+{
+	uint8_t dn[KNOT_DNAME_MAXLEN];
+	assert_non_null(knot_dname_from_str(dn, name, sizeof(dn)));
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	inet_pton(AF_INET, ip ? ip : "127.0.0.1", &a.sin_addr);
+	return route_lookup(t, s, dn, qtype, (struct sockaddr *)&a, NULL);
+}
+
+#define POOLS "pools:\n  a: {members: [tcp://127.0.0.1:1]}\n  b: {members: [tcp://127.0.0.1:2]}\n" \
+	      "  c: {members: [tcp://127.0.0.1:3]}\n  d: {members: [tcp://127.0.0.1:4]}\n"
+
+static void suffix_longest_and_boundaries(void **state)
+{
+	(void)state;
+	load(POOLS "routes:\n"
+		   "  - {suffix: example., pool: a}\n"
+		   "  - {suffix: corp.example., pool: b}\n"
+		   "  - {suffix: x.corp.example., pool: c}\n");
+	char err[256];
+	struct route_table *t = route_table_new(&cfg, err, sizeof(err));
+	assert_non_null(t);
+	struct route_scratch *s = route_scratch_new(t);
+	assert_int_equal(lookup(t, s, "www.example.", 1, NULL), 0);
+	assert_int_equal(lookup(t, s, "example.", 1, NULL), 0);
+	assert_int_equal(lookup(t, s, "www.corp.example.", 1, NULL), 1);
+	assert_int_equal(lookup(t, s, "WWW.CORP.Example.", 1, NULL), 1);
+	assert_int_equal(lookup(t, s, "a.x.corp.example.", 1, NULL), 2);
+	assert_int_equal(lookup(t, s, "xcorp.example.", 1, NULL), 0); /* label boundary */
+	assert_int_equal(lookup(t, s, "example.net.", 1, NULL), -1);
+	assert_int_equal(lookup(t, s, "com.", 1, NULL), -1);
+	route_scratch_free(s);
+	route_table_free(t);
+}
+
+static void regex_then_root_default(void **state)
+{
+	(void)state;
+	load(POOLS "routes:\n"
+		   "  - {suffix: ., pool: d}\n" /* written first: still the last resort */
+		   "  - {regex: '^[ab]*\\.miek\\.nl\\.$', pool: a}\n"
+		   "  - {regex: 'miek', pool: b}\n"
+		   "  - {suffix: nl., qtype: [MX], pool: c}\n");
+	char err[256];
+	struct route_table *t = route_table_new(&cfg, err, sizeof(err));
+	assert_non_null(t);
+	struct route_scratch *s = route_scratch_new(t);
+	assert_int_equal(lookup(t, s, "ab.miek.nl.", 1, NULL), 0);
+	assert_int_equal(lookup(t, s, "AB.Miek.NL.", 1, NULL), 0);
+	assert_int_equal(lookup(t, s, "c.miek.nl.", 1, NULL), 1);   /* the second regex, in file order */
+	assert_int_equal(lookup(t, s, "ab.miek.nl.", 15, NULL), 2); /* a suffix rule whose qtype holds comes first */
+	assert_int_equal(lookup(t, s, "www.test.", 1, NULL), 3);    /* the default */
+	route_scratch_free(s);
+	route_table_free(t);
+}
+
+static void client_conditions(void **state)
+{
+	(void)state;
+	load(POOLS "routes:\n"
+		   "  - {suffix: example., client: ['!10.1.0.0/16', 10.0.0.0/8], pool: a}\n"
+		   "  - {suffix: example., client: [private], pool: b}\n"
+		   "  - {suffix: example., pool: c}\n");
+	char err[256];
+	struct route_table *t = route_table_new(&cfg, err, sizeof(err));
+	struct route_scratch *s = route_scratch_new(t);
+	assert_int_equal(lookup(t, s, "www.example.", 1, "10.2.3.4"), 0);
+	assert_int_equal(lookup(t, s, "www.example.", 1, "10.1.3.4"), 1); /* excluded from a, private */
+	assert_int_equal(lookup(t, s, "www.example.", 1, "192.168.1.1"), 1);
+	assert_int_equal(lookup(t, s, "www.example.", 1, "198.51.100.1"), 2);
+	route_scratch_free(s);
+	route_table_free(t);
+}
+
+static void many_suffix_rules(void **state)
+{
+	(void)state;
+	static char yaml[1 << 21];
+	size_t n = (size_t)snprintf(yaml, sizeof(yaml), "%sroutes:\n", POOLS);
+	for (int i = 0; i < 10000; i++)
+		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "  - {suffix: z%d.example., pool: %c}\n", i, 'a' + i % 4);
+	load(yaml);
+	char err[256];
+	struct route_table *t = route_table_new(&cfg, err, sizeof(err));
+	assert_non_null(t);
+	struct route_scratch *s = route_scratch_new(t);
+	for (int i = 0; i < 10000; i += 97) {
+		char name[64];
+		snprintf(name, sizeof(name), "www.z%d.example.", i);
+		assert_int_equal(lookup(t, s, name, 1, NULL), i % 4);
+	}
+	assert_int_equal(lookup(t, s, "www.z10000.example.", 1, NULL), -1);
+	route_scratch_free(s);
+	route_table_free(t);
+}
+
+/* ---- pools ---- */
+
+static struct upstream ups[4];
+static struct upstream_conf ucs[4];
+
+static struct pool make_pool(enum pool_policy policy, struct pool_conf *pc)
+{
+	memset(pc, 0, sizeof(*pc));
+	pc->policy = policy;
+	pc->when_all_down = ALL_DOWN_LEAST_BAD;
+	static struct upstream *members[4];
+	for (int i = 0; i < 4; i++) {
+		memset(&ups[i], 0, sizeof(ups[i]));
+		memset(&ucs[i], 0, sizeof(ucs[i]));
+		ucs[i].kind = UPSTREAM_TCP; /* no circuits: nothing outstanding */
+		ucs[i].weight = (uint32_t)(i + 1);
+		ups[i].conf = &ucs[i];
+		health_init(&ups[i].health);
+		members[i] = &ups[i];
+	}
+	struct pool p = {.conf = pc, .members = members, .n = 4};
+	return p;
+}
+
+static void policies_distribution(void **state)
+{
+	(void)state;
+	struct pool_conf pc;
+	struct rnd r;
+	rnd_init(&r);
+	unsigned hits[4] = {0};
+	/* round-robin: even */
+	struct pool p = make_pool(POOL_ROUND_ROBIN, &pc);
+	for (int i = 0; i < 4000; i++)
+		hits[pool_pick(&p, 0, NULL, &r) - ups]++;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(hits[i], 1000);
+	/* random: by weight 1:2:3:4, within 10 % */
+	p = make_pool(POOL_RANDOM, &pc);
+	memset(hits, 0, sizeof(hits));
+	for (int i = 0; i < 100000; i++)
+		hits[pool_pick(&p, 0, NULL, &r) - ups]++;
+	for (int i = 0; i < 4; i++) {
+		double want = 100000.0 * (i + 1) / 10;
+		assert_true(hits[i] > want * 0.9 && hits[i] < want * 1.1);
+	}
+	/* failover: the first usable; a down one is skipped, the avoided one too */
+	p = make_pool(POOL_FAILOVER, &pc);
+	assert_ptr_equal(pool_pick(&p, 0, NULL, &r), &ups[0]);
+	ups[0].health.is_down = true;
+	ups[0].health.retry_at_ms = 1000;
+	assert_ptr_equal(pool_pick(&p, 0, NULL, &r), &ups[1]);
+	assert_ptr_equal(pool_pick(&p, 0, &ups[1], &r), &ups[2]);
+	assert_ptr_equal(pool_pick(&p, 2000, NULL, &r), &ups[0]); /* its backoff is over: probed again */
+	/* fastest: the lowest EWMA, one pick in POOL_PROBE_EVERY elsewhere */
+	p = make_pool(POOL_FASTEST, &pc);
+	for (int i = 0; i < 4; i++)
+		ups[i].rtt_ewma_us = (uint32_t)(1000 * (4 - i));
+	memset(hits, 0, sizeof(hits));
+	for (int i = 0; i < 2000; i++)
+		hits[pool_pick(&p, 0, NULL, &r) - ups]++;
+	assert_true(hits[3] >= 2000 - 2000 / POOL_PROBE_EVERY);
+	assert_true(hits[0] > 0 && hits[1] > 0 && hits[2] > 0); /* the others are probed */
+	/* every member down: least-bad gives the one whose backoff ends first, servfail none */
+	p = make_pool(POOL_ROUND_ROBIN, &pc);
+	for (int i = 0; i < 4; i++) {
+		ups[i].health.is_down = true;
+		ups[i].health.retry_at_ms = (uint64_t)(5000 - i);
+	}
+	assert_ptr_equal(pool_pick(&p, 0, NULL, &r), &ups[3]);
+	pc.when_all_down = ALL_DOWN_SERVFAIL;
+	assert_null(pool_pick(&p, 0, NULL, &r));
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	config_free(&cfg);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(suffix_longest_and_boundaries),
+		cmocka_unit_test(regex_then_root_default),
+		cmocka_unit_test(client_conditions),
+		cmocka_unit_test(many_suffix_rules),
+		cmocka_unit_test(policies_distribution),
+	};
+	return cmocka_run_group_tests(tests, NULL, teardown);
+}
