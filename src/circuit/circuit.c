@@ -460,7 +460,7 @@ static void on_answer(struct circuit *c, uint8_t *msg, size_t len)
 		if (c->tls)
 			tls_conn_save_session(c->tls);
 	}
-	query_answer(q, msg, len);
+	query_upstream_answer(q, c->up, msg, len);
 }
 
 static void become_ready(struct circuit *c);

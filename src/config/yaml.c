@@ -400,7 +400,7 @@ static void m_url_done(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 
 static void p_members(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 {
-	unsigned pool = (unsigned)(uintptr_t)o;
+	unsigned pool = (unsigned)((struct pool_conf *)o - x->c->pools);
 	static const struct key keys[] = {
 		KEY_FN("url", m_url_done),
 		KEY_UINT("weight", struct upstream_conf, weight, 1, 1000000),
@@ -446,7 +446,8 @@ static void p_members(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 
 static struct pool_conf *pool_of(struct ctx *x, void *o)
 {
-	return &x->c->pools[(uintptr_t)o];
+	(void)x;
+	return o;
 }
 
 static void p_policy(struct ctx *x, yaml_node_t *n, const char *p, void *o)
@@ -577,7 +578,7 @@ static void k_pools(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 			error_at(x, k, kp, "at most %d pools", CONFIG_MAX_POOLS);
 			continue;
 		}
-		walk(x, v, kp, keys, (void *)(uintptr_t)idx);
+		walk(x, v, kp, keys, &x->c->pools[idx]);
 		if (x->c->pools[idx].n_members == 0)
 			error_at(x, v, kp, "a pool needs members");
 	}

@@ -112,7 +112,55 @@ void query_dispatch(struct query *q, const struct upstream *avoid)
 		if (r == ERR_FULL || r == ERR_NOID)
 			METRIC_INC(&w->m, overflow);
 		query_fail(q, KNOT_RCODE_SERVFAIL);
+		return;
 	}
+	struct pool *p = &w->pools[q->pool];
+	if (p->conf->timeout_ms && q->tries < p->conf->retries) {
+		tq_add(&p->tries, &q->try_timer, now);
+		worker_arm(w, q->try_timer.deadline_ms);
+	}
+}
+
+/* Another member, if the pool has retries left for q and a member other
+ * than the one that failed it. */
+static bool retry_elsewhere(struct query *q, struct upstream *failed)
+{
+	struct worker *w = q->w;
+	const struct pool *p = &w->pools[q->pool];
+	if (q->tries >= p->conf->retries || p->n < 2 || worker_now(w) >= q->deadline.deadline_ms)
+		return false;
+	q->tries++;
+	METRIC_INC(&w->m, pool_retries);
+	query_dispatch(q, failed);
+	return true;
+}
+
+void query_upstream_answer(struct query *q, struct upstream *u, uint8_t *ans, size_t len)
+{
+	tq_remove(&q->try_timer);
+	/* RFC 8767-era practice (dnsdist, Unbound): a SERVFAIL from one server is
+	 * that server's trouble more often than the name's */
+	if (knot_wire_get_rcode(ans) == KNOT_RCODE_SERVFAIL && u) {
+		health_fail(&u->health, &q->w->rnd, worker_now(q->w)); /* a passive signal */
+		if (retry_elsewhere(q, u))
+			return;
+	}
+	query_answer(q, ans, len);
+}
+
+void query_try_expired(struct query *q)
+{
+	struct worker *w = q->w;
+	struct upstream *u = q->up;
+	const struct pool *p = &w->pools[q->pool];
+	if (q->state == Q_IDLE || !u)
+		return;
+	health_fail(&u->health, &w->rnd, worker_now(w)); /* a passive signal */
+	if (p->n < 2 || worker_now(w) >= q->deadline.deadline_ms)
+		return; /* nobody else to ask: it waits on u, under its deadline */
+	query_detach(q); /* a late answer from u counts as late */
+	if (!retry_elsewhere(q, u))
+		query_fail(q, KNOT_RCODE_SERVFAIL);
 }
 
 void query_dispatch_elsewhere(struct query *q, const struct upstream *u)

@@ -83,6 +83,7 @@ struct client {
 struct query {
 	struct tq_entry deadline;  /* in worker->deadlines: answered SERVFAIL when it expires */
 	struct tq_entry link;      /* circuit waiting list, or worker->udp_retry */
+	struct tq_entry try_timer; /* in its pool's tries while a member holds it (pools.*.timeout) */
 	struct worker *w;          /* owner */
 	struct upstream *up;       /* upstream holding it (state != Q_IDLE) */
 	struct circuit *circ;      /* circuit holding it (Q_WAITING, Q_CIRCUIT) */
@@ -97,6 +98,7 @@ struct query {
 	uint32_t write_seq;        /* its number in its circuit's write order */
 	int32_t h2_stream;         /* its HTTP/2 stream on a DoH circuit */
 	uint16_t pool;             /* the pool its route chose (w->pools) */
+	uint8_t tries;             /* members tried after the first (pools.*.retries) */
 	uint64_t sent_ms;          /* when it last went to an upstream (latency EWMA) */
 	uint8_t udp_tries;         /* UDP transmissions so far */
 	uint8_t added;             /* what its circuit added to it (enum rewrite_added), taken from the answer */
@@ -134,6 +136,15 @@ void query_detach(struct query *q);
 /** Send q to a usable pool member other than u, or answer it SERVFAIL when
  * there is none (u's certificate was rejected: no point waiting for it). */
 void query_dispatch_elsewhere(struct query *q, const struct upstream *u);
+
+/** An upstream's answer for q (state already Q_IDLE): a SERVFAIL from u is
+ * tried on another member while the pool's retries allow, else the answer
+ * goes to the client (query_answer). */
+void query_upstream_answer(struct query *q, struct upstream *u, uint8_t *ans, size_t len);
+
+/** Worker timer: q's try on its member ran out (pools.*.timeout): another
+ * member while the pool's retries allow; else it waits on (its deadline). */
+void query_try_expired(struct query *q);
 
 /** Put q back into circulation after its circuit failed: resend at once, or
  * SERVFAIL when it has been resent too often or its deadline passed. */

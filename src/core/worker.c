@@ -43,6 +43,9 @@ static void rearm(struct worker *w)
 	t = tq_next_ms(&w->tcp_linger);
 	if (t < next)
 		next = t;
+	for (unsigned i = 0; i < w->n_pools; i++)
+		if ((t = tq_next_ms(&w->pools[i].tries)) < next)
+			next = t;
 	if (w->is_stopping && !w->is_closed && w->stop_by_ms < next)
 		next = w->stop_by_ms;
 	if (next != UINT64_MAX)
@@ -62,6 +65,9 @@ static void timer_cb(uv_timer_t *t)
 	}
 	while ((e = tq_pop_expired(&w->udp_retry, now)))
 		upstream_udp_retry_expired(tq_container(e, struct query, link));
+	for (unsigned i = 0; i < w->n_pools; i++)
+		while ((e = tq_pop_expired(&w->pools[i].tries, now)))
+			query_try_expired(tq_container(e, struct query, try_timer));
 	frontend_tcp_idle_expired(w, now);
 	finish_stop(w);
 	if (!w->is_closed)
@@ -102,6 +108,7 @@ void worker_query_release(struct query *q)
 	struct worker *w = q->w;
 	tq_remove(&q->deadline);
 	tq_remove(&q->link);
+	tq_remove(&q->try_timer);
 	if (q->wire != q->inline_buf) {
 		free(q->wire);
 		w->query_heap_len -= q->heap_len;
@@ -253,6 +260,7 @@ static int make_pools(struct worker *w)
 	w->n_pools = (unsigned)cfg->n_pools;
 	for (unsigned p = 0; p < w->n_pools; p++) {
 		w->pools[p].conf = &cfg->pools[p];
+		tq_init(&w->pools[p].tries, cfg->pools[p].timeout_ms);
 		w->pools[p].members = calloc(cfg->pools[p].n_members ? cfg->pools[p].n_members : 1, sizeof(struct upstream *));
 		if (!w->pools[p].members)
 			return -ENOMEM;

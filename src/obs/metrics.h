@@ -24,6 +24,7 @@
 	X(udp_retries)       /* UDP retransmissions */                                                               \
 	X(tc_retries)        /* UDP answers with TC=1 retried over TCP */                                            \
 	X(requeued)          /* queries resent because their circuit dropped */                                      \
+	X(pool_retries)      /* queries tried on another member after a SERVFAIL or a try's timeout */              \
 	X(suspects)          /* queries first unanswered on two circuits that died: SERVFAIL, never resent */      \
 	X(circuits_opened)   /* upstream connections opened */                                                       \
 	X(circuits_failed)   /* upstream connections that failed or died */                                          \

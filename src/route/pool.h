@@ -8,6 +8,7 @@
 #pragma once
 #include <stdint.h>
 #include "config/config.h"
+#include "circuit/timeout.h"
 #include "core/rand.h"
 
 struct upstream;
@@ -20,6 +21,7 @@ struct pool {
 	unsigned n;
 	unsigned rr;               /* round-robin: next member to try */
 	uint32_t picks;            /* fastest: picks so far (the probing share) */
+	struct tq tries;           /* queries on a member, delay = conf->timeout_ms (0: not used) */
 };
 
 /** The member the next query goes to, NULL when there is none to try.

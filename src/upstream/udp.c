@@ -72,7 +72,7 @@ static void on_answer(struct udp_sock *s, uint8_t *msg, size_t len)
 		upstream_retry_tcp(u, q);
 		return;
 	}
-	query_answer(q, msg, len);
+	query_upstream_answer(q, u, msg, len);
 }
 
 static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)

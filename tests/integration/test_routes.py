@@ -190,3 +190,34 @@ def test_command_line_wins(origins, dnsmux, tmp_path):
     conf = write_conf(tmp_path, "timeout: 300ms\npools:\n  default: {members: [tcp://127.0.0.1:1]}\n")
     d = dnsmux("-c", conf, "--timeout", "3000", upstream=origins["example"].url("tcp"))
     assert a_of(ask(d.port, "www.example.")) == {"192.0.2.1"}
+
+
+POOL_RETRY = """\
+pools:
+  default:
+    policy: failover        # the bad member first, every time
+    timeout: 300ms
+    retries: 1
+    members: [{bad}, {good}]
+"""
+
+
+@pytest.mark.parametrize("kind", ["silent", "servfail"])
+def test_pool_timeout_and_retries(knotd, fault_server, dnsmux, tmp_path, kind):
+    """pools.*.timeout and retries: a member that does not answer within the
+    try's timeout, or answers SERVFAIL, makes the query go to the next
+    member -- answered right well within the query's own 2 s deadline."""
+    import time
+    bad = fault_server(silent=True) if kind == "silent" else fault_server(rcode=dns.rcode.SERVFAIL)
+    conf = write_conf(tmp_path, POOL_RETRY.format(bad=bad.url("tcp"), good=knotd.url("tcp")))
+    d = dnsmux("-c", conf)
+    for i in range(5):
+        t0 = time.monotonic()
+        m = ask(d.port, "n%d.test." % i)
+        took = time.monotonic() - t0
+        assert m.rcode() == dns.rcode.NOERROR, m
+        assert a_of(m) == helpers.expected_rdata("n%d.test." % i, "A")
+        assert took < 1.5, took  # one try's timeout, not the deadline
+    st = d.stats()
+    assert st["pool_retries"] >= 1, st
+    assert len(bad.received) >= 1  # it was asked
