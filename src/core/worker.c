@@ -11,6 +11,7 @@
 #include "frontend/frontend.h"
 #include "obs/log.h"
 #include "route/route.h"
+#include "upstream/probe.h"
 #include "upstream/upstream.h"
 
 #define UDP_DGRAM_MAX (64 * 1024) /* recvmmsg chunk: any UDP datagram fits */
@@ -43,9 +44,15 @@ static void rearm(struct worker *w)
 	t = tq_next_ms(&w->tcp_linger);
 	if (t < next)
 		next = t;
-	for (unsigned i = 0; i < w->n_pools; i++)
-		if ((t = tq_next_ms(&w->pools[i].tries)) < next)
+	for (unsigned i = 0; i < w->n_pools; i++) {
+		const struct pool *p = &w->pools[i];
+		if ((t = tq_next_ms(&p->tries)) < next)
 			next = t;
+		if ((t = tq_next_ms(&p->probes)) < next)
+			next = t;
+		if (p->conf->health.interval_ms && !w->is_stopping && p->next_probe_ms < next)
+			next = p->next_probe_ms;
+	}
 	if (w->is_stopping && !w->is_closed && w->stop_by_ms < next)
 		next = w->stop_by_ms;
 	if (next != UINT64_MAX)
@@ -65,9 +72,13 @@ static void timer_cb(uv_timer_t *t)
 	}
 	while ((e = tq_pop_expired(&w->udp_retry, now)))
 		upstream_udp_retry_expired(tq_container(e, struct query, link));
-	for (unsigned i = 0; i < w->n_pools; i++)
+	for (unsigned i = 0; i < w->n_pools; i++) {
 		while ((e = tq_pop_expired(&w->pools[i].tries, now)))
 			query_try_expired(tq_container(e, struct query, try_timer));
+		while ((e = tq_pop_expired(&w->pools[i].probes, now)))
+			probe_expired(tq_container(e, struct query, try_timer));
+	}
+	probe_due(w, now);
 	frontend_tcp_idle_expired(w, now);
 	finish_stop(w);
 	if (!w->is_closed)
@@ -261,6 +272,8 @@ static int make_pools(struct worker *w)
 	for (unsigned p = 0; p < w->n_pools; p++) {
 		w->pools[p].conf = &cfg->pools[p];
 		tq_init(&w->pools[p].tries, cfg->pools[p].timeout_ms);
+		tq_init(&w->pools[p].probes, cfg->pools[p].health.timeout_ms);
+		w->pools[p].next_probe_ms = uv_now(&w->loop); /* the first round at once */
 		w->pools[p].members = calloc(cfg->pools[p].n_members ? cfg->pools[p].n_members : 1, sizeof(struct upstream *));
 		if (!w->pools[p].members)
 			return -ENOMEM;
@@ -308,6 +321,9 @@ int worker_init(struct worker *w, unsigned idx, const struct config *cfg, int *f
 		return -ENOMEM;
 	uv_timer_init(&w->loop, &w->timer);
 	w->timer.data = w;
+	for (unsigned i = 0; i < w->n_pools; i++)
+		if (w->pools[i].conf->health.interval_ms)
+			worker_arm(w, w->pools[i].next_probe_ms); /* the first probes */
 	uv_check_init(&w->loop, &w->check);
 	w->check.data = w;
 	uv_check_start(&w->check, check_cb);

@@ -17,6 +17,10 @@ struct health {
 	uint32_t backoff_ms;     /* current reconnect delay (before jitter) */
 	uint64_t retry_at_ms;    /* not before this: next connect or probe */
 	bool is_down;            /* skipped by the pool until it answers again */
+	/* active probes (pools.*.health): */
+	uint32_t probe_fails;    /* consecutive probes without an answer */
+	uint32_t probe_oks;      /* consecutive probes answered */
+	bool probe_down;         /* down by the probes: skipped until `rise` answer */
 };
 
 static inline void health_init(struct health *h)
@@ -25,6 +29,31 @@ static inline void health_init(struct health *h)
 	h->backoff_ms = 0;
 	h->retry_at_ms = 0;
 	h->is_down = false;
+	h->probe_fails = h->probe_oks = 0;
+	h->probe_down = false;
+}
+
+/** A probe's result: `fall` failures in a row mark it down, `rise` answers
+ * in a row up again. Returns -1 when it just went down, +1 when it just came
+ * up, 0 otherwise (the caller logs transitions, once each). */
+static inline int health_probe(struct health *h, bool answered, uint32_t fall, uint32_t rise)
+{
+	if (answered) {
+		h->probe_fails = 0;
+		h->probe_oks++;
+		if (h->probe_down && h->probe_oks >= rise) {
+			h->probe_down = false;
+			return 1;
+		}
+		return 0;
+	}
+	h->probe_oks = 0;
+	h->probe_fails++;
+	if (!h->probe_down && h->probe_fails >= fall) {
+		h->probe_down = true;
+		return -1;
+	}
+	return 0;
 }
 
 /** It answered: healthy again, no backoff. */
@@ -55,5 +84,7 @@ static inline void health_fail(struct health *h, struct rnd *r, uint64_t now_ms)
  * with a real query) once their backoff has run out. */
 static inline bool health_usable(const struct health *h, uint64_t now_ms)
 {
+	if (h->probe_down)
+		return false; /* until its probes are answered again */
 	return !h->is_down || now_ms >= h->retry_at_ms;
 }

@@ -22,6 +22,8 @@ struct pool {
 	unsigned rr;               /* round-robin: next member to try */
 	uint32_t picks;            /* fastest: picks so far (the probing share) */
 	struct tq tries;           /* queries on a member, delay = conf->timeout_ms (0: not used) */
+	struct tq probes;          /* health probes in flight, delay = conf->health.timeout_ms */
+	uint64_t next_probe_ms;    /* when the members are probed next (health.interval set) */
 };
 
 /** The member the next query goes to, NULL when there is none to try.

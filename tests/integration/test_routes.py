@@ -221,3 +221,33 @@ def test_pool_timeout_and_retries(knotd, fault_server, dnsmux, tmp_path, kind):
     st = d.stats()
     assert st["pool_retries"] >= 1, st
     assert len(bad.received) >= 1  # it was asked
+
+
+HEALTH = """\
+pools:
+  default:
+    policy: round-robin
+    members: [{a}, {b}]
+    health: {{query: id.server. CH TXT, interval: 200ms, timeout: 150ms, fall: 2, rise: 2}}
+"""
+
+
+def test_health_probes_take_a_member_out_and_back(knotd_factory, dnsmux, tmp_path):
+    """Active probes: a member killed is marked down after `fall` probes
+    without an answer (logged once), gets no queries while down, and is
+    up again after `rise` answered probes once it is back (logged once)."""
+    import time
+    from conftest import wait_until
+    a, b = knotd_factory(), knotd_factory()
+    d = dnsmux("-c", write_conf(tmp_path, HEALTH.format(a=a.url("tcp"), b=b.url("tcp"))), "-v")
+    b.kill()
+    assert wait_until(lambda: "down: 2 health probes" in d.log(), 5.0), d.log()[-2000:]
+    t0 = time.monotonic()
+    for i in range(20):  # every one answered by a, none waits for b
+        m = ask(d.port, "n%d.test." % i)
+        assert m.rcode() == dns.rcode.NOERROR
+    assert time.monotonic() - t0 < 3.0
+    b.start()
+    assert wait_until(lambda: " up: 2 health probes" in d.log(), 5.0), d.log()[-2000:]
+    log = d.log()
+    assert log.count("down: 2 health probes") == 1 and log.count(" up: 2 health probes") == 1, log[-2000:]

@@ -199,6 +199,28 @@ static void policies_distribution(void **state)
 	assert_null(pool_pick(&p, 0, NULL, &r));
 }
 
+/* The active health state machine: fall failures in a row -> down (once),
+ * rise answers in a row -> up (once); a success breaks a run of failures. */
+static void health_probe_states(void **state)
+{
+	(void)state;
+	struct health h;
+	health_init(&h);
+	assert_int_equal(health_probe(&h, false, 3, 2), 0);
+	assert_int_equal(health_probe(&h, false, 3, 2), 0);
+	assert_int_equal(health_probe(&h, true, 3, 2), 0); /* the run is broken */
+	assert_int_equal(health_probe(&h, false, 3, 2), 0);
+	assert_int_equal(health_probe(&h, false, 3, 2), 0);
+	assert_true(health_usable(&h, 0));
+	assert_int_equal(health_probe(&h, false, 3, 2), -1);
+	assert_false(health_usable(&h, UINT64_MAX)); /* no backoff lets it through */
+	assert_int_equal(health_probe(&h, false, 3, 2), 0); /* logged once */
+	assert_int_equal(health_probe(&h, true, 3, 2), 0);
+	assert_int_equal(health_probe(&h, true, 3, 2), 1);
+	assert_true(health_usable(&h, 0));
+	assert_int_equal(health_probe(&h, true, 3, 2), 0);
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -214,6 +236,7 @@ int main(void)
 		cmocka_unit_test(client_conditions),
 		cmocka_unit_test(many_suffix_rules),
 		cmocka_unit_test(policies_distribution),
+		cmocka_unit_test(health_probe_states),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
