@@ -298,7 +298,11 @@ static int h2_input(void *arg, const uint8_t *data, size_t len)
 		return -1;
 	}
 	flush(h);
-	return nghttp2_session_want_read(h->s) || nghttp2_session_want_write(h->s) ? (int)n : -1;
+	if (!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s)) {
+		log_debug(FRONTEND, "DoH client: HTTP/2 session over (GOAWAY)");
+		return -1;
+	}
+	return (int)n;
 }
 
 static void h2_goaway(void *arg)

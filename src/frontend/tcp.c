@@ -323,6 +323,7 @@ static void take_http(struct tcp_client *tc)
 	}
 	int n = tc->proto->input(tc->http, tc->in.data + tc->in.start, avail);
 	if (n < 0) {
+		log_debug(FRONTEND, "DoH client: the %s layer takes no more requests", tc->proto->name);
 		/* a protocol error (what the layer had to say is queued) */
 		tc->in.start = tc->in.len;
 		tc->no_more = true;
