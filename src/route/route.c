@@ -16,6 +16,7 @@ struct rule {
 struct bucket {
 	const uint8_t *suffix; /* lower-case wire form (the rule's); NULL: empty */
 	uint32_t hash;
+	uint32_t len;          /* its length in bytes */
 	struct rule *rules;    /* in file order */
 };
 
@@ -34,12 +35,27 @@ struct route_scratch {
 	pcre2_match_data *md;
 };
 
-/* FNV-1a over a lower-case wire-form name. */
+/* A hash of a lower-case wire-form name that is built from its last label
+ * to its first, so that one pass over a query name gives the hash of every
+ * suffix of it: h(label . rest) = mix(hash of label's bytes, h(rest)). */
+static uint32_t hash_label(const uint8_t *l, uint32_t rest)
+{
+	uint32_t h = 2166136261u ^ rest;
+	for (unsigned i = 0; i <= l[0]; i++)
+		h = (h ^ l[i]) * 16777619u;
+	return h;
+}
+
 static uint32_t hash_name(const uint8_t *n, size_t len)
 {
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ n[i]) * 16777619u;
+	const uint8_t *labels[KNOT_DNAME_MAXLABELS];
+	unsigned k = 0;
+	(void)len;
+	for (const uint8_t *p = n; *p; p += *p + 1)
+		labels[k++] = p;
+	uint32_t h = 0;
+	while (k)
+		h = hash_label(labels[--k], h);
 	return h;
 }
 
@@ -49,7 +65,7 @@ static struct bucket *find(const struct route_table *t, const uint8_t *n, size_t
 		struct bucket *b = &t->buckets[i];
 		if (!b->suffix)
 			return b;
-		if (b->hash == h && knot_dname_size(b->suffix) == len && memcmp(b->suffix, n, len) == 0)
+		if (b->hash == h && b->len == len && memcmp(b->suffix, n, len) == 0)
 			return b;
 	}
 }
@@ -136,6 +152,7 @@ struct route_table *route_table_new(const struct config *c, char *err, size_t er
 		if (!b->suffix) {
 			b->suffix = rc->suffix;
 			b->hash = h;
+			b->len = (uint32_t)len;
 			b->rules = r;
 		} else {
 			tails[b - t->buckets]->next = r;
@@ -188,14 +205,23 @@ int route_lookup(const struct route_table *t, struct route_scratch *s, const uin
 {
 	const struct rule *hit = NULL;
 	if (t->n_suffix) {
+		/* one pass: the lower-case name, where each label starts, and
+		 * (from the last label back) the hash of every suffix */
 		uint8_t lower[KNOT_DNAME_MAXLEN];
+		uint8_t off[KNOT_DNAME_MAXLABELS];
+		uint32_t h[KNOT_DNAME_MAXLABELS + 1];
+		unsigned k = 0;
 		size_t len = knot_dname_size(qname);
 		memcpy(lower, qname, len);
 		knot_dname_to_lower(lower);
+		for (size_t o = 0; lower[o]; o += (size_t)lower[o] + 1)
+			off[k++] = (uint8_t)o;
+		h[k] = 0;
+		for (unsigned i = k; i-- > 0;)
+			h[i] = hash_label(lower + off[i], h[i + 1]);
 		/* longest first: the whole name, then each parent (not the root) */
-		for (size_t off = 0; lower[off] != 0 && !hit; off += (size_t)lower[off] + 1) {
-			size_t l = len - off;
-			struct bucket *b = find(t, lower + off, l, hash_name(lower + off, l));
+		for (unsigned i = 0; i < k && !hit; i++) {
+			struct bucket *b = find(t, lower + off[i], len - off[i], h[i]);
 			if (b->suffix)
 				hit = first_that_holds(b->rules, qtype, client);
 		}
