@@ -150,9 +150,10 @@ unsigned circuit_held(const struct circuit *c)
 
 bool circuit_has_room(const struct circuit *c)
 {
-	uint32_t held = c->table.count + c->n_waiting;
-	return c->state != C_CLOSING && !c->is_going_away && held < c->table.cap &&
-	       (!c->h2 || held < h2f_max_streams(c->h2)); /* the server's SETTINGS (RFC 9113 5.1.2) */
+	/* (HTTP/2: past the server's SETTINGS_MAX_CONCURRENT_STREAMS nghttp2
+	 * holds the requests until a stream closes (RFC 9113 5.1.2): one
+	 * connection carries them, a second opens only at --circuit-inflight) */
+	return c->state != C_CLOSING && !c->is_going_away && c->table.count + c->n_waiting < c->table.cap;
 }
 
 struct circuit *circuit_next_dirty(struct circuit *c)

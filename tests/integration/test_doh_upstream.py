@@ -134,3 +134,17 @@ def test_everything_composes(knotd, pki, dnsmux, unbound_dot, loop_name_resoluti
             resp = c.get("https://%s:%d/dns-query" % (SERVER_NAME, front.https), params={"dns": b64(query_wire(qid=4242))})
         assert resp.status_code == 200, (up, resp.text)
         check_www(resp.content, qid=4242)
+
+
+def test_server_stream_limit_queues_on_one_connection(knotd, pki, dnsmux):
+    """An origin that allows 10 concurrent streams (its SETTINGS): queries
+    beyond 10 wait on the same HTTP/2 connection for a stream -- 2,000 from
+    100 UDP clients, every one answered, one connection all along (before:
+    one connection per 10 in flight, then SERVFAIL past --circuit-max)."""
+    origin = start_doh(dnsmux, pki, knotd.url("tcp"), "--tcp-pipeline", "10")
+    d = dnsmux("--ca-file", pki.ca_file, upstream=doh_url(origin.https))
+    with connection_sampler(d.pid, origin.https) as samp:
+        load(d)
+    assert_one_connection(samp, d.pid, origin.https)
+    st = d.stats()
+    assert st["overflow"] == 0 and st["servfail"] == 0, st
