@@ -31,7 +31,7 @@ struct query *query_for_answer(struct worker *w, struct inflight *t, uint8_t *ms
 	/* a client gets only answers that parse: every record's name and
 	 * length (and no pointer into the header we rewrite) */
 	struct msg_info ami;
-	if (msg_scan_answer(msg, len, &ami) < 0) {
+	if (msg_scan_answer(msg, len, &q->mi, &ami) < 0) {
 		METRIC_INC(&w->m, malformed_answers); /* discarded: the query waits, then SERVFAIL */
 		return NULL;
 	}

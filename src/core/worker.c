@@ -284,6 +284,7 @@ static int make_pools(struct worker *w)
 			return -ENOMEM;
 		w->upstreams[w->n_upstreams++] = u;
 		struct pool *p = &w->pools[cfg->upstreams[i].pool];
+		u->wants_rtt = p->conf->policy == POOL_FASTEST;
 		p->members[p->n++] = u;
 	}
 	int d = config_find_pool(cfg, "default");

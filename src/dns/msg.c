@@ -60,13 +60,21 @@ static int parse_question(const uint8_t *wire, size_t len, struct msg_info *mi)
 }
 
 /* The records after the header, given its counts (read before the walk:
- * msg_scan_answer hides the header during it). */
+ * msg_scan_answer hides the header during it); with a question known to be
+ * the same as a checked one (q), from its end. */
 static int scan_records(const uint8_t *wire, size_t len, uint16_t qd, uint32_t an_ns, uint32_t total,
-			struct msg_info *mi)
+			const struct msg_info *q, struct msg_info *mi)
 {
 	memset(mi, 0, sizeof(*mi));
 	size_t off = MSG_HDR;
-	if (qd == 1) {
+	if (qd == 1 && q) {
+		mi->qname_len = q->qname_len;
+		mi->qtype = q->qtype;
+		mi->qclass = q->qclass;
+		mi->question_end = q->question_end;
+		mi->has_question = true;
+		off = q->question_end;
+	} else if (qd == 1) {
 		if (parse_question(wire, len, mi) < 0)
 			return ERR_MALFORMED;
 		off = mi->question_end;
@@ -97,10 +105,10 @@ int msg_scan(const uint8_t *wire, size_t len, struct msg_info *mi)
 	uint16_t qd;
 	uint32_t an_ns, total;
 	counts(wire, &qd, &an_ns, &total);
-	return scan_records(wire, len, qd, an_ns, total, mi);
+	return scan_records(wire, len, qd, an_ns, total, NULL, mi);
 }
 
-int msg_scan_answer(uint8_t *wire, size_t len, struct msg_info *mi)
+int msg_scan_answer(uint8_t *wire, size_t len, const struct msg_info *q, struct msg_info *mi)
 {
 	if (len < MSG_HDR || len > MSG_MAX)
 		return ERR_MALFORMED;
@@ -113,7 +121,7 @@ int msg_scan_answer(uint8_t *wire, size_t len, struct msg_info *mi)
 	uint8_t hdr[MSG_HDR];
 	memcpy(hdr, wire, MSG_HDR);
 	memset(wire, 0xff, MSG_HDR);
-	int r = scan_records(wire, len, qd, an_ns, total, mi);
+	int r = scan_records(wire, len, qd, an_ns, total, qd == 1 ? q : NULL, mi);
 	memcpy(wire, hdr, MSG_HDR);
 	return r;
 }
@@ -273,6 +281,8 @@ size_t msg_normalize_query(uint8_t *wire, size_t len, struct msg_info *mi)
 	/* keepalive (RFC 7828 3) and padding (RFC 7830 3) are for one hop: the
 	 * client's were meant for us; a circuit adds its own */
 	size_t opt;
+	if (mi->opt_len == 11)
+		return len; /* no options at all (the common case) */
 	while ((opt = msg_find_option(wire, mi->opt_off, mi->opt_len, MSG_OPT_TCP_KEEPALIVE)) ||
 	       (opt = msg_find_option(wire, mi->opt_off, mi->opt_len, MSG_OPT_PADDING))) {
 		size_t olen = 4 + (size_t)msg_get16(wire + opt + 2);

@@ -77,8 +77,11 @@ int msg_scan(const uint8_t *wire, size_t len, struct msg_info *mi) __attribute__
 /** msg_scan for a message from an upstream, in place (the header is
  * restored before it returns): also ERR_MALFORMED when a name's compression
  * pointer reaches into the header, whose ID, flags and counts dnsmux
- * rewrites on the way to the client. */
-int msg_scan_answer(uint8_t *wire, size_t len, struct msg_info *mi) __attribute__((warn_unused_result));
+ * rewrites on the way to the client. q: the facts of the query whose
+ * question msg_answer_matches found in it (the walk starts after it), or
+ * NULL to check the question too. */
+int msg_scan_answer(uint8_t *wire, size_t len, const struct msg_info *q, struct msg_info *mi)
+	__attribute__((warn_unused_result));
 
 /** Does the answer carry QR=1 and the question (qname compared
  * case-insensitively, qtype, qclass) of the query? */

@@ -78,6 +78,8 @@ uint32_t upstream_outstanding(const struct upstream *u)
 
 void upstream_note_answer(struct upstream *u, const struct query *q, uint64_t now_ms)
 {
+	if (!u->wants_rtt)
+		return;
 	uint64_t us = (now_ms - q->sent_ms) * 1000 + 1; /* the loop clock has ms; never 0 once measured */
 	u->rtt_ewma_us = u->rtt_ewma_us ? (uint32_t)((7 * (uint64_t)u->rtt_ewma_us + us) / 8) : (uint32_t)us;
 }

@@ -21,6 +21,7 @@ struct upstream {
 	struct worker *w;                 /* owner */
 	struct health health;             /* failures, backoff */
 	uint32_t rtt_ewma_us;             /* answer latency, EWMA (fastest policy); 0 until measured */
+	bool wants_rtt;                   /* its pool picks by latency: keep rtt_ewma_us */
 	char name[640];                   /* for logs */
 	/* stream transports */
 	struct circuit *circuits[CONFIG_CIRCUIT_MAX_LIMIT]; /* open or opening */

@@ -1274,15 +1274,15 @@ static void scan_answer_rejects_header_pointers(void **state)
 	pb_rr_tail(&p, KNOT_RRTYPE_A, KNOT_CLASS_IN, 60, a, 4);
 	uint8_t before[MSG_HDR];
 	memcpy(before, p.b, MSG_HDR);
-	assert_int_equal(msg_scan_answer(p.b, p.len, &mi), 0);
+	assert_int_equal(msg_scan_answer(p.b, p.len, NULL, &mi), 0);
 	assert_memory_equal(p.b, before, MSG_HDR);
 	msg_put16(p.b + MSG_HDR + 14, 0xc000 | 5); /* owner: offset 5, QDCOUNT and ANCOUNT read as labels */
 	assert_int_equal(msg_scan(p.b, p.len, &mi), 0); /* a plain walk follows it */
-	assert_int_equal(msg_scan_answer(p.b, p.len, &mi), ERR_MALFORMED);
+	assert_int_equal(msg_scan_answer(p.b, p.len, NULL, &mi), ERR_MALFORMED);
 	assert_memory_equal(p.b, before, MSG_HDR);
 	msg_put16(p.b + MSG_HDR + 14, 0xc000 | MSG_HDR);
 	msg_put16(p.b + p.len - 6, 255); /* RDLENGTH past the end */
-	assert_int_equal(msg_scan_answer(p.b, p.len, &mi), ERR_MALFORMED);
+	assert_int_equal(msg_scan_answer(p.b, p.len, NULL, &mi), ERR_MALFORMED);
 }
 
 int main(void)
