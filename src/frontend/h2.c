@@ -18,13 +18,13 @@
 #define H2_HEADER_BYTES_MAX (DOH_PATH_MAX + 8192) /* per stream, names and values */
 
 struct h2_stream {
-	struct doh_request req;
 	uint8_t *body;             /* POST body so far (heap, up to DOH_BODY_MAX + 1) */
 	size_t header_bytes;
 	enum doh_kind kind;
 	bool has_query;            /* a query is in flight for it */
 	uint8_t *resp;             /* response body being sent (heap) */
 	size_t resp_len, resp_off;
+	struct doh_request req;    /* last (its path buffer is not zeroed: doh_request_init) */
 };
 
 struct h2_conn {
@@ -43,9 +43,11 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *us
 	struct h2_conn *h = user;
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	struct h2_stream *st = calloc(1, sizeof(*st));
+	struct h2_stream *st = malloc(sizeof(*st));
 	if (!st)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	memset(st, 0, offsetof(struct h2_stream, req));
+	doh_request_init(&st->req);
 	(void)h;
 	nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st);
 	return 0;
