@@ -138,8 +138,8 @@ static bool retry_elsewhere(struct query *q, struct upstream *failed)
 void query_upstream_answer(struct query *q, struct upstream *u, uint8_t *ans, size_t len)
 {
 	tq_remove(&q->try_timer);
-	/* RFC 8767-era practice (dnsdist, Unbound): a SERVFAIL from one server is
-	 * that server's trouble more often than the name's */
+	/* a SERVFAIL from one server is more often that server's trouble than
+	 * the name's: another member may answer (pools.*.retries) */
 	if (knot_wire_get_rcode(ans) == KNOT_RCODE_SERVFAIL && u) {
 		health_fail(&u->health, &q->w->rnd, worker_now(q->w)); /* a passive signal */
 		if (retry_elsewhere(q, u))
