@@ -18,6 +18,7 @@
 #define H1_VALUE_MAX 512
 
 struct h1_req {
+	struct doh_request req;
 	uint8_t *body;           /* POST body (heap) */
 	uint32_t seq;            /* the query's stream handle */
 	enum doh_kind kind;
@@ -27,18 +28,7 @@ struct h1_req {
 	uint8_t *resp;           /* status line, headers and body (heap) */
 	size_t resp_len;
 	struct h1_req *next;
-	struct doh_request req;  /* last (its path buffer is not zeroed: doh_request_init) */
 };
-
-static struct h1_req *req_new(void)
-{
-	struct h1_req *q = malloc(sizeof(*q));
-	if (q) {
-		memset(q, 0, offsetof(struct h1_req, req));
-		doh_request_init(&q->req);
-	}
-	return q;
-}
 
 struct h1_conn {
 	struct tcp_client *tc;
@@ -48,7 +38,7 @@ struct h1_conn {
 	unsigned n_pending;
 	unsigned max_pending;
 	uint32_t next_seq;
-	bool is_dead;                  /* a parse error or "close": no more requests */
+	bool is_dead;                  /* a parse error or "close" was read: no more requests */
 	bool in_parser;                /* http_parser_execute is on the stack */
 	char field[H1_FIELD_MAX + 1];
 	size_t field_len;
@@ -82,7 +72,7 @@ static void end_header(struct h1_conn *h)
 static int on_message_begin(http_parser *p)
 {
 	struct h1_conn *h = conn_of(p);
-	h->cur = req_new();
+	h->cur = calloc(1, sizeof(*h->cur));
 	h->field_len = h->value_len = 0;
 	h->field_done = false;
 	return h->cur ? 0 : -1;
@@ -197,24 +187,35 @@ static void flush_ready(struct h1_conn *h)
 	}
 }
 
-static int on_message_complete(http_parser *p)
+/* The request being parsed joins the queue of those awaiting their
+ * response, in order; it is returned. */
+static struct h1_req *enqueue(struct h1_conn *h)
 {
-	struct h1_conn *h = conn_of(p);
 	struct h1_req *q = h->cur;
 	h->cur = NULL;
-	q->keep_alive = http_should_keep_alive(p) != 0;
 	q->seq = h->next_seq++;
-	q->req.body = q->body;
 	if (h->tail)
 		h->tail->next = q;
 	else
 		h->head = q;
 	h->tail = q;
 	h->n_pending++;
+	return q;
+}
+
+static int on_message_complete(http_parser *p)
+{
+	struct h1_conn *h = conn_of(p);
+	struct h1_req *q = enqueue(h);
+	q->keep_alive = http_should_keep_alive(p) != 0;
+	q->req.body = q->body;
 	struct doh_response err;
 	bool keep_alive = q->keep_alive;
-	/* no more requests after one that closes; none past the pipeline cap
-	 * until a response goes out (http_parser_execute stops here) */
+	/* no more requests after one that closes (RFC 9112 9.6: not even those
+	 * already sent; its response goes out in turn); none past the pipeline
+	 * cap until a response goes out (http_parser_execute stops here) */
+	if (!keep_alive)
+		h->is_dead = true;
 	if (!keep_alive || h->n_pending >= h->max_pending)
 		http_parser_pause(p, 1);
 	q->has_query = true;
@@ -308,48 +309,47 @@ static void h1_free(void *arg)
 	free(h);
 }
 
+/* Not HTTP, or not the HTTP we take: 400, then close. Nothing more is
+ * parsed, even before the 400 goes out behind answers still due
+ * (http_parser_pause asserts on a parser in an error state). */
+static int bad_request(struct h1_conn *h, enum http_errno e)
+{
+	h->is_dead = true;
+	if (!h->cur && !(h->cur = calloc(1, sizeof(*h->cur))))
+		return -1;
+	struct h1_req *q = enqueue(h);
+	struct doh_response err = {.status = 400, .content_type = "text/plain"};
+	char why[128];
+	snprintf(why, sizeof(why), "bad HTTP request: %s\n", http_errno_description(e));
+	err.body = (const uint8_t *)why;
+	err.len = strlen(why);
+	q->keep_alive = false;
+	METRIC_INC(&frontend_conn_worker(h->tc)->m, doh_bad_requests);
+	make_response(q, &err);
+	return 0;
+}
+
 static int h1_input(void *arg, const uint8_t *data, size_t len)
 {
 	struct h1_conn *h = arg;
-	if (h->is_dead)
-		return (int)len; /* after "close" or an error: what follows is ignored */
-	if (h->n_pending >= h->max_pending)
-		return 0;
-	http_parser_pause(&h->p, 0);
-	h->in_parser = true;
-	size_t n = http_parser_execute(&h->p, &settings, (const char *)data, len);
-	h->in_parser = false;
-	enum http_errno e = HTTP_PARSER_ERRNO(&h->p);
-	if (e == HPE_PAUSED) {
-		flush_ready(h);
-		return (int)n;
-	}
-	if (e != HPE_OK) {
-		/* not HTTP, or not the HTTP we take: 400, then close */
-		if (!h->cur && !(h->cur = req_new()))
+	size_t taken = 0;
+	/* all the layer can use now (http.h): a request answered at once (an
+	 * error) frees its place under the pipeline cap for the next one, and
+	 * nothing else would come back for it until more bytes arrive */
+	while (taken < len && !h->is_dead && h->n_pending < h->max_pending) {
+		http_parser_pause(&h->p, 0);
+		h->in_parser = true;
+		size_t n = http_parser_execute(&h->p, &settings, (const char *)data + taken, len - taken);
+		h->in_parser = false;
+		taken += n;
+		enum http_errno e = HTTP_PARSER_ERRNO(&h->p);
+		if (e != HPE_OK && e != HPE_PAUSED && bad_request(h, e) < 0)
 			return -1;
-		struct h1_req *q = h->cur;
-		h->cur = NULL;
-		q->seq = h->next_seq++;
-		if (h->tail)
-			h->tail->next = q;
-		else
-			h->head = q;
-		h->tail = q;
-		h->n_pending++;
-		struct doh_response err = {.status = 400, .content_type = "text/plain"};
-		char why[128];
-		snprintf(why, sizeof(why), "bad HTTP request: %s\n", http_errno_description(e));
-		err.body = (const uint8_t *)why;
-		err.len = strlen(why);
-		q->keep_alive = false;
-		METRIC_INC(&frontend_conn_worker(h->tc)->m, doh_bad_requests);
-		make_response(q, &err);
 		flush_ready(h);
-		return (int)len;
+		if (n == 0)
+			break;
 	}
-	flush_ready(h);
-	return (int)n;
+	return h->is_dead ? (int)len : (int)taken; /* after "close" or an error: what follows is ignored */
 }
 
 static void h1_goaway(void *arg)
