@@ -18,18 +18,22 @@
 #define H2_HEADER_BYTES_MAX (DOH_PATH_MAX + 8192) /* per stream, names and values */
 
 struct h2_stream {
+	struct h2_stream *prev, *next; /* h2_conn.streams */
+	struct doh_request req;
 	uint8_t *body;             /* POST body so far (heap, up to DOH_BODY_MAX + 1) */
 	size_t header_bytes;
 	enum doh_kind kind;
 	bool has_query;            /* a query is in flight for it */
 	uint8_t *resp;             /* response body being sent (heap) */
 	size_t resp_len, resp_off;
-	struct doh_request req;    /* last (its path buffer is not zeroed: doh_request_init) */
 };
 
 struct h2_conn {
 	struct tcp_client *tc;
 	nghttp2_session *s;
+	/* every stream with state of ours: nghttp2_session_del closes the
+	 * streams still open without on_stream_close, so h2_free frees these */
+	struct h2_stream *streams;
 	bool in_recv;              /* nghttp2_session_mem_recv is on the stack */
 };
 
@@ -38,17 +42,31 @@ static struct h2_stream *stream_of(struct h2_conn *h, int32_t id)
 	return nghttp2_session_get_stream_user_data(h->s, id);
 }
 
+static void stream_free(struct h2_conn *h, struct h2_stream *st)
+{
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		h->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	free(st->body);
+	free(st->resp);
+	free(st);
+}
+
 static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
 	struct h2_conn *h = user;
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	struct h2_stream *st = malloc(sizeof(*st));
+	struct h2_stream *st = calloc(1, sizeof(*st));
 	if (!st)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	memset(st, 0, offsetof(struct h2_stream, req));
-	doh_request_init(&st->req);
-	(void)h;
+	st->next = h->streams;
+	if (h->streams)
+		h->streams->prev = st;
+	h->streams = st;
 	nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st);
 	return 0;
 }
@@ -153,8 +171,11 @@ static void respond(struct h2_conn *h, int32_t id, struct h2_stream *st, const s
 	memcpy(st->resp, resp->body, resp->len);
 	st->resp_len = resp->len;
 	st->resp_off = 0;
+	/* RFC 9110 9.3.2: no content in a response to HEAD (content-length
+	 * still says what GET would get, RFC 9113 8.1.1) */
+	bool is_head = st->req.method == DOH_HEAD;
 	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
-	if (nghttp2_submit_response(h->s, id, nv, n, &prd) != 0)
+	if (nghttp2_submit_response(h->s, id, nv, n, is_head ? NULL : &prd) != 0)
 		nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
 }
 
@@ -194,9 +215,7 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 		return 0;
 	nghttp2_session_set_stream_user_data(s, id, NULL);
 	/* a query still in flight answers into nothing (reply finds no stream) */
-	free(st->body);
-	free(st->resp);
-	free(st);
+	stream_free(h, st);
 	return 0;
 }
 
@@ -284,7 +303,9 @@ static void h2_free(void *arg)
 	struct h2_conn *h = arg;
 	if (!h)
 		return;
-	nghttp2_session_del(h->s); /* closes every stream (on_stream_close frees them) */
+	nghttp2_session_del(h->s); /* (reports nothing: the streams still open are ours to free) */
+	while (h->streams)
+		stream_free(h, h->streams);
 	free(h);
 }
 
