@@ -41,11 +41,19 @@ static void fail(struct doh_response *err, int status, const char *why)
 	err->has_max_age = false;
 }
 
+/* RFC 9110 8.3.1: type "/" subtype *( OWS ";" OWS parameter ), the type
+ * case-insensitive; OWS around a field value is not part of it (5.5), but
+ * http-parser leaves the trailing one in. */
 bool doh_is_dns_message(const char *v, size_t len)
 {
 	static const char want[] = "application/dns-message";
-	size_t n = sizeof(want) - 1;
-	return len >= n && strncasecmp(v, want, n) == 0 && (len == n || v[n] == ';' || v[n] == ' ');
+	const char *semi = memchr(v, ';', len);
+	size_t start = 0, end = semi ? (size_t)(semi - v) : len;
+	while (start < end && (v[start] == ' ' || v[start] == '\t'))
+		start++;
+	while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+		end--;
+	return end - start == sizeof(want) - 1 && strncasecmp(v + start, want, sizeof(want) - 1) == 0;
 }
 
 void doh_forwarded_header(struct doh_request *r, const char *name, size_t nlen, const char *v, size_t vlen)
@@ -156,6 +164,20 @@ static bool url_decode(const char *s, size_t len, char *out, size_t cap)
 
 /* RFC 8484 4.1: base64url without padding (RFC 4648 5); GnuTLS decodes the
  * standard alphabet, so translate it and pad. */
+/* Padding is not sent, but tolerated, also percent-encoded: from i to len
+ * only "=" and "%3D". */
+static bool only_padding(const char *s, size_t i, size_t len)
+{
+	while (i < len)
+		if (s[i] == '=')
+			i++;
+		else if (len - i >= 3 && s[i] == '%' && s[i + 1] == '3' && (s[i + 2] == 'D' || s[i + 2] == 'd'))
+			i += 3;
+		else
+			return false;
+	return true;
+}
+
 static int b64url_decode(const char *s, size_t len, uint8_t *out, size_t cap)
 {
 	if (len == 0 || len > DOH_PATH_MAX)
@@ -166,8 +188,13 @@ static int b64url_decode(const char *s, size_t len, uint8_t *out, size_t cap)
 	size_t n = 0;
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
-		if (c == '=' || c == '%')
-			break; /* padding is not sent, but tolerated (also percent-encoded) */
+		if (c == '=' || c == '%') {
+			if (!only_padding(s, i, len)) {
+				free(std);
+				return -1;
+			}
+			break;
+		}
 		if (c == '-')
 			c = '+';
 		else if (c == '_')
@@ -177,6 +204,12 @@ static int b64url_decode(const char *s, size_t len, uint8_t *out, size_t cap)
 			return -1;
 		}
 		std[n++] = c;
+	}
+	/* 4k+1 characters are no base64 (RFC 4648 4); GnuTLS would drop a
+	 * last lone 'A' and decode the rest */
+	if (n % 4 == 1) {
+		free(std);
+		return -1;
 	}
 	while (n % 4)
 		std[n++] = '=';
@@ -312,7 +345,8 @@ bool doh_request_start(struct tcp_client *tc, const struct doh_request *r, const
 			return false;
 		}
 		len = r->body_len;
-		memcpy(msg, r->body, len);
+		if (len) /* an empty body has no buffer (NULL) */
+			memcpy(msg, r->body, len);
 	} else {
 		fail(err, 405, "the DoH path takes GET and POST\n");
 		return false;

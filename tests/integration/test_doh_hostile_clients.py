@@ -101,6 +101,42 @@ def test_error_answers_under_the_pipeline_cap(knotd, dnsmux, pki):
     check_www(got[2][2])
 
 
+def test_empty_post_body(knotd, dnsmux, pki):
+    """Content-Length: 0 is no DNS message: 400 (doh.c copied from a NULL
+    body: undefined behaviour, fatal under UBSan)."""
+    d = start_doh(dnsmux, pki, knotd.url("tcp"))
+    s = http1(d)
+    s.sendall(post(b""))
+    assert [st for st, _, _ in read_responses(s, 1)] == [400]
+
+
+def test_base64url_that_is_not(knotd, dnsmux, pki):
+    """4k+1 characters are no base64 (GnuTLS dropped a last 'A' and decoded
+    the rest), and after the padding only padding may come."""
+    d = start_doh(dnsmux, pki, knotd.url("tcp"))
+    w = query_wire()
+    w += b"\x00" * (-len(w) % 3)  # a length that base64 fills exactly
+    ok = b64(w)
+    s = http1(d)
+    s.sendall(get("/dns-query?dns=" + ok) + get("/dns-query?dns=" + ok + "A") + get("/dns-query?dns=" + ok + "%41")
+              + get("/dns-query?dns=" + ok + "%3D"))
+    assert [st for st, _, _ in read_responses(s, 4)] == [200, 400, 400, 200]
+
+
+def test_content_type_with_ows(knotd, dnsmux, pki):
+    """RFC 9110: OWS around a field value is not part of it (http-parser
+    leaves the trailing one in: that was a 415); a media type with
+    something after it is another one (that was taken)."""
+    d = start_doh(dnsmux, pki, knotd.url("tcp"))
+    s = http1(d)
+    w = query_wire()
+    s.sendall(post(w, "application/dns-message\t") + post(w, "Application/DNS-Message ; x=1")
+              + post(w, "application/dns-message foo"))
+    got = read_responses(s, 3)
+    assert [st for st, _, _ in got] == [200, 200, 415], got
+    check_www(got[0][2])
+
+
 def h2_client(d):
     s = socket.create_connection(("127.0.0.1", d.http), timeout=5)
     c = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
