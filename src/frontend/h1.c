@@ -18,7 +18,6 @@
 #define H1_VALUE_MAX 512
 
 struct h1_req {
-	struct doh_request req;
 	uint8_t *body;           /* POST body (heap) */
 	uint32_t seq;            /* the query's stream handle */
 	enum doh_kind kind;
@@ -28,7 +27,18 @@ struct h1_req {
 	uint8_t *resp;           /* status line, headers and body (heap) */
 	size_t resp_len;
 	struct h1_req *next;
+	struct doh_request req;  /* last (its path buffer is not zeroed: doh_request_init) */
 };
+
+static struct h1_req *req_new(void)
+{
+	struct h1_req *q = malloc(sizeof(*q));
+	if (q) {
+		memset(q, 0, offsetof(struct h1_req, req));
+		doh_request_init(&q->req);
+	}
+	return q;
+}
 
 struct h1_conn {
 	struct tcp_client *tc;
@@ -72,7 +82,7 @@ static void end_header(struct h1_conn *h)
 static int on_message_begin(http_parser *p)
 {
 	struct h1_conn *h = conn_of(p);
-	h->cur = calloc(1, sizeof(*h->cur));
+	h->cur = req_new();
 	h->field_len = h->value_len = 0;
 	h->field_done = false;
 	return h->cur ? 0 : -1;
@@ -315,7 +325,7 @@ static void h1_free(void *arg)
 static int bad_request(struct h1_conn *h, enum http_errno e)
 {
 	h->is_dead = true;
-	if (!h->cur && !(h->cur = calloc(1, sizeof(*h->cur))))
+	if (!h->cur && !(h->cur = req_new()))
 		return -1;
 	struct h1_req *q = enqueue(h);
 	struct doh_response err = {.status = 400, .content_type = "text/plain"};

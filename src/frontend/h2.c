@@ -19,13 +19,13 @@
 
 struct h2_stream {
 	struct h2_stream *prev, *next; /* h2_conn.streams */
-	struct doh_request req;
 	uint8_t *body;             /* POST body so far (heap, up to DOH_BODY_MAX + 1) */
 	size_t header_bytes;
 	enum doh_kind kind;
 	bool has_query;            /* a query is in flight for it */
 	uint8_t *resp;             /* response body being sent (heap) */
 	size_t resp_len, resp_off;
+	struct doh_request req;    /* last (its path buffer is not zeroed: doh_request_init) */
 };
 
 struct h2_conn {
@@ -60,9 +60,11 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *us
 	struct h2_conn *h = user;
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	struct h2_stream *st = calloc(1, sizeof(*st));
+	struct h2_stream *st = malloc(sizeof(*st));
 	if (!st)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	memset(st, 0, offsetof(struct h2_stream, req));
+	doh_request_init(&st->req);
 	st->next = h->streams;
 	if (h->streams)
 		h->streams->prev = st;
