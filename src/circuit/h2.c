@@ -16,6 +16,7 @@ struct h2f_stream {
 	struct h2_framing *f;
 	struct h2f_stream *prev, *next; /* f->streams: freed with f (nghttp2_session_del reports nothing) */
 	uint16_t up_id;
+	int32_t id;               /* its stream id (from h2f_submit) */
 	bool is_cancelled;        /* its query is gone: ignore what comes */
 	bool status_ok;           /* :status 200 */
 	bool ct_ok;               /* content-type application/dns-message */
@@ -25,6 +26,7 @@ struct h2f_stream {
 	uint8_t *resp;            /* response body so far */
 	size_t resp_len;
 	bool resp_too_long;
+	bool is_ended;            /* the response's END_STREAM came: its body is whole */
 };
 
 struct h2_framing {
@@ -106,6 +108,10 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 		} else if (code != NGHTTP2_NO_ERROR) {
 			snprintf(why, sizeof(why), "stream reset: %s", nghttp2_http2_strerror(code));
 			f->ev.failed(f->ev.arg, st->up_id, false, why);
+		} else if (!st->is_ended) {
+			/* RFC 9113 8.1: RST_STREAM NO_ERROR ends a complete response
+			 * early only after its END_STREAM; before, the body is cut */
+			f->ev.failed(f->ev.arg, st->up_id, false, "stream reset before the response ended");
 		} else if (!st->status_ok || !st->ct_ok || st->resp_too_long || st->resp_len == 0) {
 			snprintf(why, sizeof(why), "HTTP status %d%s", st->status,
 				 st->status_ok ? ", not application/dns-message" : "");
@@ -118,12 +124,35 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 	return 0;
 }
 
+/* After a GOAWAY nghttp2 closes (as refused) the streams it opened above
+ * the last one; those it still holds back (the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS reached: no nghttp2 stream yet) it never
+ * starts and never reports. They are refused here (RFC 9113 6.8), and
+ * their HEADERS cancelled. */
+static void refuse_held(struct h2_framing *f, int32_t last)
+{
+	for (struct h2f_stream *st = f->streams, *next; st; st = next) {
+		next = st->next;
+		if (st->is_cancelled || st->id <= last || nghttp2_session_get_stream_user_data(f->s, st->id))
+			continue;
+		st->is_cancelled = true;
+		nghttp2_submit_rst_stream(f->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+		f->ev.failed(f->ev.arg, st->up_id, true, "stream refused (GOAWAY before it was sent)");
+	}
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *user)
 {
 	struct h2_framing *f = user;
-	(void)s;
-	if (fr->hd.type == NGHTTP2_GOAWAY)
+	if ((fr->hd.type == NGHTTP2_HEADERS || fr->hd.type == NGHTTP2_DATA) && (fr->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+		struct h2f_stream *st = nghttp2_session_get_stream_user_data(s, fr->hd.stream_id);
+		if (st)
+			st->is_ended = true;
+	}
+	if (fr->hd.type == NGHTTP2_GOAWAY) {
 		f->ev.goaway(f->ev.arg); /* streams above last_stream_id close as refused */
+		refuse_held(f, fr->goaway.last_stream_id);
+	}
 	return 0;
 }
 
@@ -266,6 +295,7 @@ int32_t h2f_submit(struct h2_framing *f, const uint8_t *msg, size_t len, uint16_
 		stream_free(st);
 		return -ENOMEM;
 	}
+	st->id = id;
 	return id;
 }
 
@@ -296,6 +326,13 @@ uint32_t h2f_max_streams(const struct h2_framing *f)
 void h2f_cancel(struct h2_framing *f, int32_t stream_id)
 {
 	struct h2f_stream *st = nghttp2_session_get_stream_user_data(f->s, stream_id);
+	/* a request nghttp2 still holds back (the server's
+	 * SETTINGS_MAX_CONCURRENT_STREAMS) has no nghttp2 stream yet; the
+	 * RST_STREAM below cancels its HEADERS, but what it reports is ours to
+	 * silence */
+	for (struct h2f_stream *o = f->streams; !st && o; o = o->next)
+		if (o->id == stream_id)
+			st = o;
 	if (!st)
 		return;
 	st->is_cancelled = true;
