@@ -131,6 +131,9 @@ struct config {
 	const char *ca_file;        /* PEM CA bundle for tls:// upstreams; NULL: the system store */
 	const char *tls_cert;       /* DoT listener certificate chain (PEM) */
 	const char *tls_key;        /* and its key */
+	char **strings;             /* the file's strings these fields point to (heap, n_strings; config_free frees
+	                             * them, and the command line may point a field elsewhere) */
+	size_t n_strings;
 	struct tls_server_ctx *tls_server; /* made by main.c when a tls:// listener exists */
 	bool embedded_default;      /* no listener or upstream was given */
 	char doh_path[CONFIG_DOH_PATH_MAX]; /* DoH listeners: the path of RFC 8484 queries */
@@ -160,7 +163,7 @@ int config_find_pool(const struct config *c, const char *name);
 /** The index of the pool named name, made (with the defaults) if new; -ENOSPC. */
 int config_add_pool(struct config *c, const char *name);
 
-/** Free what config_load_file allocated (routes). */
+/** Free what config_load_file allocated (routes, the strings of the file). */
 void config_free(struct config *c);
 
 /** Parse one address-list element ("10.0.0.0/8", "!192.0.2.1", "any",

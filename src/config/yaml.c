@@ -62,26 +62,52 @@ static void apply(struct ctx *x, const struct key *e, yaml_node_t *v, const char
 	}
 }
 
+/* Append src to line (length k, cap bytes) with control characters
+ * escaped: a scalar or a key may hold a newline, and an error is one line. */
+static size_t escape(char *line, size_t k, size_t cap, const char *src)
+{
+	for (; *src && k + 5 < cap; src++) {
+		unsigned char c = (unsigned char)*src;
+		if (c >= 0x20 && c != 0x7f)
+			line[k++] = (char)c;
+		else if (c == '\n')
+			k += (size_t)snprintf(line + k, cap - k, "\\n");
+		else
+			k += (size_t)snprintf(line + k, cap - k, "\\x%02x", c);
+	}
+	line[k] = '\0';
+	return k;
+}
+
+/* One error, one line: "FILE:LINE:COL: path: what". A line that does not
+ * fit in what is left of err is left out (n_errors still counts it), but
+ * the first, which is cut instead: the caller always gets a reason. */
 static void __attribute__((format(printf, 4, 5))) error_at(struct ctx *x, const yaml_node_t *n, const char *path,
 							   const char *fmt, ...)
 {
+	char what[2048], line[4096];
 	x->n_errors++;
-	if (x->used >= x->errlen)
-		return;
-	int k = snprintf(x->err + x->used, x->errlen - x->used, "%s%s:%zu:%zu: %s: ", x->used ? "\n" : "", x->file,
-			 n ? n->start_mark.line + 1 : 0, n ? n->start_mark.column + 1 : 0, path);
-	if (k > 0)
-		x->used += (size_t)k;
-	if (x->used >= x->errlen)
-		return;
 	va_list ap;
 	va_start(ap, fmt);
-	k = vsnprintf(x->err + x->used, x->errlen - x->used, fmt, ap);
+	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	if (k > 0)
-		x->used += (size_t)k;
-	if (x->used > x->errlen)
-		x->used = x->errlen;
+	int k0 = snprintf(line, sizeof(line), "%s:%zu:%zu: ", x->file, n ? n->start_mark.line + 1 : 0,
+			  n ? n->start_mark.column + 1 : 0);
+	size_t k = k0 < 0 ? 0 : (size_t)k0 < sizeof(line) ? (size_t)k0 : sizeof(line) - 1;
+	k = escape(line, k, sizeof(line), path);
+	k = escape(line, k, sizeof(line), ": ");
+	k = escape(line, k, sizeof(line), what);
+	size_t sep = x->used ? 1 : 0;
+	if (x->used + sep + k >= x->errlen) {
+		if (x->used || x->errlen == 0)
+			return;
+		k = x->errlen - 1;
+	}
+	if (sep)
+		x->err[x->used++] = '\n';
+	memcpy(x->err + x->used, line, k);
+	x->used += k;
+	x->err[x->used] = '\0';
 }
 
 static yaml_node_t *node(struct ctx *x, int id)
@@ -128,8 +154,10 @@ static void walk(struct ctx *x, yaml_node_t *n, const char *path, const struct k
 		}
 		for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++) {
 			yaml_node_t *k2 = node(x, q->key);
-			if (k2->type == YAML_SCALAR_NODE && strcmp((const char *)k2->data.scalar.value, name) == 0)
+			if (k2->type == YAML_SCALAR_NODE && strcmp((const char *)k2->data.scalar.value, name) == 0) {
 				error_at(x, k, kp, "given twice");
+				break; /* (once, however many came before) */
+			}
 		}
 		if (e->kind == K_LATER) {
 			error_at(x, k, kp, "not built yet (%s)", e->later);
@@ -216,11 +244,22 @@ static bool as_bool(struct ctx *x, yaml_node_t *n, const char *path, bool *out)
 	return false;
 }
 
-/* A string kept for the life of the process (the config is immutable). */
+/* A copy of a string of the file's for a field to point to: the config's
+ * (c->strings, freed by config_free), however often the key is given. */
 static const char *keep(struct ctx *x, yaml_node_t *n, const char *path)
 {
 	const char *s = scalar(x, n, path, "a string");
-	return s ? strdup(s) : NULL;
+	if (!s)
+		return NULL;
+	char **grown = realloc(x->c->strings, (x->c->n_strings + 1) * sizeof(*grown));
+	if (grown)
+		x->c->strings = grown;
+	char *copy = grown ? strdup(s) : NULL;
+	if (!copy) {
+		error_at(x, n, path, "out of memory");
+		return NULL;
+	}
+	return x->c->strings[x->c->n_strings++] = copy;
 }
 
 /* ---- top level ---- */
@@ -684,6 +723,7 @@ static void r_client(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 		error_at(x, n, p, "expected an address list");
 		return;
 	}
+	free(rc->r->clients); /* client: given twice (walk said so): the last one */
 	rc->r->clients = calloc(1, sizeof(*rc->r->clients));
 	if (!rc->r->clients)
 		return;
@@ -716,6 +756,8 @@ static void k_routes(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 		error_at(x, n, p, "expected a list of routes");
 		return;
 	}
+	if (x->c->routes)
+		return; /* a second routes: key (walk said "given twice"); n_routes counts the first */
 	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (count > CONFIG_MAX_ROUTES) {
 		error_at(x, n, p, "at most %d routes", CONFIG_MAX_ROUTES);
@@ -824,4 +866,9 @@ void config_free(struct config *c)
 	free(c->routes);
 	c->routes = NULL;
 	c->n_routes = 0;
+	for (size_t i = 0; i < c->n_strings; i++)
+		free(c->strings[i]); /* (the fields pointing to them go with the config) */
+	free(c->strings);
+	c->strings = NULL;
+	c->n_strings = 0;
 }
