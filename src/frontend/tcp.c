@@ -443,6 +443,7 @@ static void write_cb(uv_write_t *req, int status)
 	if (status == UV_ECANCELED) {
 		METRIC_INC(&tc->w->m, tcp_writes_cancelled); /* closed with answers still queued */
 	} else if (status < 0) {
+		log_debug(FRONTEND, "tcp client: write failed: %s", uv_strerror(status));
 		METRIC_INC(&tc->w->m, send_errors);
 		client_close(tc);
 	} else if (tc->is_backlogged && queued(tc) <= TCP_CLIENT_WQ_LOW) {
@@ -468,6 +469,7 @@ static void write_bytes(struct tcp_client *tc, uv_buf_t *b, unsigned nb)
 		if (r == (int)total)
 			return;
 		if (r < 0 && r != UV_EAGAIN) {
+			log_debug(FRONTEND, "tcp client: write failed: %s", uv_strerror(r));
 			METRIC_INC(&tc->w->m, send_errors);
 			client_close(tc);
 			return;
@@ -668,7 +670,9 @@ void frontend_conn_write(struct tcp_client *tc, const uint8_t *data, size_t len)
 	if (tc->is_closing)
 		return;
 	if (tc->tls) {
-		if (tls_conn_write(tc->tls, data, len) < 0) {
+		int r = tls_conn_write(tc->tls, data, len);
+		if (r < 0) {
+			log_debug(FRONTEND, "DoH client: TLS write failed: %s", tls_strerror(r));
 			METRIC_INC(&tc->w->m, send_errors);
 			client_close(tc);
 			return;
