@@ -824,6 +824,23 @@ static const struct key top_keys[] = {
 	KEY_END,
 };
 
+/* One file, one configuration: what follows a "---" would be ignored
+ * without a word (half a configuration lost to a stray line), so a second
+ * document -- or bytes after the first that are not YAML -- is an error. */
+static void second_document(struct ctx *x, yaml_parser_t *parser)
+{
+	yaml_document_t next;
+	if (!yaml_parser_load(parser, &next)) {
+		yaml_node_t at = {.start_mark = parser->problem_mark};
+		error_at(x, &at, "(top)", "not YAML after the first document: %s", parser->problem ? parser->problem : "?");
+		return;
+	}
+	yaml_node_t *root = yaml_document_get_root_node(&next);
+	if (root)
+		error_at(x, root, "(top)", "a second YAML document: a file holds one configuration");
+	yaml_document_delete(&next);
+}
+
 int config_load_file(struct config *c, const char *path, char *err, size_t errlen)
 {
 	struct ctx x = {.file = path, .c = c, .err = err, .errlen = errlen};
@@ -852,6 +869,8 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
 		resolve_pools(&x);
 	}
 	yaml_document_delete(&x.doc);
+	if (root)
+		second_document(&x, &parser);
 	yaml_parser_delete(&parser);
 	fclose(f);
 	return x.n_errors ? -EINVAL : 0;

@@ -3,8 +3,8 @@
  * them, a key given twice is an error that leaves the config sound (routes:
  * twice wrote past its array), and every error is one line that starts
  * with FILE:LINE:COL -- a newline in a scalar or a key is escaped, and a
- * full buffer ends with whole lines. LeakSanitizer (make test) checks the
- * frees. No event loop. */
+ * full buffer ends with whole lines; a second document ("---") is an error,
+ * not ignored. LeakSanitizer (make test) checks the frees. No event loop. */
 #include <unistd.h>
 #include "test.h"
 #include "config/config.h"
@@ -125,6 +125,20 @@ static void a_full_buffer_ends_with_whole_lines(void **state)
 	assert_int_equal(strncmp(err, path, 15), 0);
 }
 
+static void a_second_document_is_an_error(void **state)
+{
+	(void)state;
+	char err[1024];
+	/* what followed "---" was ignored, bad YAML included */
+	assert_int_equal(load("threads: 2\n---\nthreads: nonsense\n", err, sizeof(err)), -EINVAL);
+	assert_lines(err);
+	assert_non_null(strstr(err, ":3:1: (top): a second YAML document"));
+	assert_int_equal(load("threads: 2\n---\n[unclosed\n", err, sizeof(err)), -EINVAL);
+	assert_lines(err);
+	assert_non_null(strstr(err, "not YAML after the first document"));
+	assert_int_equal(load("threads: 2\n...\n", err, sizeof(err)), 0); /* an end marker alone is fine */
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -140,6 +154,7 @@ int main(void)
 		cmocka_unit_test(a_key_given_twice_is_one_error),
 		cmocka_unit_test(newlines_are_escaped),
 		cmocka_unit_test(a_full_buffer_ends_with_whole_lines),
+		cmocka_unit_test(a_second_document_is_an_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
