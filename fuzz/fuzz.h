@@ -1,15 +1,18 @@
 /* fuzz.h -- what the libFuzzer targets in fuzz/ share: the invariant check
  * (abort, so libFuzzer keeps the input), a reader of control bytes, a
  * reproducible PRNG for chunk sizes, exact-size copies (so ASan sees any byte
- * read or written past a message) and libknot's verdict on a message.
+ * read or written past a message), libknot's verdict on a message, and for
+ * the DoH targets a strict base64url decoder and small HTTP readings.
  * Header-only, static inline: each target is one .c file (fuzz/README.md). */
 #pragma once
+#include <ctype.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <libknot/libknot.h>
 #include "core/wire.h"
 #include "dns/msg.h"
@@ -161,4 +164,105 @@ static inline size_t fz_chunk(uint64_t *s)
 	uint64_t r = fz_rand(s);
 	size_t top = scale[r % (sizeof(scale) / sizeof(scale[0]))];
 	return 1 + (size_t)((r >> 8) % top);
+}
+
+static inline int fz_b64v(uint8_t c)
+{
+	return c >= 'A' && c <= 'Z'   ? c - 'A'
+	       : c >= 'a' && c <= 'z' ? c - 'a' + 26
+	       : c >= '0' && c <= '9' ? c - '0' + 52
+	       : c == '-'             ? 62
+	       : c == '_'             ? 63
+				      : -1;
+}
+
+/* RFC 4648 5 (base64url), canonical (unused bits zero, 3.5); padding --
+ * '=' or its percent-encoding -- only at the end (RFC 8484 4.1 sends none).
+ * out has room for n * 3 / 4 bytes. */
+static inline bool fz_b64url_decode(const uint8_t *s, size_t n, uint8_t *out, size_t *len)
+{
+	size_t k = 0, i, o = 0;
+	while (k < n && fz_b64v(s[k]) >= 0)
+		k++;
+	for (i = k; i < n;)
+		if (s[i] == '=')
+			i++;
+		else if (n - i >= 3 && s[i] == '%' && s[i + 1] == '3' && (s[i + 2] | 0x20) == 'd')
+			i += 3;
+		else
+			return false;
+	if (k == 0 || k % 4 == 1)
+		return false;
+	uint32_t acc = 0;
+	int bits = 0;
+	for (i = 0; i < k; i++) {
+		acc = (acc << 6) | (uint32_t)fz_b64v(s[i]);
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			out[o++] = (uint8_t)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	*len = o;
+	return acc == 0;
+}
+
+/* The value of the first key=value of a query string (not decoded). */
+static inline bool fz_qs_param(const uint8_t *qs, size_t n, const char *key, const uint8_t **v, size_t *vlen)
+{
+	size_t kl = strlen(key);
+	for (size_t i = 0; i <= n;) {
+		const uint8_t *amp = memchr(qs + i, '&', n - i);
+		size_t seg = amp ? (size_t)(amp - qs) - i : n - i;
+		if (seg > kl && memcmp(qs + i, key, kl) == 0 && qs[i + kl] == '=') {
+			*v = qs + i + kl + 1;
+			*vlen = seg - kl - 1;
+			return true;
+		}
+		i += seg + 1;
+	}
+	return false;
+}
+
+/* Append n bytes to a growing heap buffer (*len of *cap bytes). */
+static inline void fz_append(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *p, size_t n)
+{
+	if (*len + n > *cap) {
+		size_t c = *cap ? *cap : 256;
+		while (c < *len + n)
+			c *= 2;
+		uint8_t *b = realloc(*buf, c);
+		if (!b)
+			abort();
+		*buf = b;
+		*cap = c;
+	}
+	if (n)
+		memcpy(*buf + *len, p, n);
+	*len += n;
+}
+
+/* HTTP's little readings: a token compared without case, a 3-digit
+ * status, a decimal length (at most 1,000,000). */
+static inline bool fz_is_nocase(const uint8_t *p, size_t n, const char *s)
+{
+	return p && n == strlen(s) && strncasecmp((const char *)p, s, n) == 0;
+}
+
+static inline int fz_parse_status(const uint8_t *p, size_t n)
+{
+	if (n != 3 || !isdigit(p[0]) || !isdigit(p[1]) || !isdigit(p[2]))
+		return -1;
+	return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+}
+
+static inline bool fz_parse_len(const uint8_t *p, size_t n, size_t *out)
+{
+	*out = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!isdigit(p[i]) || *out > 1000000)
+			return false;
+		*out = *out * 10 + (size_t)(p[i] - '0');
+	}
+	return n > 0;
 }

@@ -12,6 +12,7 @@ Needs dnspython (python3-dnspython). Deterministic: the same files every run.
 Each target's input starts with control bytes (see the header comment of
 fuzz/<target>.c); the layouts are built by the *_input functions below."""
 
+import base64
 import os
 import random
 import struct
@@ -296,6 +297,258 @@ def udp_inputs():
         out["query-" + name] = struct.pack("!H", 0) + bytes([135, 2]) + wire
     return out
 
+# ---- HTTP/2 by hand (the DoH targets): frames, HPACK literals
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
+END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 1, 1, 4, 8, 32
+
+
+def h2frame(ftype, flags, sid, payload=b""):
+    return struct.pack("!I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack("!I", sid) + payload
+
+
+def hpack_int(value, bits, first=0):
+    top = (1 << bits) - 1
+    if value < top:
+        return bytes([first | value])
+    out, value = [first | top], value - top
+    while value >= 128:
+        out.append(value % 128 + 128)
+        value //= 128
+    return bytes(out + [value])
+
+
+def hpack(fields, index=False):
+    """A header block of literals (new names; incremental indexing when
+    index, which a later block may then name by index 62 and up)."""
+    out = b""
+    for name, value in fields:
+        name, value = name.encode() if isinstance(name, str) else name, value.encode() if isinstance(value, str) else value
+        out += b"\x40" if index else b"\x00"  # a literal with a new name (RFC 7541 6.2.1, 6.2.2)
+        out += hpack_int(len(name), 7) + name + hpack_int(len(value), 7) + value
+    return out
+
+
+def h2_settings(*pairs):
+    return h2frame(SETTINGS, 0, 0, b"".join(struct.pack("!HI", k, v) for k, v in pairs))
+
+
+def request(method, path, extra=(), scheme="https"):
+    return [(":method", method), (":scheme", scheme), (":authority", "dns.test"), (":path", path)] + list(extra)
+
+
+CT_DNS = ("content-type", "application/dns-message")
+
+
+def b64url(wire):
+    return base64.urlsafe_b64encode(wire).rstrip(b"=").decode()
+
+
+# ---- fuzz_doh: [flags][pipeline cap - 1][8-byte seed] + the client's bytes
+
+DOH_H2, DOH_OWN_PREFACE, DOH_TLS, DOH_ABORT, DOH_PROXY = 1, 2, 4, 8, 16
+
+
+def h1(method, path, headers=(), body=b"", version="1.1"):
+    head = "%s %s HTTP/%s\r\nHost: dns.test\r\n" % (method, path, version)
+    head += "".join("%s: %s\r\n" % kv for kv in headers)
+    if body and not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in headers):
+        head += "Content-Length: %d\r\n" % len(body)
+    return head.encode() + b"\r\n" + body
+
+
+def chunked(body, size):
+    return b"".join(b"%x\r\n" % len(body[i:i + size]) + body[i:i + size] + b"\r\n"
+                    for i in range(0, len(body), size)) + b"0\r\n\r\n"
+
+
+def doh_h1_streams(qs):
+    w, e = qs["plain-a"], qs["edns-1232"]
+    ct = [("Content-Type", "application/dns-message")]
+    return {
+        "get-post-resolve": h1("GET", "/dns-query?dns=" + b64url(w)) + h1("POST", "/dns-query", ct, e)
+        + h1("GET", "/nothere") + h1("GET", "/resolve?name=www.test&type=AAAA&do=1&cd=0", [("Connection", "close")]),
+        "resolve-ct-wire": h1("GET", "/resolve?name=www%2Etest.&type=28&ct=application/dns-message"),
+        "http10-close": h1("POST", "/dns-query", ct + [("Connection", "close")], w, version="1.0"),
+        "http10-keepalive": h1("GET", "/dns-query?dns=" + b64url(w), [("Connection", "keep-alive")], version="1.0") * 2,
+        "chunked-post": h1("POST", "/dns-query", ct + [("Transfer-Encoding", "chunked")], chunked(e, 7)),
+        "head-and-others": h1("HEAD", "/dns-query") + h1("PUT", "/dns-query", ct, w) + h1("DELETE", "/resolve"),
+        "bad-requests": h1("POST", "/dns-query", [("Content-Type", "text/plain")], w)
+        + h1("GET", "/dns-query?dns=%%%%") + h1("GET", "/dns-query?dns=AAAA") + h1("GET", "/dns-query")
+        + h1("POST", "/dns-query", ct, b"\x00" * 5) + h1("GET", "/resolve?type=A")
+        + h1("GET", "/resolve?name=www.test&type=NOSUCHTYPE") + h1("GET", "/dns-query?dns=" + b64url(w) + "%3D")
+        + h1("POST", "/dns-query", ct + [("Content-Length", "70000")]),
+        "pipelined-6": b"".join(h1("GET", "/dns-query?dns=" + b64url(qs[k]))
+                                for k in ("plain-a", "edns-cookie", "mixed-case", "tsig", "edns-all", "any")),
+        "content-types": h1("POST", "/dns-query", [("Content-Type", "Application/DNS-Message; charset=x")], w)
+        + h1("POST", "/dns-query", [("Content-Type", "application/dns-message\t")], w)
+        + h1("POST", "/dns-query", [("content-type", "application/dns-messagex")], w),
+        "forwarded": h1("GET", "/dns-query?dns=" + b64url(w), [("X-Forwarded-For", "198.51.100.7, 203.0.113.9")])
+        + h1("GET", "/dns-query?dns=" + b64url(e), [("Forwarded", 'for="[2001:db8::1]:4711";proto=https')]),
+        "upgrade": h1("GET", "/dns-query?dns=" + b64url(w), [("Connection", "Upgrade"), ("Upgrade", "h2c")])
+        + h1("GET", "/nothere"),
+        "long-url": h1("GET", "/dns-query?dns=" + "A" * 9000),
+        "garbage-after-close": h1("GET", "/dns-query?dns=" + b64url(w), [("Connection", "close")]) + b"NOT HTTP\r\n\r\n",
+    }
+
+
+def doh_h2_streams(qs):
+    w, e = qs["plain-a"], qs["edns-1232"]
+    settings = h2_settings()
+    get = lambda sid, path, flags=END_STREAM | END_HEADERS, extra=(): h2frame(HEADERS, flags, sid, hpack(request("GET", path, extra)))
+    post = lambda sid, body: h2frame(HEADERS, END_HEADERS, sid, hpack(request("POST", "/dns-query", [CT_DNS]))) \
+        + h2frame(DATA, END_STREAM, sid, body)
+    block = hpack(request("POST", "/dns-query", [CT_DNS, ("content-length", str(len(e)))]))
+    return {
+        "get-post-404-head": settings + get(1, "/dns-query?dns=" + b64url(w)) + post(3, e) + get(5, "/x")
+        + h2frame(HEADERS, END_STREAM | END_HEADERS, 7, hpack(request("HEAD", "/dns-query"))),
+        "resolve": settings + get(1, "/resolve?name=www.test&type=AAAA") + get(3, "/resolve?name=..&type=A"),
+        "continuation": settings + h2frame(HEADERS, 0, 1, block[:20]) + h2frame(CONTINUATION, 0, 1, block[20:41])
+        + h2frame(CONTINUATION, END_HEADERS, 1, block[41:]) + h2frame(DATA, END_STREAM, 1, e),
+        "padded-priority": settings + h2frame(HEADERS, END_HEADERS | PADDED | PRIORITY_FLAG, 1,
+                                              b"\x03" + struct.pack("!IB", 0, 15)
+                                              + hpack(request("POST", "/dns-query", [CT_DNS])) + b"\x00" * 3)
+        + h2frame(DATA, PADDED, 1, b"\x02" + e[:10] + b"\x00\x00") + h2frame(DATA, END_STREAM, 1, e[10:]),
+        "many-streams": settings + b"".join(get(2 * i + 1, "/dns-query?dns=" + b64url(qs["plain-a"][:2] + bytes([i])
+                                                                                 + qs["plain-a"][3:])) for i in range(20)),
+        "client-reset-ping-window": settings + get(1, "/dns-query?dns=" + b64url(w))
+        + h2frame(RST_STREAM, 0, 1, struct.pack("!I", 8)) + h2frame(PING, 0, 0, b"12345678")
+        + h2frame(WINDOW_UPDATE, 0, 0, struct.pack("!I", 1000)) + post(3, e) + h2frame(PRIORITY, 0, 3, b"\0\0\0\1\x10"),
+        "window-0": h2_settings((4, 0)) + post(1, e) + get(3, "/dns-query?dns=" + b64url(w))
+        + h2frame(WINDOW_UPDATE, 0, 1, struct.pack("!I", 10)),
+        "trailers": settings + h2frame(HEADERS, END_HEADERS, 1, hpack(request("POST", "/dns-query", [CT_DNS])))
+        + h2frame(DATA, 0, 1, e) + h2frame(HEADERS, END_STREAM | END_HEADERS, 1, hpack([("x-trailer", "1")])),
+        "hpack-indexed": settings + h2frame(HEADERS, END_STREAM | END_HEADERS, 1,
+                                            hpack(request("GET", "/dns-query?dns=" + b64url(w)), index=True))
+        + h2frame(HEADERS, END_STREAM | END_HEADERS, 3, bytes([0xc1, 0xc0, 0xbf, 0xbe])),
+        "client-goaway": settings + get(1, "/dns-query?dns=" + b64url(w)) + h2frame(GOAWAY, 0, 0, struct.pack("!II", 0, 0))
+        + get(3, "/dns-query?dns=" + b64url(e)),
+        "bad-frames": settings + h2frame(DATA, END_STREAM, 1, e) + h2frame(PUSH_PROMISE, END_HEADERS, 1, b"\0\0\0\2"),
+        # a stream left open at the end (h2.c leaked it; finding)
+        "open-at-close": settings + get(1, "/dns-query?dns=" + b64url(w)) + h2frame(HEADERS, END_HEADERS, 3, block)
+        + h2frame(DATA, 0, 3, e[:5]),
+    }
+
+
+def doh_inputs():
+    qs = client_queries()
+    out = {}
+    for name, stream in doh_h1_streams(qs).items():
+        flags = DOH_TLS if name == "pipelined-6" else DOH_PROXY if name == "forwarded" else 0
+        cap = 0 if name in ("bad-requests", "pipelined-6") else 15
+        out["h1-" + name] = bytes([flags, cap]) + struct.pack("!Q", rng.getrandbits(64)) + stream
+    for name, stream in doh_h2_streams(qs).items():
+        flags = DOH_H2 | (DOH_TLS if name == "many-streams" else DOH_ABORT if name == "client-reset-ping-window" else 0)
+        out["h2-" + name] = bytes([flags, 3]) + struct.pack("!Q", rng.getrandbits(64)) + stream
+    out["h2-own-preface"] = bytes([DOH_H2 | DOH_OWN_PREFACE, 7]) + bytes(8) + H2_PREFACE + h2_settings() \
+        + h2frame(HEADERS, END_STREAM | END_HEADERS, 1, hpack(request("GET", "/dns-query?dns=" + b64url(qs["plain-a"]))))
+    out["h2-no-preface"] = bytes([DOH_H2 | DOH_OWN_PREFACE, 7]) + bytes(8) + b"GET / HTTP/1.1\r\n\r\n"
+    # HEAD over HTTP/2 got a body (finding): the request alone
+    out["finding-h2-head"] = bytes([DOH_H2, 1]) + bytes(8) + h2_settings() \
+        + h2frame(HEADERS, END_STREAM | END_HEADERS, 1, hpack(request("HEAD", "/dns-query")))
+    return out
+
+
+# ---- fuzz_h2_upstream: [flags][queries - 1][8-byte seed] + (up_id, length, message)... + server bytes or script
+
+UP_GET, UP_SCRIPTED, UP_SETTINGS, UP_RESUBMIT = 1, 2, 4, 8
+# script ops (fuzz_h2_upstream.c script_step): op, argument
+ANSWER, WRONG_CT, STATUS, EMPTY, TOO_LONG, REFUSE, RESET, GOAWAY_OP, MAX_STREAMS, PING_OP, SPLICE, SUBMIT = \
+    0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
+
+
+def h2up(flags, queries, tail):
+    recs = b"".join(struct.pack("!HB", uid, len(m)) + m for uid, m in queries)
+    return bytes([flags, len(queries) - 1]) + struct.pack("!Q", rng.getrandbits(64)) + recs + tail
+
+
+def script(*ops):
+    return b"".join(bytes([op, arg]) for op, arg in ops)
+
+
+def h2_upstream_inputs():
+    qs = client_queries()
+    queries = [(0x1111, qs["plain-a"]), (0x2222, qs["edns-1232"]), (0x3333, qs["edns-all"]), (0x4444, qs["any"])]
+    few = queries[:3]
+    s = {
+        "script-answers": h2up(UP_SCRIPTED, queries, script((ANSWER, 0), (ANSWER, 0), (SUBMIT, 1), (ANSWER, 0),
+                                                            (ANSWER, 0))),
+        "script-get": h2up(UP_SCRIPTED | UP_GET, few, script((ANSWER, 0), (ANSWER, 1), (ANSWER, 2))),
+        "script-failures": h2up(UP_SCRIPTED, queries, script((WRONG_CT, 0), (STATUS, 1), (EMPTY, 0), (TOO_LONG, 9))),
+        "script-resets": h2up(UP_SCRIPTED | UP_RESUBMIT, few, script((REFUSE, 0), (RESET, 1), (ANSWER, 0), (ANSWER, 0))),
+        "script-goaway": h2up(UP_SCRIPTED, queries, script((ANSWER, 0), (GOAWAY_OP, 1), (ANSWER, 0), (SUBMIT, 1))),
+        "script-max-streams": h2up(UP_SCRIPTED, queries, script((MAX_STREAMS, 1), (SUBMIT, 1), (SUBMIT, 1), (ANSWER, 0),
+                                                                (ANSWER, 0), (PING_OP, 0), (ANSWER, 0))),
+        # requests held back by SETTINGS_MAX_CONCURRENT_STREAMS 0, then GOAWAY (finding: never reported)
+        "finding-held-at-goaway": h2up(UP_SCRIPTED, few, script((MAX_STREAMS, 0), (SUBMIT, 1), (SUBMIT, 1),
+                                                                (GOAWAY_OP, 0x80))),
+        "script-cancel": h2up(UP_SCRIPTED, queries, script((SUBMIT, 0), (ANSWER, 0), (SUBMIT, 0), (ANSWER, 0))),
+        "script-splice": h2up(UP_SCRIPTED, few, script((SPLICE, 9)) + h2frame(PING, 0, 0, b"abcdefgh")[:9]
+                              + script((ANSWER, 0), (ANSWER, 0))),
+    }
+    ans = lambda q: q[:2] + bytes([q[2] | 0x80]) + q[3:]
+    resp = lambda sid, body, flags=END_STREAM: h2frame(HEADERS, END_HEADERS, sid, hpack([(":status", "200"), CT_DNS])) \
+        + h2frame(DATA, flags, sid, body)
+    srv = h2frame(SETTINGS, 0, 0) + h2frame(SETTINGS, ACK, 0)
+    raw = {
+        "raw-answer": srv + resp(1, ans(qs["plain-a"])),
+        "raw-out-of-order": srv + resp(3, ans(qs["edns-1232"])) + resp(1, ans(qs["plain-a"])),
+        "raw-padded-continuation": srv + h2frame(HEADERS, PADDED, 1, b"\x04" + hpack([(":status", "200")]) + bytes(4))
+        + h2frame(CONTINUATION, END_HEADERS, 1, hpack([CT_DNS])) + h2frame(DATA, PADDED | END_STREAM, 1,
+                                                                           b"\x01" + ans(qs["plain-a"]) + b"\x00"),
+        "raw-goaway-rst": srv + h2frame(RST_STREAM, 0, 3, struct.pack("!I", 7)) + resp(1, ans(qs["plain-a"]))
+        + h2frame(GOAWAY, 0, 0, struct.pack("!II", 1, 0)),
+        "raw-window-settings": h2_settings((3, 1), (4, 0), (5, 20000)) + h2frame(WINDOW_UPDATE, 0, 1, struct.pack("!I", 5))
+        + h2frame(PING, 0, 0, bytes(8)) + resp(1, ans(qs["plain-a"])),
+        "raw-status-404": srv + h2frame(HEADERS, END_HEADERS | END_STREAM, 1, hpack([(":status", "404")])),
+        # a response cut by RST_STREAM NO_ERROR before its END_STREAM (finding: taken as the answer)
+        "finding-rst-no-error-before-end-stream": srv + resp(1, ans(qs["plain-a"]), 0)
+        + h2frame(RST_STREAM, 0, 1, struct.pack("!I", 0)),
+        "raw-no-settings": resp(1, ans(qs["plain-a"])),
+    }
+    for name, stream in raw.items():
+        s[name] = h2up(UP_GET if name == "raw-out-of-order" else 0, few, stream)
+    return s
+
+
+# ---- fuzz_yaml: the file itself (the examples, and broken ones)
+
+def yaml_inputs():
+    ex = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
+    out = {}
+    for name in sorted(os.listdir(ex)):
+        if name.endswith(".yaml"):
+            with open(os.path.join(ex, name), "rb") as f:
+                out["example-" + name[:-5]] = f.read()
+    pools = "pools:\n  a: {members: [tcp://127.0.0.1:1, {url: 'tls://192.0.2.1#x.test', weight: 3}]}\n"
+    out.update({
+        "empty": b"",
+        "not-yaml": b"listen: [127.0.0.1:53\n\tpools: {\n",
+        "not-a-mapping": b"- 1\n- 2\n",
+        "unknown-keys": b"threads: 2\nthread: 3\nlog: {level: loud, target: syslog, queries: on}\netcd: {}\n",
+        "bad-values": b"threads: x\ntimeout: 5y\nudp-retry: -1\nmax-inflight: 99999999999\ncircuits: {idle: 1h, max: 99}\n",
+        "listeners": b"listen:\n  - 127.0.0.1:53\n  - url: https://[::1]:443\n    path: /q\n    trusted-proxies: [127.0.0.1, x]\n"
+                     b"  - url: http://127.0.0.1:8053\n    path: /other\n  - {acl: [any]}\n  - tcp://1.2.3.4\n",
+        "routes": (pools + "routes:\n  - {suffix: corp., pool: a, qtype: [A, AAAA, NOPE], client: [10.0.0.0/8, '!private', any]}\n"
+                   "  - {regex: '^[ab]*\\\\.x\\\\.$', pool: a, cache: false}\n  - {regex: '(', pool: a}\n"
+                   "  - {suffix: ., pool: b}\n  - {pool: a}\n  - x\n").encode(),
+        "health": (pools.replace("}]}", "}], health: {query: id.server. CH TXT, interval: 1s, fall: 2, rise: 9, "
+                                        "when-all-down: servfail}, policy: fastest, retries: 2, timeout: 1s}")
+                   + "listen: [127.0.0.1:53]\n").encode(),
+        "anchors": b"pools:\n  a: &m {members: [tcp://127.0.0.1:1]}\n  b: *m\nlisten: &l [127.0.0.1:53]\nroutes:\n"
+                   b"  - &r {suffix: x., pool: a}\n  - *r\n",
+        # found: a key given twice (routes: wrote past its array), newlines in scalars and keys
+        "finding-routes-twice": (pools + "routes:\n  - {suffix: a., pool: a}\n  - {suffix: b., pool: a}\n"
+                                 "routes:\n  - {suffix: c., pool: a, client: [any], client: [10.0.0.0/8]}\n").encode(),
+        "finding-tls-twice": b"tls: {cert: /etc/a.pem, key: /etc/a.key, ca-file: /etc/ca.pem}\ntls: {cert: /b}\n",
+        "finding-newlines": b"threads: \"1\\n2\"\n\"a\\nb\": 1\nlisten:\n  - 127.0.0.1:53\n    \n    x\n",
+        # review: what followed a "---" was ignored, not YAML included
+        "finding-second-document": b"threads: 2\n---\nthreads: nonsense\n",
+        "finding-second-document-not-yaml": b"listen: [127.0.0.1:53]\n---\n[unclosed\n",
+    })
+    return out
+
 
 def write(root, target, files):
     d = os.path.join(root, target)
@@ -312,6 +565,9 @@ def main():
     write(root, "fuzz_tcp_framing", tcp_inputs())
     write(root, "fuzz_upstream_stream", upstream_inputs())
     write(root, "fuzz_udp_answer", udp_inputs())
+    write(root, "fuzz_doh", doh_inputs())
+    write(root, "fuzz_h2_upstream", h2_upstream_inputs())
+    write(root, "fuzz_yaml", yaml_inputs())
 
 
 if __name__ == "__main__":

@@ -237,6 +237,7 @@ static void reply(struct query *q, const uint8_t *msg, size_t len)
 	int32_t id = (int32_t)q->client.u.stream.stream;
 	struct h2_stream *st = h ? stream_of(h, id) : NULL;
 	if (!st || !st->has_query) {
+		log_debug(FRONTEND, "DoH client: no stream %d for an answer (%s)", id, !h ? "connection gone" : !st ? "stream closed" : "answered already");
 		METRIC_INC(&q->w->m, send_errors); /* the client reset the stream or closed */
 		return;
 	}
