@@ -2,6 +2,7 @@
  * a clean stop, 1 for runtime failures (a port that cannot be bound), 2 for
  * bad flags or values (one line naming the problem). Only this file exits. */
 #include <errno.h>
+#include <setjmp.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -10,10 +11,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include "config/config.h"
+#include "config/snapshot.h"
 #include "core/daemon.h"
 #include "route/route.h"
 #include "obs/log.h"
-#include "tls/creds.h"
 
 #ifndef DNSMUX_VERSION
 #define DNSMUX_VERSION "0.1.0"
@@ -116,17 +117,29 @@ static void usage(FILE *f)
 	      "\n"
 	      "Without --listen and --upstream: listen on 127.0.0.1:53, forward over DNS-over-TLS to\n"
 	      "9.9.9.9 (dns.quad9.net) and 1.1.1.1 (cloudflare-dns.com).\n"
-	      "SIGINT/SIGTERM stop gracefully; SIGUSR1 logs counters; SIGHUP re-reads --tls-cert/--tls-key.\n"
+	      "SIGINT/SIGTERM stop gracefully; SIGUSR1 logs counters; SIGHUP re-reads --tls-cert/--tls-key\n"
+	      "and the -c FILE (unchanged upstreams keep their connections; a bad file changes nothing).\n"
 	      "See doc/dnsmux.md.\n",
 	      f);
 }
+
+/* A reload parses the same command line again over a new file: what fails
+ * there must not exit but keep the running configuration (reload_jmp). */
+static bool reloading;
+static jmp_buf reload_jmp;
+static char reload_why[512];
 
 /* Exit 2 with one line: what is wrong with which option. */
 static void __attribute__((noreturn, format(printf, 1, 2))) bad(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("dnsmux: ", stderr);
 	va_start(ap, fmt);
+	if (reloading) {
+		vsnprintf(reload_why, sizeof(reload_why), fmt, ap);
+		va_end(ap);
+		longjmp(reload_jmp, 1);
+	}
+	fputs("dnsmux: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputs(" (see dnsmux --help)\n", stderr);
@@ -187,58 +200,6 @@ static void add_upstream(struct config *c, const char *s)
 	c->n_upstreams++;
 }
 
-/* TLS contexts are made here, before the workers, so that a missing CA file
- * or a bad certificate is a configuration error (exit 2) naming the file. */
-static void setup_tls(struct config *c)
-{
-	char err[512];
-	for (size_t i = 0; i < c->n_upstreams; i++) {
-		struct upstream_conf *u = &c->upstreams[i];
-		if (u->kind != UPSTREAM_TLS && u->kind != UPSTREAM_HTTPS)
-			continue;
-		struct tls_client_ctx *t = calloc(1, sizeof(*t));
-		if (!t)
-			bad("out of memory");
-		snprintf(t->auth_name, sizeof(t->auth_name), "%s", u->auth_name);
-		config_addr_str(&u->addr, t->ip_text, sizeof(t->ip_text));
-		char *colon = t->ip_text[0] == '[' ? strstr(t->ip_text, "]:") : strrchr(t->ip_text, ':');
-		if (colon) /* the name checked without #AUTH-NAME is the bare IP */
-			*colon = '\0';
-		if (t->ip_text[0] == '[')
-			memmove(t->ip_text, t->ip_text + 1, strlen(t->ip_text));
-		memcpy(t->pins, u->pins, sizeof(t->pins));
-		t->n_pins = u->n_pins;
-		t->alpn_h2 = u->kind == UPSTREAM_HTTPS;
-		if (tls_client_ctx_init(t, c->ca_file, err, sizeof(err)) < 0)
-			bad("--upstream %s: %s", u->text, err);
-		u->tls = t;
-	}
-	bool has_tls_listener = false;
-	for (size_t i = 0; i < c->n_listens; i++)
-		has_tls_listener |= (c->listens[i].protos & LISTEN_TLS) != 0;
-	if (!has_tls_listener)
-		return;
-	c->tls_server = calloc(1, sizeof(*c->tls_server));
-	if (!c->tls_server)
-		bad("out of memory");
-	if (tls_server_ctx_init(c->tls_server, c->tls_cert, c->tls_key, err, sizeof(err)) < 0)
-		bad("%s", err);
-}
-
-static void free_tls(struct config *c)
-{
-	for (size_t i = 0; i < c->n_upstreams; i++) {
-		if (c->upstreams[i].tls) {
-			tls_client_ctx_deinit(c->upstreams[i].tls);
-			free(c->upstreams[i].tls);
-		}
-	}
-	if (c->tls_server) {
-		tls_server_ctx_deinit(c->tls_server);
-		free(c->tls_server);
-	}
-}
-
 /* File descriptors a worker needs besides its client connections: its
  * listeners, circuits (each upstream's own and its TCP twin's), rotating UDP
  * sockets, and the loop's own (epoll, eventfd, timers); plus the process's. */
@@ -274,117 +235,173 @@ static void fit_fd_limit(struct config *c)
 	c->tcp_max_clients = cap;
 }
 
-int main(int argc, char **argv)
+static int g_argc;
+static char **g_argv;
+static const char *g_file; /* -c FILE */
+static int g_verbosity;
+
+/* The configuration: the file (when -c), then the command line over it;
+ * validated, with its route table. NULL with the reason in err, or -- at
+ * start only -- exit for a bad flag, --help or --version. */
+static struct config *build(char *err, size_t errlen)
 {
-	static struct config cfg;
-	static char errs[16384];
 	char buf[300];
-	int verbosity = 0, opt;
-	bool circuit_inflight_set = false, check_only = false;
-	const char *file = NULL;
-	config_defaults(&cfg);
-	opterr = 0;
-	/* first the file, then the command line over it (it wins for what it sets) */
-	while ((opt = getopt_long(argc, argv, ":l:u:t:c:vqhV", long_opts, NULL)) != -1) {
-		if (opt == 'c')
-			file = optarg;
-		else if (opt == OPT_CHECK_CONFIG)
-			check_only = true;
+	int opt;
+	bool circuit_inflight_set = false;
+	struct config *c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
 	}
-	if (file && config_load_file(&cfg, file, errs, sizeof(errs)) < 0) {
-		fprintf(stderr, "%s\n", errs);
-		return 2;
-	}
+	config_defaults(c);
+	cli_listens = cli_upstreams = false;
+	if (g_file && config_load_file(c, g_file, err, errlen) < 0)
+		goto fail;
 	optind = 0; /* glibc: start over */
-	while ((opt = getopt_long(argc, argv, ":l:u:t:c:vqhV", long_opts, NULL)) != -1) {
+	opterr = 0;
+	while ((opt = getopt_long(g_argc, g_argv, ":l:u:t:c:vqhV", long_opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
-		case OPT_CHECK_CONFIG: break;
-		case 'l': add_listen(&cfg, optarg); break;
-		case 'u': add_upstream(&cfg, optarg); break;
+		case OPT_CHECK_CONFIG:
+		case 'v':
+		case 'q': break;
+		case 'l': add_listen(c, optarg); break;
+		case 'u': add_upstream(c, optarg); break;
 		case OPT_BIND_UDP:
 			snprintf(buf, sizeof(buf), "udp://%s", optarg);
-			add_listen(&cfg, buf);
+			add_listen(c, buf);
 			break;
 		case OPT_CONNECT_TCP:
 			snprintf(buf, sizeof(buf), "tcp://%s", optarg);
-			add_upstream(&cfg, buf);
+			add_upstream(c, buf);
 			break;
-		case 't': cfg.threads = number("threads", optarg, 1, CONFIG_MAX_THREADS); break;
-		case OPT_TIMEOUT: cfg.timeout_ms = number("timeout", optarg, 10, 600000); break;
-		case OPT_UDP_RETRY: cfg.udp_retry_ms = number("udp-retry", optarg, 10, 600000); break;
-		case OPT_MAX_INFLIGHT: cfg.max_inflight = number("max-inflight", optarg, 1, 1000000); break;
+		case 't': c->threads = number("threads", optarg, 1, CONFIG_MAX_THREADS); break;
+		case OPT_TIMEOUT: c->timeout_ms = number("timeout", optarg, 10, 600000); break;
+		case OPT_UDP_RETRY: c->udp_retry_ms = number("udp-retry", optarg, 10, 600000); break;
+		case OPT_MAX_INFLIGHT: c->max_inflight = number("max-inflight", optarg, 1, 1000000); break;
 		case OPT_CIRCUIT_INFLIGHT:
-			cfg.circuit_inflight = number("circuit-inflight", optarg, 1, 32768);
+			c->circuit_inflight = number("circuit-inflight", optarg, 1, 32768);
 			circuit_inflight_set = true;
 			break;
-		case OPT_CIRCUIT_MAX: cfg.circuit_max = number("circuit-max", optarg, 1, CONFIG_CIRCUIT_MAX_LIMIT); break;
-		case OPT_CIRCUIT_IDLE: cfg.circuit_idle_ms = number("circuit-idle", optarg, 0, 3600000); break;
-		case OPT_CIRCUIT_STALL: cfg.circuit_stall_ms = number("circuit-stall", optarg, 10, 600000); break;
-		case OPT_TCP_IDLE: cfg.tcp_idle_ms = number("tcp-idle", optarg, 10, 3600000); break;
-		case OPT_TCP_MAX_CLIENTS: cfg.tcp_max_clients = number("tcp-max-clients", optarg, 1, 1000000); break;
-		case OPT_TCP_PIPELINE: cfg.tcp_pipeline = number("tcp-pipeline", optarg, 1, 65535); break;
-		case OPT_CA_FILE: cfg.ca_file = optarg; break;
-		case OPT_TLS_CERT: cfg.tls_cert = optarg; break;
-		case OPT_TLS_KEY: cfg.tls_key = optarg; break;
-		case OPT_TLS_HANDSHAKE: cfg.tls_handshake_ms = number("tls-handshake-timeout", optarg, 10, 600000); break;
+		case OPT_CIRCUIT_MAX: c->circuit_max = number("circuit-max", optarg, 1, CONFIG_CIRCUIT_MAX_LIMIT); break;
+		case OPT_CIRCUIT_IDLE: c->circuit_idle_ms = number("circuit-idle", optarg, 0, 3600000); break;
+		case OPT_CIRCUIT_STALL: c->circuit_stall_ms = number("circuit-stall", optarg, 10, 600000); break;
+		case OPT_TCP_IDLE: c->tcp_idle_ms = number("tcp-idle", optarg, 10, 3600000); break;
+		case OPT_TCP_MAX_CLIENTS: c->tcp_max_clients = number("tcp-max-clients", optarg, 1, 1000000); break;
+		case OPT_TCP_PIPELINE: c->tcp_pipeline = number("tcp-pipeline", optarg, 1, 65535); break;
+		case OPT_CA_FILE: c->ca_file = optarg; break;
+		case OPT_TLS_CERT: c->tls_cert = optarg; break;
+		case OPT_TLS_KEY: c->tls_key = optarg; break;
+		case OPT_TLS_HANDSHAKE: c->tls_handshake_ms = number("tls-handshake-timeout", optarg, 10, 600000); break;
 		case OPT_DOH_PATH:
-			if (optarg[0] != '/' || strlen(optarg) >= sizeof(cfg.doh_path) || strchr(optarg, '?'))
+			if (optarg[0] != '/' || strlen(optarg) >= sizeof(c->doh_path) || strchr(optarg, '?'))
 				bad("--doh-path: '%s' must start with / and be under %zu bytes, without '?'", optarg,
-				    sizeof(cfg.doh_path));
-			snprintf(cfg.doh_path, sizeof(cfg.doh_path), "%s", optarg);
+				    sizeof(c->doh_path));
+			snprintf(c->doh_path, sizeof(c->doh_path), "%s", optarg);
 			break;
 		case OPT_TRUSTED_PROXY:
-			if (config_add_trusted_proxy(&cfg, optarg, buf, sizeof(buf)) < 0)
+			if (config_add_trusted_proxy(c, optarg, buf, sizeof(buf)) < 0)
 				bad("--trusted-proxy: %s", buf);
 			break;
-		case 'v': verbosity++; break;
-		case 'q': verbosity = -1; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("dnsmux %s\n", DNSMUX_VERSION); return 0;
-		case ':': bad("option %s needs a value", argv[optind - 1]);
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("dnsmux %s\n", DNSMUX_VERSION); exit(0);
+		case ':': bad("option %s needs a value", g_argv[optind - 1]);
 		default:
 			if (optopt)
 				bad("unknown option -%c", optopt);
-			bad("unknown option %s", argv[optind - 1]);
+			bad("unknown option %s", g_argv[optind - 1]);
 		}
 	}
-	if (optind < argc)
-		bad("unexpected argument '%s'", argv[optind]);
-	log_threshold = verbosity < 0 ? LOG_WARN : verbosity == 0 ? LOG_INFO : LOG_DEBUG;
+	if (optind < g_argc)
+		bad("unexpected argument '%s'", g_argv[optind]);
 	/* a small --max-inflight alone lowers the per-circuit default with it */
-	if (!circuit_inflight_set && cfg.circuit_inflight > cfg.max_inflight)
-		cfg.circuit_inflight = cfg.max_inflight;
-	if (cfg.log_level && !verbosity) /* the file's log.level (1 + enum log_level), unless -v/-q said otherwise */
-		log_threshold = (enum log_level)(cfg.log_level - 1);
-	if (check_only && !file)
-		bad("--check-config needs -c FILE");
-	if (cfg.n_listens == 0 && cfg.n_upstreams == 0 && !file)
-		config_apply_embedded(&cfg);
-	if (config_validate(&cfg, buf, sizeof(buf)) < 0) {
-		if (file)
-			fprintf(stderr, "%s: %s\n", file, buf);
+	if (!circuit_inflight_set && c->circuit_inflight > c->max_inflight)
+		c->circuit_inflight = c->max_inflight;
+	if (c->n_listens == 0 && c->n_upstreams == 0 && !g_file)
+		config_apply_embedded(c);
+	if (config_validate(c, buf, sizeof(buf)) < 0) {
+		if (g_file)
+			snprintf(err, errlen, "%s: %s", g_file, buf);
 		else
 			bad("%s", buf);
+		goto fail;
+	}
+	if (c->n_routes && !(c->route_table = route_table_new(c, buf, sizeof(buf)))) {
+		snprintf(err, errlen, "%s: %s", g_file ? g_file : "dnsmux", buf);
+		goto fail;
+	}
+	return c;
+fail:
+	config_release(c, NULL);
+	return NULL;
+}
+
+static void apply_log_level(const struct config *c)
+{
+	log_threshold = g_verbosity < 0 ? LOG_WARN : g_verbosity == 0 ? LOG_INFO : LOG_DEBUG;
+	if (c->log_level && !g_verbosity) /* the file's log.level (1 + enum log_level), unless -v/-q said otherwise */
+		log_threshold = (enum log_level)(c->log_level - 1);
+}
+
+/* SIGHUP (daemon.c): the file again, the same command line over it. */
+static struct config *reload(const struct config *cur, char *err, size_t errlen)
+{
+	struct config *volatile next = NULL;
+	reloading = true;
+	if (setjmp(reload_jmp)) {
+		reloading = false;
+		snprintf(err, errlen, "%s", reload_why);
+		config_release(next, NULL);
+		return NULL;
+	}
+	next = build(err, errlen);
+	reloading = false;
+	if (!next)
+		return NULL;
+	config_carry_over(next, cur);
+	if (config_setup_tls(next, cur, err, errlen) < 0) {
+		config_release(next, cur);
+		return NULL;
+	}
+	apply_log_level(next);
+	fit_fd_limit(next);
+	return next;
+}
+
+int main(int argc, char **argv)
+{
+	static char errs[16384];
+	int opt;
+	bool check_only = false;
+	g_argc = argc;
+	g_argv = argv;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":l:u:t:c:vqhV", long_opts, NULL)) != -1) {
+		if (opt == 'c')
+			g_file = optarg;
+		else if (opt == OPT_CHECK_CONFIG)
+			check_only = true;
+		else if (opt == 'v')
+			g_verbosity++;
+		else if (opt == 'q')
+			g_verbosity = -1;
+	}
+	struct config *cfg = build(errs, sizeof(errs));
+	if (!cfg) {
+		fprintf(stderr, "%s\n", errs);
 		return 2;
 	}
-	if (cfg.n_routes && !(cfg.route_table = route_table_new(&cfg, buf, sizeof(buf)))) {
-		fprintf(stderr, "%s: %s\n", file ? file : "dnsmux", buf);
-		return 2;
-	}
-	setup_tls(&cfg);
+	apply_log_level(cfg);
+	if (check_only && !g_file)
+		bad("--check-config needs -c FILE");
+	if (config_setup_tls(cfg, NULL, errs, sizeof(errs)) < 0)
+		bad("%s", errs);
 	if (check_only) {
-		printf("%s: OK (%zu listeners, %zu pools, %zu upstreams, %zu routes)\n", file, cfg.n_listens, cfg.n_pools,
-		       cfg.n_upstreams, cfg.n_routes);
-		free_tls(&cfg);
-		route_table_free(cfg.route_table);
-		config_free(&cfg);
+		printf("%s: OK (%zu listeners, %zu pools, %zu upstreams, %zu routes)\n", g_file, cfg->n_listens,
+		       cfg->n_pools, cfg->n_upstreams, cfg->n_routes);
+		config_release(cfg, NULL);
 		return 0;
 	}
-	fit_fd_limit(&cfg);
-	int code = daemon_run(&cfg);
-	free_tls(&cfg);
-	route_table_free(cfg.route_table);
-	config_free(&cfg);
-	return code;
+	fit_fd_limit(cfg);
+	return daemon_run(cfg, g_file ? reload : NULL);
 }

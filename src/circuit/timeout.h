@@ -53,6 +53,19 @@ static inline void tq_add(struct tq *q, struct tq_entry *e, uint64_t now_ms)
 	q->head.prev = e;
 }
 
+/** Queue e with the deadline it has (moving it from another queue): the
+ * queue stays sorted only if no entry already in it expires later. */
+static inline void tq_append_as_is(struct tq *q, struct tq_entry *e)
+{
+	uint64_t at = e->deadline_ms;
+	tq_remove(e);
+	e->deadline_ms = at;
+	e->prev = q->head.prev;
+	e->next = &q->head;
+	q->head.prev->next = e;
+	q->head.prev = e;
+}
+
 static inline bool tq_empty(const struct tq *q)
 {
 	return q->head.next == &q->head;

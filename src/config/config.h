@@ -149,6 +149,7 @@ struct config {
 	int log_level;              /* log.level: 1 + enum log_level; 0: not set */
 	struct sockaddr_storage trusted_proxies[CONFIG_MAX_TRUSTED_PROXIES]; /* believed in X-Forwarded-For (port 0) */
 	size_t n_trusted_proxies;
+	unsigned long generation;   /* 1 at start, +1 per reload (config/snapshot.h) */
 };
 
 void config_defaults(struct config *c);

@@ -6,16 +6,25 @@
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
+#include "config/snapshot.h"
 #include "core/daemon.h"
 #include "core/worker.h"
 #include "obs/log.h"
 #include "tls/creds.h"
 
+#define DAEMON_MAX_SNAPSHOTS 8 /* alive at once: the current one and those draining */
+#define DAEMON_RELEASE_POLL_MS 100
+
 struct daemon {
-	const struct config *cfg;
+	const struct config *cfg;  /* the current snapshot (snaps[n_snaps - 1]) */
+	struct config *snaps[DAEMON_MAX_SNAPSHOTS]; /* oldest first; older ones kept while a worker uses them */
+	unsigned n_snaps;
+	daemon_reload_fn reload;
 	struct worker *workers;
+	unsigned started;
 	uv_loop_t loop;
 	uv_signal_t sig_int, sig_term, sig_usr1, sig_hup;
+	uv_timer_t release_timer;  /* while snapshots drain: free those no worker uses */
 	int stopping;
 };
 
@@ -118,6 +127,58 @@ static void reload_tls(struct daemon *d)
 		 d->cfg->tls_server->key_path);
 }
 
+/* Free the oldest snapshots while every worker has moved past them. */
+static void release_old(struct daemon *d)
+{
+	unsigned long min = d->cfg->generation;
+	for (unsigned i = 0; i < d->started; i++) {
+		unsigned long g = __atomic_load_n(&d->workers[i].min_gen, __ATOMIC_ACQUIRE);
+		if (g < min)
+			min = g;
+	}
+	while (d->n_snaps > 1 && d->snaps[0]->generation < min) {
+		log_debug(DAEMON, "configuration %lu released", d->snaps[0]->generation);
+		config_release(d->snaps[0], d->snaps[1]);
+		memmove(d->snaps, d->snaps + 1, --d->n_snaps * sizeof(d->snaps[0]));
+	}
+	if (d->n_snaps == 1)
+		uv_timer_stop(&d->release_timer);
+}
+
+static void release_cb(uv_timer_t *t)
+{
+	release_old(t->data);
+}
+
+/* SIGHUP: the file again, with the command line over it, as a new snapshot
+ * the workers switch to; a bad file changes nothing. */
+static void reload_config(struct daemon *d)
+{
+	char err[16384];
+	if (!d->reload)
+		return;
+	release_old(d);
+	if (d->n_snaps == DAEMON_MAX_SNAPSHOTS) {
+		log_err(CONFIG, "SIGHUP: %u configurations still draining (queries in flight to removed upstreams); "
+				"try again in %u ms",
+			d->n_snaps - 1, d->cfg->timeout_ms);
+		return;
+	}
+	struct config *next = d->reload(d->cfg, err, sizeof(err));
+	if (!next) {
+		log_err(CONFIG, "SIGHUP: keeping the running configuration: %s", err);
+		return;
+	}
+	next->generation = d->cfg->generation + 1;
+	d->snaps[d->n_snaps++] = next;
+	d->cfg = next;
+	for (unsigned i = 0; i < d->started; i++)
+		worker_request_config(&d->workers[i], next);
+	log_info(CONFIG, "SIGHUP: configuration %lu loaded (%zu pools, %zu upstreams, %zu routes)", next->generation,
+		 next->n_pools, next->n_upstreams, next->n_routes);
+	uv_timer_start(&d->release_timer, release_cb, DAEMON_RELEASE_POLL_MS, DAEMON_RELEASE_POLL_MS);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct daemon *d = s->data;
@@ -126,7 +187,10 @@ static void on_signal(uv_signal_t *s, int signum)
 		return;
 	}
 	if (signum == SIGHUP) {
+		if (d->stopping)
+			return;
 		reload_tls(d);
+		reload_config(d);
 		return;
 	}
 	if (d->stopping)
@@ -140,6 +204,8 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_close((uv_handle_t *)&d->sig_term, NULL);
 	uv_close((uv_handle_t *)&d->sig_usr1, NULL);
 	uv_close((uv_handle_t *)&d->sig_hup, NULL);
+	uv_timer_stop(&d->release_timer);
+	uv_close((uv_handle_t *)&d->release_timer, NULL);
 }
 
 static void watch(struct daemon *d, uv_signal_t *s, int signum)
@@ -149,9 +215,11 @@ static void watch(struct daemon *d, uv_signal_t *s, int signum)
 	uv_signal_start(s, on_signal, signum);
 }
 
-int daemon_run(const struct config *cfg)
+int daemon_run(struct config *cfg, daemon_reload_fn reload)
 {
-	struct daemon d = {.cfg = cfg};
+	struct daemon d = {.cfg = cfg, .snaps = {cfg}, .n_snaps = 1, .reload = reload};
+	cfg->generation = 1;
+	const unsigned threads = cfg->threads; /* cfg may be freed by a reload; the later ones keep these */
 	size_t per = 2 * cfg->n_listens;
 	int *fds = malloc(sizeof(int) * cfg->threads * per);
 	d.workers = calloc(cfg->threads, sizeof(*d.workers));
@@ -169,7 +237,9 @@ int daemon_run(const struct config *cfg)
 	watch(&d, &d.sig_term, SIGTERM);
 	watch(&d, &d.sig_usr1, SIGUSR1);
 	watch(&d, &d.sig_hup, SIGHUP);
-	for (; started < cfg->threads; started++) {
+	uv_timer_init(&d.loop, &d.release_timer);
+	d.release_timer.data = &d;
+	for (; started < cfg->threads; started++, d.started = started) {
 		struct worker *w = &d.workers[started];
 		int r = worker_init(w, started, cfg, fds + started * per);
 		if (r == 0)
@@ -200,11 +270,13 @@ int daemon_run(const struct config *cfg)
 	uv_loop_close(&d.loop);
 out_fds:
 	/* the workers' handles closed their sockets; close the ones never handed over */
-	for (size_t k = started * per; k < cfg->threads * per; k++)
+	for (size_t k = started * per; k < threads * per; k++)
 		if (fds[k] >= 0)
 			close(fds[k]);
 out:
 	free(fds);
 	free(d.workers);
+	for (unsigned i = 0; i < d.n_snaps; i++)
+		config_release(d.snaps[i], i + 1 < d.n_snaps ? d.snaps[i + 1] : NULL);
 	return code;
 }

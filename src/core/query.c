@@ -102,7 +102,7 @@ void query_dispatch(struct query *q, const struct upstream *avoid)
 		query_fail(q, KNOT_RCODE_SERVFAIL);
 		return;
 	}
-	struct upstream *u = pool_pick(&w->pools[q->pool], now, avoid, &w->rnd);
+	struct upstream *u = q->pool < w->n_pools ? pool_pick(&w->pools[q->pool], now, avoid, &w->rnd) : NULL;
 	if (!u) {
 		query_fail(q, KNOT_RCODE_SERVFAIL);
 		return;
@@ -126,6 +126,8 @@ void query_dispatch(struct query *q, const struct upstream *avoid)
 static bool retry_elsewhere(struct query *q, struct upstream *failed)
 {
 	struct worker *w = q->w;
+	if (q->pool >= w->n_pools)
+		return false;
 	const struct pool *p = &w->pools[q->pool];
 	if (q->tries >= p->conf->retries || p->n < 2 || worker_now(w) >= q->deadline.deadline_ms)
 		return false;
@@ -152,9 +154,9 @@ void query_try_expired(struct query *q)
 {
 	struct worker *w = q->w;
 	struct upstream *u = q->up;
-	const struct pool *p = &w->pools[q->pool];
-	if (q->state == Q_IDLE || !u)
+	if (q->state == Q_IDLE || !u || q->pool >= w->n_pools)
 		return;
+	const struct pool *p = &w->pools[q->pool];
 	health_fail(&u->health, &w->rnd, worker_now(w)); /* a passive signal */
 	if (p->n < 2 || worker_now(w) >= q->deadline.deadline_ms)
 		return; /* nobody else to ask: it waits on u, under its deadline */
@@ -166,7 +168,7 @@ void query_try_expired(struct query *q)
 void query_dispatch_elsewhere(struct query *q, const struct upstream *u)
 {
 	struct worker *w = q->w;
-	struct upstream *next = pool_pick(&w->pools[q->pool], worker_now(w), u, &w->rnd);
+	struct upstream *next = q->pool < w->n_pools ? pool_pick(&w->pools[q->pool], worker_now(w), u, &w->rnd) : NULL;
 	if (!next || next == u || !health_usable(&next->health, worker_now(w)) || upstream_send(next, q) < 0)
 		query_fail(q, KNOT_RCODE_SERVFAIL);
 }

@@ -30,6 +30,9 @@ struct inflight;
  * reconnect at most. */
 #define QUERY_MAX_CIRCUIT_DEATHS 3
 #define QUERY_MAX_SUSPICION 2
+/* q->pool of a query whose pool a reload removed: it waits on its upstream,
+ * and is not retried elsewhere */
+#define QUERY_NO_POOL UINT16_MAX
 
 enum query_state {
 	Q_IDLE = 0,   /* not held by any upstream */

@@ -2,12 +2,14 @@
  * sockets the daemon bound, own the pool's upstream instances, drive every
  * deadline from one timer, flush circuits once per loop turn, drain and
  * close on stop. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <libknot/libknot.h>
 #include "circuit/circuit.h"
 #include "core/query.h"
 #include "core/worker.h"
+#include "config/snapshot.h"
 #include "frontend/frontend.h"
 #include "obs/log.h"
 #include "route/route.h"
@@ -19,6 +21,8 @@
 
 static void timer_cb(uv_timer_t *t);
 static void finish_stop(struct worker *w);
+static void drain_retired(struct worker *w);
+static void apply_config(struct worker *w, const struct config *next);
 
 void worker_arm(struct worker *w, uint64_t at_ms)
 {
@@ -144,6 +148,10 @@ static void close_all(struct worker *w)
 	for (unsigned i = 0; i < w->n_upstreams; i++)
 		upstream_close(w->upstreams[i]);
 	w->n_upstreams = 0;
+	for (unsigned i = 0; i < w->n_retired; i++)
+		if (!w->retired[i].closed_turn)
+			upstream_close(w->retired[i].u);
+	w->n_retired = 0;
 	frontend_udp_close(w);
 	uv_close((uv_handle_t *)&w->timer, NULL);
 	uv_close((uv_handle_t *)&w->check, NULL);
@@ -217,12 +225,18 @@ static void check_cb(uv_check_t *h)
 	struct worker *w = h->data;
 	worker_flush(w);
 	w->turn_inputs = 0;
+	w->turns++;
+	if (w->n_retired)
+		drain_retired(w);
 	finish_stop(w);
 }
 
 static void wake_cb(uv_async_t *a)
 {
 	struct worker *w = a->data;
+	const struct config *next = __atomic_exchange_n(&w->next_cfg, NULL, __ATOMIC_ACQ_REL);
+	if (next && !w->is_stopping && next != w->cfg)
+		apply_config(w, next);
 	if (!__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE) || w->is_stopping)
 		return;
 	w->is_stopping = true;
@@ -236,6 +250,12 @@ static void wake_cb(uv_async_t *a)
 	frontend_tcp_close_idle(w);
 }
 
+void worker_request_config(struct worker *w, const struct config *next)
+{
+	__atomic_store_n(&w->next_cfg, next, __ATOMIC_RELEASE);
+	uv_async_send(&w->wake);
+}
+
 void worker_request_stop(struct worker *w)
 {
 	__atomic_store_n(&w->stop_requested, 1, __ATOMIC_RELEASE);
@@ -245,8 +265,12 @@ void worker_request_stop(struct worker *w)
 static int start_listeners(struct worker *w)
 {
 	const struct config *cfg = w->cfg;
+	w->listens = malloc(sizeof(*w->listens) * (cfg->n_listens ? cfg->n_listens : 1));
+	if (!w->listens)
+		return UV_ENOMEM;
+	memcpy(w->listens, cfg->listens, sizeof(*w->listens) * cfg->n_listens);
 	for (size_t i = 0; i < cfg->n_listens; i++) {
-		const struct listen_conf *lc = &cfg->listens[i];
+		const struct listen_conf *lc = &w->listens[i];
 		int r = 0;
 		if (w->fds[2 * i] >= 0)
 			r = frontend_udp_start(w, lc, w->fds[2 * i]);
@@ -260,38 +284,210 @@ static int start_listeners(struct worker *w)
 	return 0;
 }
 
+/* Pools for cfg over the upstream instances ups (one per cfg->upstreams[i]),
+ * and the route scratch; into *pools, *n_pools. */
+static int build_pools(struct worker *w, const struct config *cfg, struct upstream **ups, struct pool **pools_out,
+		       struct route_scratch **scratch)
+{
+	struct pool *pools = calloc(cfg->n_pools ? cfg->n_pools : 1, sizeof(*pools));
+	if (!pools)
+		return -ENOMEM;
+	for (unsigned p = 0; p < cfg->n_pools; p++) {
+		pools[p].conf = &cfg->pools[p];
+		tq_init(&pools[p].tries, cfg->pools[p].timeout_ms);
+		tq_init(&pools[p].probes, cfg->pools[p].health.timeout_ms);
+		pools[p].next_probe_ms = uv_now(&w->loop); /* the first round at once */
+		pools[p].members = calloc(cfg->pools[p].n_members ? cfg->pools[p].n_members : 1, sizeof(struct upstream *));
+		if (!pools[p].members) {
+			for (unsigned k = 0; k <= p; k++)
+				free(pools[k].members);
+			free(pools);
+			return -ENOMEM;
+		}
+	}
+	*scratch = NULL;
+	if (cfg->route_table && !(*scratch = route_scratch_new(cfg->route_table))) {
+		for (unsigned k = 0; k < cfg->n_pools; k++)
+			free(pools[k].members);
+		free(pools);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < cfg->n_upstreams; i++) {
+		struct pool *p = &pools[cfg->upstreams[i].pool];
+		ups[i]->wants_rtt = p->conf->policy == POOL_FASTEST;
+		p->members[p->n++] = ups[i];
+	}
+	*pools_out = pools;
+	return 0;
+}
+
+static void free_pools(struct pool *pools, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		free(pools[i].members);
+	free(pools);
+}
+
+static void arm_probes(struct worker *w)
+{
+	for (unsigned i = 0; i < w->n_pools; i++)
+		if (w->pools[i].conf->health.interval_ms)
+			worker_arm(w, w->pools[i].next_probe_ms);
+}
+
 /* This worker's upstream instances, and its pools of them (config order). */
 static int make_pools(struct worker *w)
 {
 	const struct config *cfg = w->cfg;
-	w->upstreams = calloc(cfg->n_upstreams, sizeof(*w->upstreams));
-	w->pools = calloc(cfg->n_pools, sizeof(*w->pools));
-	if (!w->upstreams || !w->pools)
+	w->upstreams = calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*w->upstreams));
+	if (!w->upstreams)
 		return -ENOMEM;
-	w->n_pools = (unsigned)cfg->n_pools;
-	for (unsigned p = 0; p < w->n_pools; p++) {
-		w->pools[p].conf = &cfg->pools[p];
-		tq_init(&w->pools[p].tries, cfg->pools[p].timeout_ms);
-		tq_init(&w->pools[p].probes, cfg->pools[p].health.timeout_ms);
-		w->pools[p].next_probe_ms = uv_now(&w->loop); /* the first round at once */
-		w->pools[p].members = calloc(cfg->pools[p].n_members ? cfg->pools[p].n_members : 1, sizeof(struct upstream *));
-		if (!w->pools[p].members)
-			return -ENOMEM;
-	}
 	for (size_t i = 0; i < cfg->n_upstreams; i++) {
 		struct upstream *u = upstream_new(w, &cfg->upstreams[i]);
 		if (!u)
 			return -ENOMEM;
 		w->upstreams[w->n_upstreams++] = u;
-		struct pool *p = &w->pools[cfg->upstreams[i].pool];
-		u->wants_rtt = p->conf->policy == POOL_FASTEST;
-		p->members[p->n++] = u;
 	}
+	if (build_pools(w, cfg, w->upstreams, &w->pools, &w->route_scratch) < 0)
+		return -ENOMEM;
+	w->n_pools = (unsigned)cfg->n_pools;
 	int d = config_find_pool(cfg, "default");
 	w->default_pool = d < 0 ? 0 : (unsigned)d;
-	if (cfg->route_table && !(w->route_scratch = route_scratch_new(cfg->route_table)))
-		return -ENOMEM;
 	return 0;
+}
+
+/* The oldest snapshot this worker still uses: its own, or one a retired
+ * upstream's conf lives in. Read by the daemon to free older ones. */
+static void publish_min_gen(struct worker *w)
+{
+	unsigned long g = w->cfg->generation;
+	for (unsigned i = 0; i < w->n_retired; i++)
+		if (w->retired[i].gen < g)
+			g = w->retired[i].gen;
+	__atomic_store_n(&w->min_gen, g, __ATOMIC_RELEASE);
+}
+
+/* Retired upstreams: close each once it holds no query; forget it a turn
+ * later, when its handles' close callbacks have run. */
+static void drain_retired(struct worker *w)
+{
+	unsigned k = 0;
+	bool changed = false;
+	for (unsigned i = 0; i < w->n_retired; i++) {
+		struct retired_upstream *r = &w->retired[i];
+		if (!r->closed_turn && (upstream_outstanding(r->u) == 0 || w->is_closed)) {
+			log_debug(WORKER, "worker %u: upstream %s, removed by a reload, closed", w->idx, r->u->name);
+			upstream_close(r->u);
+			r->closed_turn = w->turns;
+			worker_arm(w, worker_now(w)); /* a next turn, even when nothing else happens */
+		}
+		if (r->closed_turn && r->closed_turn < w->turns) {
+			changed = true;
+			continue;
+		}
+		w->retired[k++] = *r;
+	}
+	w->n_retired = k;
+	if (changed)
+		publish_min_gen(w);
+}
+
+/* A reload's snapshot: the same upstreams keep their instances (circuits,
+ * health, latency), new ones are made, removed ones retire; queries in
+ * flight move to the new pool of the same name (none: they wait on their
+ * upstream, not retried), with their try timers; probes in flight are
+ * dropped (the new pools probe at once). */
+static void apply_config(struct worker *w, const struct config *next)
+{
+	const struct config *old = w->cfg;
+	struct upstream **ups = calloc(next->n_upstreams ? next->n_upstreams : 1, sizeof(*ups));
+	bool *kept = calloc(w->n_upstreams ? w->n_upstreams : 1, sizeof(*kept));
+	struct retired_upstream *ret = NULL;
+	struct pool *pools = NULL;
+	struct route_scratch *scratch = NULL;
+	size_t i, k, made = 0;
+	if (!ups || !kept)
+		goto oom;
+	for (i = 0; i < next->n_upstreams; i++) {
+		for (k = 0; k < w->n_upstreams; k++)
+			if (!kept[k] && config_upstream_same(old, w->upstreams[k]->conf, next, &next->upstreams[i]))
+				break;
+		if (k < w->n_upstreams) {
+			kept[k] = true;
+			ups[i] = w->upstreams[k];
+		} else if (!(ups[i] = upstream_new(w, &next->upstreams[i]))) {
+			goto oom;
+		} else {
+			made++;
+		}
+	}
+	size_t gone = w->n_upstreams - (next->n_upstreams - made);
+	ret = realloc(w->retired, (w->n_retired + gone + 1) * sizeof(*ret));
+	if (!ret)
+		goto oom;
+	w->retired = ret;
+	if (build_pools(w, next, ups, &pools, &scratch) < 0)
+		goto oom;
+	/* from here on nothing fails */
+	for (i = 0; i < next->n_upstreams; i++)
+		if (ups[i]->conf != &next->upstreams[i] && ups[i]->conf >= old->upstreams &&
+		    ups[i]->conf < old->upstreams + old->n_upstreams)
+			ups[i]->conf = &next->upstreams[i];
+	for (k = 0; k < w->n_upstreams; k++)
+		if (!kept[k])
+			w->retired[w->n_retired++] = (struct retired_upstream){.u = w->upstreams[k], .gen = old->generation};
+	for (unsigned p = 0; p < w->n_pools; p++) {
+		struct tq_entry *e;
+		while ((e = tq_pop_expired(&w->pools[p].probes, UINT64_MAX))) {
+			struct query *q = tq_container(e, struct query, try_timer);
+			query_detach(q);
+			worker_query_release(q);
+		}
+	}
+	for (struct tq_entry *e = w->deadlines.head.next; e != &w->deadlines.head; e = e->next) {
+		struct query *q = tq_container(e, struct query, deadline);
+		int np = q->pool < w->n_pools ? config_find_pool(next, old->pools[q->pool].name) : -1;
+		if (tq_entry_queued(&q->try_timer)) {
+			if (np >= 0)
+				tq_append_as_is(&pools[np].tries, &q->try_timer);
+			else
+				tq_remove(&q->try_timer);
+		}
+		q->pool = np < 0 ? QUERY_NO_POOL : (uint16_t)np;
+	}
+	free_pools(w->pools, w->n_pools);
+	free(w->upstreams);
+	route_scratch_free(w->route_scratch);
+	w->upstreams = ups;
+	w->n_upstreams = (unsigned)next->n_upstreams;
+	w->pools = pools;
+	w->n_pools = (unsigned)next->n_pools;
+	w->route_scratch = scratch;
+	int d = config_find_pool(next, "default");
+	w->default_pool = d < 0 ? 0 : (unsigned)d;
+	/* fixed-delay queues: a lower delay holds entries already queued behind
+	 * older ones, never beyond their old deadline */
+	w->deadlines.delay_ms = next->timeout_ms;
+	w->udp_retry.delay_ms = next->udp_retry_ms;
+	w->tcp_idle.delay_ms = next->tcp_idle_ms;
+	w->tls_hs.delay_ms = next->tls_handshake_ms;
+	w->tcp_linger.delay_ms = worker_drain_ms(next);
+	w->cfg = next;
+	free(kept);
+	arm_probes(w);
+	publish_min_gen(w);
+	log_debug(WORKER, "worker %u: configuration %lu in force (%zu upstreams kept, %zu new, %zu retiring)", w->idx,
+		  next->generation, next->n_upstreams - made, made, gone);
+	drain_retired(w);
+	return;
+oom:
+	for (i = 0; ups && i < next->n_upstreams; i++)
+		if (ups[i] && !(ups[i]->conf >= old->upstreams && ups[i]->conf < old->upstreams + old->n_upstreams))
+			upstream_close(ups[i]);
+	free(ups);
+	free(kept);
+	log_err(WORKER, "worker %u: out of memory: configuration %lu not applied, %lu kept", w->idx, next->generation,
+		old->generation);
 }
 
 int worker_init(struct worker *w, unsigned idx, const struct config *cfg, int *fds)
@@ -299,6 +495,7 @@ int worker_init(struct worker *w, unsigned idx, const struct config *cfg, int *f
 	memset(w, 0, sizeof(*w));
 	w->idx = idx;
 	w->cfg = cfg;
+	w->min_gen = cfg->generation;
 	w->fds = fds;
 	w->timer_at = UINT64_MAX;
 	int r = uv_loop_init(&w->loop);
@@ -322,9 +519,7 @@ int worker_init(struct worker *w, unsigned idx, const struct config *cfg, int *f
 		return -ENOMEM;
 	uv_timer_init(&w->loop, &w->timer);
 	w->timer.data = w;
-	for (unsigned i = 0; i < w->n_pools; i++)
-		if (w->pools[i].conf->health.interval_ms)
-			worker_arm(w, w->pools[i].next_probe_ms); /* the first probes */
+	arm_probes(w); /* the first probes */
 	uv_check_init(&w->loop, &w->check);
 	w->check.data = w;
 	uv_check_start(&w->check, check_cb);
@@ -356,9 +551,9 @@ void worker_deinit(struct worker *w)
 		free(q);
 	}
 	free(w->upstreams);
-	for (unsigned i = 0; i < w->n_pools; i++)
-		free(w->pools[i].members);
-	free(w->pools);
+	free_pools(w->pools, w->n_pools);
+	free(w->retired);
+	free(w->listens);
 	route_scratch_free(w->route_scratch);
 	free(w->udp_rbuf);
 	free(w->tx);

@@ -40,9 +40,24 @@ struct udp_width {
 /** Buffer for the next recvmmsg call (from the worker's shared buffer). */
 void worker_udp_buf(struct worker *w, struct udp_width *uw, uv_buf_t *buf);
 
+/* An upstream a reload removed: it takes no new query, answers what it
+ * holds, and is closed once it holds nothing; its conf is in the snapshot
+ * of generation gen, which stays alive until then. */
+struct retired_upstream {
+	struct upstream *u;
+	unsigned long gen;
+	uint64_t closed_turn; /* the loop turn it was closed in; 0: open */
+};
+
 struct worker {
 	unsigned idx;                  /* 0..threads-1, for logs and stats */
-	const struct config *cfg;      /* immutable snapshot */
+	const struct config *cfg;      /* immutable snapshot (config/snapshot.h) */
+	const struct config *next_cfg; /* daemon -> worker: switch to this one (reload) */
+	unsigned long min_gen;         /* worker -> daemon: the oldest snapshot generation still used */
+	struct listen_conf *listens;   /* the listeners' confs: a copy, as listeners outlive snapshots */
+	struct retired_upstream *retired; /* upstreams removed by reloads, draining */
+	unsigned n_retired;
+	uint64_t turns;                /* loop turns (check_cb) */
 	uv_loop_t loop;
 	uv_thread_t thread;
 	uv_timer_t timer;              /* armed at the earliest deadline of the queues below */
@@ -90,6 +105,10 @@ void worker_deinit(struct worker *w);
 void worker_run(void *arg);
 /** From another thread: ask the worker to stop gracefully. */
 void worker_request_stop(struct worker *w);
+/** From another thread: switch to snapshot next (it must outlive the
+ * worker's use of it: see min_gen). Upstreams in both keep their instances
+ * and circuits; queries in flight move to their pools' namesakes. */
+void worker_request_config(struct worker *w, const struct config *next);
 
 static inline uint64_t worker_now(struct worker *w)
 {

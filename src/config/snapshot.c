@@ -1,0 +1,158 @@
+/* snapshot.c -- see snapshot.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config/snapshot.h"
+#include "obs/log.h"
+#include "route/route.h"
+#include "tls/creds.h"
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool is_tls(const struct upstream_conf *u)
+{
+	return u->kind == UPSTREAM_TLS || u->kind == UPSTREAM_HTTPS;
+}
+
+bool config_upstream_same(const struct config *ca, const struct upstream_conf *a, const struct config *cb,
+			  const struct upstream_conf *b)
+{
+	/* the text is the whole URL: address, port, path, pins, method, name */
+	if (a->kind != b->kind || strcmp(a->text, b->text) != 0)
+		return false;
+	return !is_tls(a) || same_str(ca->ca_file, cb->ca_file);
+}
+
+static bool same_listens(const struct config *a, const struct config *b)
+{
+	if (a->n_listens != b->n_listens)
+		return false;
+	for (size_t i = 0; i < a->n_listens; i++)
+		if (a->listens[i].protos != b->listens[i].protos || strcmp(a->listens[i].text, b->listens[i].text) != 0)
+			return false;
+	return true;
+}
+
+void config_carry_over(struct config *next, const struct config *prev)
+{
+	if (!same_listens(next, prev)) {
+		log_warn(CONFIG, "reload: the listeners changed; they stay as they are until a restart");
+		memcpy(next->listens, prev->listens, sizeof(next->listens));
+		next->n_listens = prev->n_listens;
+	}
+	if (next->threads != prev->threads) {
+		log_warn(CONFIG, "reload: threads %u -> %u needs a restart; staying at %u", prev->threads, next->threads,
+			 prev->threads);
+		next->threads = prev->threads;
+	}
+	if (!same_str(next->tls_cert, prev->tls_cert) || !same_str(next->tls_key, prev->tls_key))
+		log_warn(CONFIG, "reload: a new certificate or key path needs a restart; the files at the old paths are "
+				 "re-read on SIGHUP");
+}
+
+static const struct tls_client_ctx *shared_client_ctx(const struct config *next, const struct upstream_conf *u,
+						      const struct config *prev)
+{
+	if (!prev)
+		return NULL;
+	for (size_t i = 0; i < prev->n_upstreams; i++)
+		if (prev->upstreams[i].tls && config_upstream_same(prev, &prev->upstreams[i], next, u))
+			return prev->upstreams[i].tls;
+	return NULL;
+}
+
+static int make_client_ctx(struct config *c, struct upstream_conf *u, char *err, size_t errlen)
+{
+	char why[512];
+	struct tls_client_ctx *t = calloc(1, sizeof(*t));
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(t->auth_name, sizeof(t->auth_name), "%s", u->auth_name);
+	config_addr_str(&u->addr, t->ip_text, sizeof(t->ip_text));
+	char *colon = t->ip_text[0] == '[' ? strstr(t->ip_text, "]:") : strrchr(t->ip_text, ':');
+	if (colon) /* the name checked without #AUTH-NAME is the bare IP */
+		*colon = '\0';
+	if (t->ip_text[0] == '[')
+		memmove(t->ip_text, t->ip_text + 1, strlen(t->ip_text));
+	memcpy(t->pins, u->pins, sizeof(t->pins));
+	t->n_pins = u->n_pins;
+	t->alpn_h2 = u->kind == UPSTREAM_HTTPS;
+	if (tls_client_ctx_init(t, c->ca_file, why, sizeof(why)) < 0) {
+		free(t);
+		snprintf(err, errlen, "--upstream %s: %s", u->text, why);
+		return -EINVAL;
+	}
+	u->tls = t;
+	return 0;
+}
+
+int config_setup_tls(struct config *next, const struct config *prev, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < next->n_upstreams; i++) {
+		struct upstream_conf *u = &next->upstreams[i];
+		if (!is_tls(u) || u->tls)
+			continue;
+		const struct tls_client_ctx *t = shared_client_ctx(next, u, prev);
+		if (t)
+			u->tls = (struct tls_client_ctx *)t; /* the session ticket carries over too */
+		else if (make_client_ctx(next, u, err, errlen) < 0)
+			return -EINVAL;
+	}
+	bool has_tls_listener = false;
+	for (size_t i = 0; i < next->n_listens; i++)
+		has_tls_listener |= (next->listens[i].protos & LISTEN_TLS) != 0;
+	if (!has_tls_listener || next->tls_server)
+		return 0;
+	if (prev && prev->tls_server) { /* the listeners are prev's (config_carry_over) */
+		next->tls_server = prev->tls_server;
+		return 0;
+	}
+	next->tls_server = calloc(1, sizeof(*next->tls_server));
+	if (!next->tls_server) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (tls_server_ctx_init(next->tls_server, next->tls_cert, next->tls_key, err, errlen) < 0) {
+		free(next->tls_server);
+		next->tls_server = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static bool successor_has(const struct config *s, const struct tls_client_ctx *t)
+{
+	for (size_t i = 0; s && i < s->n_upstreams; i++)
+		if (s->upstreams[i].tls == t)
+			return true;
+	return false;
+}
+
+void config_release(struct config *c, const struct config *successor)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n_upstreams; i++) {
+		struct tls_client_ctx *t = c->upstreams[i].tls;
+		bool earlier = false; /* two upstreams of c never share one, but be sure it is freed once */
+		for (size_t k = 0; k < i && !earlier; k++)
+			earlier = c->upstreams[k].tls == t;
+		if (t && !earlier && !successor_has(successor, t)) {
+			tls_client_ctx_deinit(t);
+			free(t);
+		}
+	}
+	if (c->tls_server && !(successor && successor->tls_server == c->tls_server)) {
+		tls_server_ctx_deinit(c->tls_server);
+		free(c->tls_server);
+	}
+	route_table_free(c->route_table);
+	config_free(c);
+	free(c);
+}
