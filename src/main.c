@@ -241,7 +241,7 @@ static const char *g_file; /* -c FILE */
 static int g_verbosity;
 
 /* The configuration: the file (when -c), then the command line over it;
- * validated, with its route table. NULL with the reason in err, or -- at
+ * validated (a template: config_snapshot makes what the workers run). NULL with the reason in err, or -- at
  * start only -- exit for a bad flag, --help or --version. */
 static struct config *build(char *err, size_t errlen)
 {
@@ -326,10 +326,6 @@ static struct config *build(char *err, size_t errlen)
 			bad("%s", buf);
 		goto fail;
 	}
-	if (c->n_routes && !(c->route_table = route_table_new(c, buf, sizeof(buf)))) {
-		snprintf(err, errlen, "%s: %s", g_file ? g_file : "dnsmux", buf);
-		goto fail;
-	}
 	return c;
 fail:
 	config_release(c, NULL);
@@ -344,7 +340,7 @@ static void apply_log_level(const struct config *c)
 }
 
 /* SIGHUP (daemon.c): the file again, the same command line over it. */
-static struct config *reload(const struct config *cur, char *err, size_t errlen)
+static struct config *reload(char *err, size_t errlen)
 {
 	struct config *volatile next = NULL;
 	reloading = true;
@@ -356,17 +352,17 @@ static struct config *reload(const struct config *cur, char *err, size_t errlen)
 	}
 	next = build(err, errlen);
 	reloading = false;
-	if (!next)
-		return NULL;
-	config_carry_over(next, cur);
-	if (config_setup_tls(next, cur, err, errlen) < 0) {
-		config_release(next, cur);
-		return NULL;
-	}
-	apply_log_level(next);
-	fit_fd_limit(next);
 	return next;
 }
+
+/* What a snapshot changes in the process itself. */
+static void applied(struct config *c)
+{
+	apply_log_level(c);
+	fit_fd_limit(c);
+}
+
+static const struct daemon_hooks hooks = {.load = reload, .applied = applied};
 
 int main(int argc, char **argv)
 {
@@ -386,22 +382,27 @@ int main(int argc, char **argv)
 		else if (opt == 'q')
 			g_verbosity = -1;
 	}
-	struct config *cfg = build(errs, sizeof(errs));
-	if (!cfg) {
+	struct config *base = build(errs, sizeof(errs));
+	if (!base) {
 		fprintf(stderr, "%s\n", errs);
 		return 2;
 	}
-	apply_log_level(cfg);
+	apply_log_level(base);
 	if (check_only && !g_file)
 		bad("--check-config needs -c FILE");
-	if (config_setup_tls(cfg, NULL, errs, sizeof(errs)) < 0)
-		bad("%s", errs);
+	struct config *cfg = config_snapshot(base, NULL, errs, sizeof(errs));
+	if (!cfg) {
+		fprintf(stderr, "dnsmux: %s\n", errs);
+		config_release(base, NULL);
+		return 2;
+	}
 	if (check_only) {
 		printf("%s: OK (%zu listeners, %zu pools, %zu upstreams, %zu routes)\n", g_file, cfg->n_listens,
 		       cfg->n_pools, cfg->n_upstreams, cfg->n_routes);
 		config_release(cfg, NULL);
+		config_release(base, NULL);
 		return 0;
 	}
 	fit_fd_limit(cfg);
-	return daemon_run(cfg, g_file ? reload : NULL);
+	return daemon_run(base, cfg, g_file ? &hooks : NULL);
 }

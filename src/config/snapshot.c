@@ -8,6 +8,68 @@
 #include "route/route.h"
 #include "tls/creds.h"
 
+static const char *remap(const char *p, const struct config *from, const struct config *to)
+{
+	for (size_t i = 0; p && i < from->n_strings; i++)
+		if (p == from->strings[i])
+			return to->strings[i];
+	return p; /* the command line's, or NULL */
+}
+
+struct config *config_dup(const struct config *base)
+{
+	struct config *c = malloc(sizeof(*c));
+	if (!c)
+		return NULL;
+	memcpy(c, base, sizeof(*c));
+	c->routes = NULL;
+	c->n_routes = 0;
+	c->strings = NULL;
+	c->n_strings = 0;
+	c->route_table = NULL;
+	c->tls_server = NULL;
+	for (size_t i = 0; i < c->n_upstreams; i++)
+		c->upstreams[i].tls = NULL;
+	if (base->n_strings && !(c->strings = calloc(base->n_strings, sizeof(*c->strings))))
+		goto fail;
+	for (; c->n_strings < base->n_strings; c->n_strings++)
+		if (!(c->strings[c->n_strings] = strdup(base->strings[c->n_strings])))
+			goto fail;
+	c->ca_file = remap(base->ca_file, base, c);
+	c->tls_cert = remap(base->tls_cert, base, c);
+	c->tls_key = remap(base->tls_key, base, c);
+	if (base->n_routes && !(c->routes = calloc(base->n_routes, sizeof(*c->routes))))
+		goto fail;
+	for (; c->n_routes < base->n_routes; c->n_routes++) {
+		const struct route_conf *from = &base->routes[c->n_routes];
+		struct route_conf *r = &c->routes[c->n_routes];
+		*r = *from;
+		r->regex = NULL;
+		r->clients = NULL;
+		if (from->regex && !(r->regex = strdup(from->regex)))
+			goto fail;
+		if (from->clients) {
+			if (!(r->clients = malloc(sizeof(*r->clients)))) {
+				c->n_routes++; /* so that config_free frees its regex */
+				goto fail;
+			}
+			*r->clients = *from->clients;
+		}
+	}
+	return c;
+fail:
+	config_release(c, NULL);
+	return NULL;
+}
+
+int config_build_routes(struct config *c, char *err, size_t errlen)
+{
+	if (!c->n_routes)
+		return 0;
+	c->route_table = route_table_new(c, err, errlen);
+	return c->route_table ? 0 : -EINVAL;
+}
+
 static bool same_str(const char *a, const char *b)
 {
 	return a == b || (a && b && strcmp(a, b) == 0);
@@ -155,4 +217,26 @@ void config_release(struct config *c, const struct config *successor)
 	route_table_free(c->route_table);
 	config_free(c);
 	free(c);
+}
+
+struct config *config_snapshot(const struct config *base, const struct config *prev, char *err, size_t errlen)
+{
+	struct config *c = config_dup(base);
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	char why[512];
+	if (config_build_routes(c, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s: %s", base->file[0] ? base->file : "dnsmux", why);
+		config_release(c, NULL);
+		return NULL;
+	}
+	if (prev)
+		config_carry_over(c, prev);
+	if (config_setup_tls(c, prev, err, errlen) < 0) {
+		config_release(c, prev);
+		return NULL;
+	}
+	return c;
 }

@@ -10,6 +10,14 @@
 #include <stddef.h>
 #include "config/config.h"
 
+/** A deep copy of base (a configuration as loaded: routes, the file's
+ * strings), without its route table and TLS contexts; NULL on ENOMEM. */
+struct config *config_dup(const struct config *base);
+
+/** Build the route table of c (NULL when c has no routes); -EINVAL with a
+ * reason (a regex PCRE2 will not compile) or -ENOMEM. */
+int config_build_routes(struct config *c, char *err, size_t errlen);
+
 /** Do a and b name the same server over the same transport, authenticated
  * the same way (the URL as written, and the CA file for tls/https)? Then a
  * worker keeps its instance of it, circuits and all, across a reload. */
@@ -26,6 +34,11 @@ void config_carry_over(struct config *next, const struct config *prev);
  * made for the rest. 0, or -EINVAL with a reason naming the upstream or
  * file (then config_release(next, prev) frees what was made). */
 int config_setup_tls(struct config *next, const struct config *prev, char *err, size_t errlen);
+
+/** The snapshot workers run: a copy of base (the file and the command
+ * line, validated), with what a reload cannot change taken from prev (NULL
+ * at start), its route table and TLS contexts. NULL with a reason in err. */
+struct config *config_snapshot(const struct config *base, const struct config *prev, char *err, size_t errlen);
 
 /** Free c (a heap snapshot) with its route table and the TLS contexts it
  * does not share with successor (the snapshot made after it, or NULL). */

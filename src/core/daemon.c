@@ -19,7 +19,8 @@ struct daemon {
 	const struct config *cfg;  /* the current snapshot (snaps[n_snaps - 1]) */
 	struct config *snaps[DAEMON_MAX_SNAPSHOTS]; /* oldest first; older ones kept while a worker uses them */
 	unsigned n_snaps;
-	daemon_reload_fn reload;
+	struct config *base;       /* the template of the current snapshot: the file and the command line */
+	const struct daemon_hooks *hooks;
 	struct worker *workers;
 	unsigned started;
 	uv_loop_t loop;
@@ -155,7 +156,7 @@ static void release_cb(uv_timer_t *t)
 static void reload_config(struct daemon *d)
 {
 	char err[16384];
-	if (!d->reload)
+	if (!d->hooks)
 		return;
 	release_old(d);
 	if (d->n_snaps == DAEMON_MAX_SNAPSHOTS) {
@@ -164,11 +165,16 @@ static void reload_config(struct daemon *d)
 			d->n_snaps - 1, d->cfg->timeout_ms);
 		return;
 	}
-	struct config *next = d->reload(d->cfg, err, sizeof(err));
+	struct config *base = d->hooks->load(err, sizeof(err));
+	struct config *next = base ? config_snapshot(base, d->cfg, err, sizeof(err)) : NULL;
 	if (!next) {
 		log_err(CONFIG, "SIGHUP: keeping the running configuration: %s", err);
+		config_release(base, NULL);
 		return;
 	}
+	config_release(d->base, NULL);
+	d->base = base;
+	d->hooks->applied(next);
 	next->generation = d->cfg->generation + 1;
 	d->snaps[d->n_snaps++] = next;
 	d->cfg = next;
@@ -215,9 +221,9 @@ static void watch(struct daemon *d, uv_signal_t *s, int signum)
 	uv_signal_start(s, on_signal, signum);
 }
 
-int daemon_run(struct config *cfg, daemon_reload_fn reload)
+int daemon_run(struct config *base, struct config *cfg, const struct daemon_hooks *hooks)
 {
-	struct daemon d = {.cfg = cfg, .snaps = {cfg}, .n_snaps = 1, .reload = reload};
+	struct daemon d = {.cfg = cfg, .snaps = {cfg}, .n_snaps = 1, .base = base, .hooks = hooks};
 	cfg->generation = 1;
 	const unsigned threads = cfg->threads; /* cfg may be freed by a reload; the later ones keep these */
 	size_t per = 2 * cfg->n_listens;
@@ -278,5 +284,6 @@ out:
 	free(d.workers);
 	for (unsigned i = 0; i < d.n_snaps; i++)
 		config_release(d.snaps[i], i + 1 < d.n_snaps ? d.snaps[i + 1] : NULL);
+	config_release(d.base, NULL);
 	return code;
 }

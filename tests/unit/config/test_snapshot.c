@@ -1,0 +1,134 @@
+/* test_snapshot.c -- src/config/snapshot.c without a daemon: config_dup
+ * copies everything a loaded file owns (routes with their regexes and
+ * client lists, the file's strings and the fields pointing to them), so the
+ * copy outlives the original; config_upstream_same is the URL (and the CA
+ * file for TLS); config_carry_over keeps the listeners and threads; a
+ * snapshot whose regex will not compile is refused. LeakSanitizer checks
+ * that config_release frees all (make test). */
+#include <errno.h>
+#include <unistd.h>
+#include "test.h"
+#include "config/config.h"
+#include "config/snapshot.h"
+#include "route/route.h"
+
+static struct config *load(const char *yaml)
+{
+	char path[] = "/tmp/dnsmux-test-snapshot-XXXXXX", err[2048];
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+	close(fd);
+	struct config *c = calloc(1, sizeof(*c));
+	assert_non_null(c);
+	config_defaults(c);
+	int r = config_load_file(c, path, err, sizeof(err));
+	unlink(path);
+	if (r < 0)
+		fail_msg("%s", err);
+	assert_int_equal(config_validate(c, err, sizeof(err)), 0);
+	return c;
+}
+
+static const char *FILE1 = "listen: [{url: \"127.0.0.1:5300\"}]\n"
+			   "tls: {ca-file: /tmp/ca.pem}\n"
+			   "pools:\n"
+			   "  default: {members: [\"udp://127.0.0.1:5301\"]}\n"
+			   "  shard: {members: [\"tcp://127.0.0.1:5302\"]}\n"
+			   "routes:\n"
+			   "  - regex: '^[ab]*\\.miek\\.nl\\.$'\n"
+			   "    pool: shard\n"
+			   "  - suffix: corp.\n"
+			   "    client: [10.0.0.0/8]\n"
+			   "    pool: shard\n"
+			   "  - suffix: .\n"
+			   "    pool: default\n";
+
+static int lookup(struct config *c, const char *name, const struct sockaddr *client)
+{
+	uint8_t dn[KNOT_DNAME_MAXLEN];
+	assert_non_null(knot_dname_from_str(dn, name, sizeof(dn)));
+	struct route_scratch *s = route_scratch_new(c->route_table);
+	assert_non_null(s);
+	int p = route_lookup(c->route_table, s, dn, KNOT_RRTYPE_A, client, NULL);
+	route_scratch_free(s);
+	return p;
+}
+
+static void dup_outlives_the_original(void **state)
+{
+	(void)state;
+	char err[512];
+	struct config *base = load(FILE1);
+	struct config *copy = config_dup(base);
+	assert_non_null(copy);
+	assert_ptr_not_equal(copy->routes, base->routes);
+	assert_ptr_not_equal(copy->routes[0].regex, base->routes[0].regex);
+	assert_ptr_not_equal(copy->routes[1].clients, base->routes[1].clients);
+	assert_ptr_not_equal(copy->ca_file, base->ca_file);
+	config_release(base, NULL); /* the copy owns all it points to */
+	assert_string_equal(copy->ca_file, "/tmp/ca.pem");
+	assert_int_equal(config_build_routes(copy, err, sizeof(err)), 0);
+	struct sockaddr_in ten = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000001)};
+	struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+	int shard = config_find_pool(copy, "shard"), def = config_find_pool(copy, "default");
+	assert_int_equal(lookup(copy, "ab.miek.nl.", NULL), shard);
+	assert_int_equal(lookup(copy, "www.corp.", (struct sockaddr *)&ten), shard);
+	assert_int_equal(lookup(copy, "www.corp.", (struct sockaddr *)&lo), def);
+	config_release(copy, NULL);
+}
+
+static void same_upstream_is_the_url(void **state)
+{
+	(void)state;
+	struct config *a = load(FILE1), *b = load(FILE1);
+	assert_true(config_upstream_same(a, &a->upstreams[0], b, &b->upstreams[0]));
+	assert_false(config_upstream_same(a, &a->upstreams[0], b, &b->upstreams[1]));
+	struct upstream_conf t1, t2;
+	char err[256];
+	assert_int_equal(config_parse_upstream("tls://127.0.0.1:853#dns.test", &t1, err, sizeof(err)), 0);
+	assert_int_equal(config_parse_upstream("tls://127.0.0.1:853#other.test", &t2, err, sizeof(err)), 0);
+	assert_true(config_upstream_same(a, &t1, b, &t1));
+	assert_false(config_upstream_same(a, &t1, b, &t2)); /* another name to check */
+	b->ca_file = "/tmp/other-ca.pem";
+	assert_false(config_upstream_same(a, &t1, b, &t1)); /* another CA */
+	config_release(a, NULL);
+	config_release(b, NULL);
+}
+
+static void carry_over_keeps_listeners_and_threads(void **state)
+{
+	(void)state;
+	struct config *prev = load(FILE1), *next = load(FILE1);
+	char err[256];
+	assert_int_equal(config_parse_listen("127.0.0.1:5400", &next->listens[0], err, sizeof(err)), 0);
+	next->threads = 4;
+	config_carry_over(next, prev);
+	assert_string_equal(next->listens[0].text, prev->listens[0].text);
+	assert_int_equal(next->threads, prev->threads);
+	config_release(prev, NULL);
+	config_release(next, NULL);
+}
+
+static void a_bad_regex_is_no_snapshot(void **state)
+{
+	(void)state;
+	char err[512] = "";
+	struct config *base = load(FILE1);
+	free(base->routes[0].regex);
+	base->routes[0].regex = strdup("^(unclosed");
+	assert_null(config_snapshot(base, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "unclosed") ? err : strstr(err, "regex"));
+	config_release(base, NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(dup_outlives_the_original),
+		cmocka_unit_test(same_upstream_is_the_url),
+		cmocka_unit_test(carry_over_keeps_listeners_and_threads),
+		cmocka_unit_test(a_bad_regex_is_no_snapshot),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
