@@ -115,18 +115,22 @@ static void apply_forwarded(struct worker *w, const struct doh_request *r, struc
 	c->peer = a;
 }
 
-/* Value of parameter key in a query string (not decoded), or NULL. */
-static const char *param(const char *qs, const char *key, size_t *len)
+/* Value of parameter key in the query string qs (qs_len bytes; not
+ * decoded), or NULL. */
+static const char *param(const char *qs, size_t qs_len, const char *key, size_t *len)
 {
 	size_t kl = strlen(key);
-	for (const char *p = qs; p && *p;) {
-		const char *amp = strchr(p, '&');
-		size_t seg = amp ? (size_t)(amp - p) : strlen(p);
-		if (seg > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+	const char *p = qs, *end = qs + qs_len;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		size_t seg = amp ? (size_t)(amp - p) : (size_t)(end - p);
+		if (seg > kl && memcmp(p, key, kl) == 0 && p[kl] == '=') {
 			*len = seg - kl - 1;
 			return p + kl + 1;
 		}
-		p = amp ? amp + 1 : NULL;
+		if (!amp)
+			break;
+		p = amp + 1;
 	}
 	return NULL;
 }
@@ -226,29 +230,29 @@ static int b64url_decode(const char *s, size_t len, uint8_t *out, size_t cap)
 
 #undef B64
 
-static bool param_bool(const char *qs, const char *key)
+static bool param_bool(const char *qs, size_t qs_len, const char *key)
 {
 	size_t l;
-	const char *v = param(qs, key, &l);
+	const char *v = param(qs, qs_len, key, &l);
 	return v && l > 0 && !(l == 1 && v[0] == '0') && !(l == 5 && strncasecmp(v, "false", 5) == 0);
 }
 
 /* The JSON API (GET /resolve?name=&type=&cd=&do=&ct=): a query built from
  * the parameters. Returns its length, or 0 with *err filled. */
-static size_t json_query(const char *qs, uint8_t *out, size_t cap, enum doh_kind *kind, struct doh_response *err)
+static size_t json_query(const char *qs, size_t qs_len, uint8_t *out, size_t cap, enum doh_kind *kind, struct doh_response *err)
 {
 	char name[KNOT_DNAME_TXT_MAXLEN + 2], type[32] = "A", ct[64] = "";
 	size_t l;
-	const char *v = param(qs, "name", &l);
+	const char *v = param(qs, qs_len, "name", &l);
 	if (!v || !url_decode(v, l, name, sizeof(name)) || !name[0]) {
 		fail(err, 400, "missing or bad 'name' parameter\n");
 		return 0;
 	}
-	if ((v = param(qs, "type", &l)) && (!url_decode(v, l, type, sizeof(type)) || !type[0])) {
+	if ((v = param(qs, qs_len, "type", &l)) && (!url_decode(v, l, type, sizeof(type)) || !type[0])) {
 		fail(err, 400, "bad 'type' parameter\n");
 		return 0;
 	}
-	if ((v = param(qs, "ct", &l)))
+	if ((v = param(qs, qs_len, "ct", &l)))
 		(void)url_decode(v, l, ct, sizeof(ct));
 	*kind = doh_is_dns_message(ct, strlen(ct)) ? DOH_KIND_WIRE : DOH_KIND_JSON;
 	uint16_t qtype;
@@ -271,10 +275,10 @@ static size_t json_query(const char *qs, uint8_t *out, size_t cap, enum doh_kind
 		fail(err, 400, "'name' too long\n");
 		return 0;
 	}
-	bool do_bit = param_bool(qs, "do");
+	bool do_bit = param_bool(qs, qs_len, "do");
 	memset(out, 0, MSG_HDR);
 	knot_wire_set_rd(out);
-	if (param_bool(qs, "cd"))
+	if (param_bool(qs, qs_len, "cd"))
 		knot_wire_set_cd(out);
 	knot_wire_set_qdcount(out, 1);
 	memcpy(out + MSG_HDR, dn, dl);
@@ -299,13 +303,14 @@ bool doh_request_start(struct tcp_client *tc, const struct doh_request *r, const
 		fail(err, 414, "request URI too long\n");
 		return false;
 	}
-	if (r->path_len == 0) {
+	if (!r->path || r->path_len == 0) {
 		fail(err, 400, "no path\n");
 		return false;
 	}
 	const char *qmark = memchr(r->path, '?', r->path_len);
 	size_t plen = qmark ? (size_t)(qmark - r->path) : r->path_len;
-	const char *qs = qmark ? qmark + 1 : "";
+	const char *qs = qmark ? qmark + 1 : r->path + r->path_len;
+	size_t qs_len = (size_t)(r->path + r->path_len - qs);
 	bool is_json = plen == strlen(JSON_PATH) && memcmp(r->path, JSON_PATH, plen) == 0;
 	bool is_doh = plen == strlen(doh_path) && memcmp(r->path, doh_path, plen) == 0;
 	if (!is_json && !is_doh) {
@@ -318,12 +323,12 @@ bool doh_request_start(struct tcp_client *tc, const struct doh_request *r, const
 			fail(err, 405, "/resolve takes GET\n");
 			return false;
 		}
-		len = json_query(qs, msg, sizeof(msg), kind, err);
+		len = json_query(qs, qs_len, msg, sizeof(msg), kind, err);
 		if (!len)
 			return false;
 	} else if (r->method == DOH_GET) {
 		size_t l;
-		const char *v = param(qs, "dns", &l);
+		const char *v = param(qs, qs_len, "dns", &l);
 		int n;
 		if (!v) {
 			fail(err, 400, "missing 'dns' parameter\n");

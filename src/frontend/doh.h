@@ -22,6 +22,8 @@ struct tcp_client;
 /* One HTTP request, as the framing layer collected it. */
 struct doh_request {
 	enum { DOH_GET, DOH_POST, DOH_HEAD, DOH_OTHER } method;
+	const char *path;            /* :path with its query string, path_len bytes, not NUL-terminated
+	                                (the framing layer's: nghttp2's header buffer, h1.c's copy); NULL when absent */
 	size_t path_len;
 	bool path_too_long;
 	bool ct_dns_message;         /* content-type: application/dns-message */
@@ -30,16 +32,11 @@ struct doh_request {
 	size_t body_len;
 	bool body_too_long;
 	char forwarded_for[64];      /* the client address a trusted proxy gave (X-Forwarded-For / Forwarded), or "" */
-	char path[DOH_PATH_MAX + 1]; /* NUL-terminated; path_len = 0 when absent. Last: it is 8 KiB, and
-	                                doh_request_init leaves it as it is */
 };
 
-/** Zero r but for its path buffer (a request's struct is allocated per
- * stream; zeroing 8 KiB for each was a fifth of a DoH query's instructions). */
 static inline void doh_request_init(struct doh_request *r)
 {
-	memset(r, 0, offsetof(struct doh_request, path));
-	r->path[0] = '\0';
+	memset(r, 0, sizeof(*r));
 }
 
 /* What a request wants back. */

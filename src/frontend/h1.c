@@ -27,15 +27,16 @@ struct h1_req {
 	uint8_t *resp;           /* status line, headers and body (heap) */
 	size_t resp_len;
 	struct h1_req *next;
-	struct doh_request req;  /* last (its path buffer is not zeroed: doh_request_init) */
+	struct doh_request req;
+	char path[DOH_PATH_MAX]; /* the request target as read (req.path); last: 8 KiB, not zeroed */
 };
 
 static struct h1_req *req_new(void)
 {
 	struct h1_req *q = malloc(sizeof(*q));
 	if (q) {
-		memset(q, 0, offsetof(struct h1_req, req));
-		doh_request_init(&q->req);
+		memset(q, 0, offsetof(struct h1_req, path));
+		q->req.path = q->path;
 	}
 	return q;
 }
@@ -90,14 +91,14 @@ static int on_message_begin(http_parser *p)
 
 static int on_url(http_parser *p, const char *at, size_t len)
 {
-	struct doh_request *r = &conn_of(p)->cur->req;
+	struct h1_req *q = conn_of(p)->cur;
+	struct doh_request *r = &q->req;
 	if (r->path_len + len > DOH_PATH_MAX) {
 		r->path_too_long = true;
 		return 0;
 	}
-	memcpy(r->path + r->path_len, at, len);
+	memcpy(q->path + r->path_len, at, len);
 	r->path_len += len;
-	r->path[r->path_len] = '\0';
 	return 0;
 }
 

@@ -16,16 +16,22 @@
 #include "obs/log.h"
 
 #define H2_HEADER_BYTES_MAX (DOH_PATH_MAX + 8192) /* per stream, names and values */
+#define H2_RESP_INLINE 512 /* a response body up to this is kept in its stream (a padded answer is 468) */
 
 struct h2_stream {
-	struct h2_stream *prev, *next; /* h2_conn.streams */
+	struct h2_stream *prev, *next; /* h2_conn.streams; next: h2_conn.spare */
+	nghttp2_rcbuf *path;       /* the :path value (req.path points into it), held until the request is taken */
 	uint8_t *body;             /* POST body so far (heap, up to DOH_BODY_MAX + 1) */
 	size_t header_bytes;
 	enum doh_kind kind;
 	bool has_query;            /* a query is in flight for it */
-	uint8_t *resp;             /* response body being sent (heap) */
+	bool has_resp;             /* a response is submitted */
+	const uint8_t *resp;       /* its body: resp_inline or resp_heap */
+	uint8_t *resp_heap;        /* a body past H2_RESP_INLINE (heap) */
 	size_t resp_len, resp_off;
-	struct doh_request req;    /* last (its path buffer is not zeroed: doh_request_init) */
+	char status[4], clen[8], age[20]; /* header values, sent without a copy: they live as long as the stream */
+	struct doh_request req;
+	uint8_t resp_inline[H2_RESP_INLINE]; /* last: not zeroed */
 };
 
 struct h2_conn {
@@ -34,12 +40,21 @@ struct h2_conn {
 	/* every stream with state of ours: nghttp2_session_del closes the
 	 * streams still open without on_stream_close, so h2_free frees these */
 	struct h2_stream *streams;
+	struct h2_stream *spare;   /* freed streams, for the next ones (a malloc and free per stream saved) */
+	uint32_t n_spare, max_spare;
 	bool in_recv;              /* nghttp2_session_mem_recv is on the stack */
 };
 
 static struct h2_stream *stream_of(struct h2_conn *h, int32_t id)
 {
 	return nghttp2_session_get_stream_user_data(h->s, id);
+}
+
+static void stream_drop_path(struct h2_stream *st)
+{
+	if (st->path)
+		nghttp2_rcbuf_decref(st->path);
+	st->path = NULL;
 }
 
 static void stream_free(struct h2_conn *h, struct h2_stream *st)
@@ -50,8 +65,15 @@ static void stream_free(struct h2_conn *h, struct h2_stream *st)
 		h->streams = st->next;
 	if (st->next)
 		st->next->prev = st->prev;
+	stream_drop_path(st);
 	free(st->body);
-	free(st->resp);
+	free(st->resp_heap);
+	if (h->n_spare < h->max_spare) {
+		st->next = h->spare;
+		h->spare = st;
+		h->n_spare++;
+		return;
+	}
 	free(st);
 }
 
@@ -60,11 +82,14 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *us
 	struct h2_conn *h = user;
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	struct h2_stream *st = malloc(sizeof(*st));
-	if (!st)
+	struct h2_stream *st = h->spare;
+	if (st) {
+		h->spare = st->next;
+		h->n_spare--;
+	} else if (!(st = malloc(sizeof(*st)))) {
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	memset(st, 0, offsetof(struct h2_stream, req));
-	doh_request_init(&st->req);
+	}
+	memset(st, 0, offsetof(struct h2_stream, resp_inline));
 	st->next = h->streams;
 	if (h->streams)
 		h->streams->prev = st;
@@ -73,11 +98,14 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *us
 	return 0;
 }
 
-static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen, const uint8_t *value,
-		     size_t vlen, uint8_t flags, void *user)
+static int on_header(nghttp2_session *s, const nghttp2_frame *f, nghttp2_rcbuf *nbuf, nghttp2_rcbuf *vbuf,
+		     uint8_t flags, void *user)
 {
 	struct h2_conn *h = user;
 	(void)flags;
+	nghttp2_vec nv = nghttp2_rcbuf_get_buf(nbuf), vv = nghttp2_rcbuf_get_buf(vbuf);
+	const uint8_t *name = nv.base, *value = vv.base;
+	size_t nlen = nv.len, vlen = vv.len;
 	struct h2_stream *st = stream_of(h, f->hd.stream_id);
 	if (!st)
 		return 0;
@@ -95,11 +123,16 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 			    : vlen == 4 && memcmp(v, "HEAD", 4) == 0 ? DOH_HEAD
 								     : DOH_OTHER;
 	} else if (nlen == 5 && memcmp(n, ":path", 5) == 0) {
+		stream_drop_path(st);
 		if (vlen > DOH_PATH_MAX) {
 			r->path_too_long = true;
+			r->path = NULL;
+			r->path_len = 0;
 		} else {
-			memcpy(r->path, v, vlen);
-			r->path[vlen] = '\0';
+			/* kept as nghttp2 decoded it, not copied: a reference to its buffer */
+			nghttp2_rcbuf_incref(vbuf);
+			st->path = vbuf;
+			r->path = v;
 			r->path_len = vlen;
 		}
 	} else if (nlen == 12 && memcmp(n, "content-type", 12) == 0) {
@@ -147,32 +180,53 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 	return (ssize_t)n;
 }
 
+/* v in decimal into out (no NUL); its length. */
+static size_t put_uint(char *out, uint32_t v)
+{
+	char tmp[10];
+	size_t n = 0;
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
 /* Send resp on stream id (a copy of its body is kept until it is sent). */
 static void respond(struct h2_conn *h, int32_t id, struct h2_stream *st, const struct doh_response *resp)
 {
-	char status[8], clen[24], age[40];
-	snprintf(status, sizeof(status), "%d", resp->status);
-	snprintf(clen, sizeof(clen), "%zu", resp->len);
+	/* the values live in st until the HEADERS frame is out, so nghttp2
+	 * need not copy them (names are lower case, as NO_COPY_NAME wants) */
+	const uint8_t fl = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+	const char *ct = resp->content_type ? resp->content_type : "text/plain";
 	nghttp2_nv nv[4];
 	size_t n = 0;
-#define NV(k, v) (nghttp2_nv){(uint8_t *)(k), (uint8_t *)(v), strlen(k), strlen(v), NGHTTP2_NV_FLAG_NONE}
-	nv[n++] = NV(":status", status);
-	nv[n++] = NV("content-type", resp->content_type ? resp->content_type : "text/plain");
-	nv[n++] = NV("content-length", clen);
+#define NV(k, v, vl) (nghttp2_nv){(uint8_t *)(k), (uint8_t *)(v), sizeof(k) - 1, (vl), fl}
+	nv[n++] = NV(":status", st->status, put_uint(st->status, (uint32_t)resp->status % 1000));
+	nv[n++] = NV("content-type", ct, strlen(ct));
+	nv[n++] = NV("content-length", st->clen, put_uint(st->clen, (uint32_t)resp->len));
 	if (resp->has_max_age) {
-		snprintf(age, sizeof(age), "max-age=%u", resp->max_age);
-		nv[n++] = NV("cache-control", age);
+		memcpy(st->age, "max-age=", 8);
+		nv[n++] = NV("cache-control", st->age, 8 + put_uint(st->age + 8, resp->max_age));
 	}
 #undef NV
-	free(st->resp);
-	st->resp = malloc(resp->len ? resp->len : 1);
-	if (!st->resp) {
-		nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
-		return;
+	free(st->resp_heap);
+	st->resp_heap = NULL;
+	if (resp->len > H2_RESP_INLINE) {
+		if (!(st->resp_heap = malloc(resp->len))) {
+			nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+			return;
+		}
+		st->resp = st->resp_heap;
+	} else {
+		st->resp = st->resp_inline;
 	}
-	memcpy(st->resp, resp->body, resp->len);
+	if (resp->len)
+		memcpy((uint8_t *)st->resp, resp->body, resp->len);
 	st->resp_len = resp->len;
 	st->resp_off = 0;
+	st->has_resp = true;
 	/* RFC 9110 9.3.2: no content in a response to HEAD (content-length
 	 * still says what GET would get, RFC 9113 8.1.1) */
 	bool is_head = st->req.method == DOH_HEAD;
@@ -189,7 +243,11 @@ static void request_done(struct h2_conn *h, int32_t id, struct h2_stream *st)
 	struct doh_response err;
 	st->req.body = st->body;
 	st->has_query = true; /* before: the answer may come at once */
-	if (doh_request_start(h->tc, &st->req, &doh2_client_ops, (uint32_t)id, &st->kind, &err))
+	bool started = doh_request_start(h->tc, &st->req, &doh2_client_ops, (uint32_t)id, &st->kind, &err);
+	/* the request is taken: its path is not needed any more */
+	stream_drop_path(st);
+	st->req.path = NULL;
+	if (started)
 		return;
 	st->has_query = false;
 	METRIC_INC(&frontend_conn_worker(h->tc)->m, doh_bad_requests);
@@ -203,7 +261,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *user)
 	if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) || !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
 		return 0;
 	struct h2_stream *st = stream_of(h, f->hd.stream_id);
-	if (st && !st->has_query && !st->resp)
+	if (st && !st->has_query && !st->has_resp)
 		request_done(h, f->hd.stream_id, st);
 	return 0;
 }
@@ -271,13 +329,14 @@ void *http2_new(struct tcp_client *tc, uint32_t max_streams)
 	if (!h)
 		return NULL;
 	h->tc = tc;
+	h->max_spare = max_streams;
 	nghttp2_session_callbacks *cb;
 	if (nghttp2_session_callbacks_new(&cb) != 0) {
 		free(h);
 		return NULL;
 	}
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
-	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_header_callback2(cb, on_header);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
@@ -307,8 +366,14 @@ static void h2_free(void *arg)
 	if (!h)
 		return;
 	nghttp2_session_del(h->s); /* (reports nothing: the streams still open are ours to free) */
+	h->max_spare = 0;
 	while (h->streams)
 		stream_free(h, h->streams);
+	while (h->spare) {
+		struct h2_stream *st = h->spare;
+		h->spare = st->next;
+		free(st);
+	}
 	free(h);
 }
 
