@@ -334,9 +334,10 @@ fail:
 
 static void apply_log_level(const struct config *c)
 {
-	log_threshold = g_verbosity < 0 ? LOG_WARN : g_verbosity == 0 ? LOG_INFO : LOG_DEBUG;
+	enum log_level l = g_verbosity < 0 ? LOG_WARN : g_verbosity == 0 ? LOG_INFO : LOG_DEBUG;
 	if (c->log_level && !g_verbosity) /* the file's log.level (1 + enum log_level), unless -v/-q said otherwise */
-		log_threshold = (enum log_level)(c->log_level - 1);
+		l = (enum log_level)(c->log_level - 1);
+	log_set_threshold(l);
 }
 
 /* SIGHUP (daemon.c): the file again, the same command line over it. */

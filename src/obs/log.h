@@ -6,7 +6,14 @@
 
 enum log_level { LOG_ERR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
+/* set at start and by a reload (while workers log): read and written
+ * with relaxed atomics, a plain load on every CPU dnsmux runs on */
 extern enum log_level log_threshold;
+#define LOG_THRESHOLD() ((int)__atomic_load_n(&log_threshold, __ATOMIC_RELAXED))
+static inline void log_set_threshold(enum log_level l)
+{
+	__atomic_store_n(&log_threshold, l, __ATOMIC_RELAXED);
+}
 
 void log_write(enum log_level lvl, const char *group, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -17,7 +24,7 @@ bool log_ratelimit(unsigned long *window_s, unsigned *count);
 
 #define LOG_AT(lvl, grp, ...)                                                                                          \
 	do {                                                                                                           \
-		if ((lvl) <= log_threshold)                                                                            \
+		if ((int)(lvl) <= LOG_THRESHOLD())                                                                            \
 			log_write((lvl), #grp, __VA_ARGS__);                                                           \
 	} while (0)
 #define log_err(grp, ...) LOG_AT(LOG_ERR, grp, __VA_ARGS__)
@@ -29,6 +36,6 @@ bool log_ratelimit(unsigned long *window_s, unsigned *count);
 	do {                                                                                                           \
 		static __thread unsigned long rl_win_;                                                                 \
 		static __thread unsigned rl_cnt_;                                                                      \
-		if (LOG_WARN <= log_threshold && log_ratelimit(&rl_win_, &rl_cnt_))                                    \
+		if ((int)LOG_WARN <= LOG_THRESHOLD() && log_ratelimit(&rl_win_, &rl_cnt_))                                    \
 			log_write(LOG_WARN, #grp, __VA_ARGS__);                                                        \
 	} while (0)
