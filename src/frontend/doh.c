@@ -374,12 +374,15 @@ bool doh_request_start(struct tcp_client *tc, const struct doh_request *r, const
 /* RFC 8484 5.1: the freshness lifetime is at most the smallest TTL in the
  * answer; for a negative answer, the SOA's (RFC 2308 5: min of its TTL and
  * MINIMUM). The OPT record's "TTL" is no TTL. Returns false when there is
- * no record to take it from. */
-static bool min_ttl(const uint8_t *m, size_t len, uint32_t *out)
+ * no record to take it from. *has_opt: the message has an OPT record (else
+ * there is nothing to pad, and frontend_pad_answer need not scan it again). */
+static bool min_ttl(const uint8_t *m, size_t len, uint32_t *out, bool *has_opt)
 {
 	struct msg_info mi;
+	*has_opt = false;
 	if (msg_scan(m, len, &mi) < 0)
 		return false;
+	*has_opt = mi.opt_off != 0;
 	size_t off = mi.question_end ? mi.question_end : MSG_HDR;
 	uint32_t n = (uint32_t)knot_wire_get_ancount(m) + knot_wire_get_nscount(m) + knot_wire_get_arcount(m);
 	bool any = false;
@@ -479,7 +482,8 @@ void doh_response_for_answer(const struct query *q, enum doh_kind kind, const ui
 			     uint8_t *buf, size_t cap, struct doh_response *out)
 {
 	uint32_t ttl;
-	out->has_max_age = min_ttl(msg, len, &ttl);
+	bool has_opt;
+	out->has_max_age = min_ttl(msg, len, &ttl, &has_opt);
 	out->max_age = out->has_max_age ? ttl : 0;
 	out->status = 200;
 	if (kind == DOH_KIND_JSON) {
@@ -491,7 +495,7 @@ void doh_response_for_answer(const struct query *q, enum doh_kind kind, const ui
 		return;
 	}
 	out->content_type = "application/dns-message";
-	if (frontend_conn_is_tls(q->client.u.stream.conn))
+	if (has_opt && frontend_conn_is_tls(q->client.u.stream.conn))
 		msg = frontend_pad_answer(msg, &len); /* RFC 8467 4.1, as on the DoT listener */
 	out->body = msg;
 	out->len = len;
