@@ -6,6 +6,7 @@
  * stream as its answer arrives, in any order. The request semantics are
  * doh.c's. Caps: concurrent streams (--tcp-pipeline, announced in SETTINGS),
  * header bytes per stream, body bytes per stream. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <nghttp2/nghttp2.h>
@@ -34,16 +35,112 @@ struct h2_stream {
 	uint8_t resp_inline[H2_RESP_INLINE]; /* last: not zeroed */
 };
 
+/* nghttp2's allocations for a connection (an HPACK buffer per header, the
+ * stream, its outbound items, ...: ~10 per request) come from per-size
+ * spare lists before malloc, as the stream structs do. Each block carries
+ * its size class in a 16-byte prefix (alignment kept). */
+#define H2_MEM_CLASSES 4     /* 64, 128, 256, 512 bytes with the prefix; larger ones go to malloc */
+#define H2_MEM_SPARE_MAX 64  /* spare blocks kept per class */
+#define H2_MEM_PREFIX 16
+
+struct h2_mem {
+	void *spare[H2_MEM_CLASSES]; /* singly linked through their first word */
+	uint32_t n_spare[H2_MEM_CLASSES];
+};
+
 struct h2_conn {
 	struct tcp_client *tc;
+	struct h2_mem mem;         /* nghttp2's allocator state (lives as long as the session) */
 	nghttp2_session *s;
 	/* every stream with state of ours: nghttp2_session_del closes the
 	 * streams still open without on_stream_close, so h2_free frees these */
 	struct h2_stream *streams;
 	struct h2_stream *spare;   /* freed streams, for the next ones (a malloc and free per stream saved) */
 	uint32_t n_spare, max_spare;
+	struct h2_stream *hdr_st;  /* the stream whose header block is being read (on_header without a lookup) */
+	int32_t hdr_id;
 	bool in_recv;              /* nghttp2_session_mem_recv is on the stack */
 };
+
+static size_t mem_class_size(unsigned c)
+{
+	return (size_t)64 << c;
+}
+
+static void *mem_malloc(size_t size, void *ud)
+{
+	struct h2_mem *m = ud;
+	unsigned c = 0;
+	while (c < H2_MEM_CLASSES && size + H2_MEM_PREFIX > mem_class_size(c))
+		c++;
+	uint8_t *b;
+	if (c < H2_MEM_CLASSES && m->spare[c]) {
+		b = m->spare[c];
+		memcpy(&m->spare[c], b, sizeof(void *));
+		m->n_spare[c]--;
+	} else if (!(b = malloc(c < H2_MEM_CLASSES ? mem_class_size(c) : size + H2_MEM_PREFIX))) {
+		return NULL;
+	}
+	b[0] = (uint8_t)c;
+	return b + H2_MEM_PREFIX;
+}
+
+static void mem_free(void *ptr, void *ud)
+{
+	struct h2_mem *m = ud;
+	if (!ptr)
+		return;
+	uint8_t *b = (uint8_t *)ptr - H2_MEM_PREFIX;
+	unsigned c = b[0];
+	if (c >= H2_MEM_CLASSES || m->n_spare[c] >= H2_MEM_SPARE_MAX) {
+		free(b);
+		return;
+	}
+	memcpy(b, &m->spare[c], sizeof(void *));
+	m->spare[c] = b;
+	m->n_spare[c]++;
+}
+
+static void *mem_calloc(size_t n, size_t size, void *ud)
+{
+	if (size && n > SIZE_MAX / 2 / size)
+		return NULL;
+	void *p = mem_malloc(n * size, ud);
+	if (p)
+		memset(p, 0, n * size);
+	return p;
+}
+
+static void *mem_realloc(void *ptr, size_t size, void *ud)
+{
+	if (!ptr)
+		return mem_malloc(size, ud);
+	uint8_t *b = (uint8_t *)ptr - H2_MEM_PREFIX;
+	unsigned c = b[0];
+	if (c >= H2_MEM_CLASSES) {
+		uint8_t *nb = realloc(b, size + H2_MEM_PREFIX); /* the class stays "large": it may shrink below 512 */
+		return nb ? nb + H2_MEM_PREFIX : NULL;
+	}
+	size_t have = mem_class_size(c) - H2_MEM_PREFIX;
+	if (size <= have)
+		return ptr;
+	void *p = mem_malloc(size, ud);
+	if (!p)
+		return NULL;
+	memcpy(p, ptr, have);
+	mem_free(ptr, ud);
+	return p;
+}
+
+static void mem_deinit(struct h2_mem *m)
+{
+	for (unsigned c = 0; c < H2_MEM_CLASSES; c++)
+		while (m->spare[c]) {
+			void *b = m->spare[c];
+			memcpy(&m->spare[c], b, sizeof(void *));
+			free(b);
+		}
+}
 
 static struct h2_stream *stream_of(struct h2_conn *h, int32_t id)
 {
@@ -65,6 +162,8 @@ static void stream_free(struct h2_conn *h, struct h2_stream *st)
 		h->streams = st->next;
 	if (st->next)
 		st->next->prev = st->prev;
+	if (h->hdr_st == st)
+		h->hdr_st = NULL;
 	stream_drop_path(st);
 	free(st->body);
 	free(st->resp_heap);
@@ -94,6 +193,8 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *us
 	if (h->streams)
 		h->streams->prev = st;
 	h->streams = st;
+	h->hdr_st = st;
+	h->hdr_id = f->hd.stream_id;
 	nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st);
 	return 0;
 }
@@ -106,7 +207,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, nghttp2_rcbuf *
 	nghttp2_vec nv = nghttp2_rcbuf_get_buf(nbuf), vv = nghttp2_rcbuf_get_buf(vbuf);
 	const uint8_t *name = nv.base, *value = vv.base;
 	size_t nlen = nv.len, vlen = vv.len;
-	struct h2_stream *st = stream_of(h, f->hd.stream_id);
+	/* a header block is not interleaved with another stream's (RFC 9113 6.10) */
+	struct h2_stream *st = h->hdr_st && h->hdr_id == f->hd.stream_id ? h->hdr_st : stream_of(h, f->hd.stream_id);
 	if (!st)
 		return 0;
 	st->header_bytes += nlen + vlen + 32;
@@ -343,10 +445,13 @@ void *http2_new(struct tcp_client *tc, uint32_t max_streams)
 	nghttp2_option *opt;
 	nghttp2_option_new(&opt);
 	nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-	int r = nghttp2_session_server_new2(&h->s, cb, h, opt);
+	nghttp2_mem mem = {.mem_user_data = &h->mem, .malloc = mem_malloc, .free = mem_free, .calloc = mem_calloc,
+			   .realloc = mem_realloc};
+	int r = nghttp2_session_server_new3(&h->s, cb, h, opt, &mem);
 	nghttp2_option_del(opt);
 	nghttp2_session_callbacks_del(cb);
 	if (r != 0) {
+		mem_deinit(&h->mem);
 		free(h);
 		return NULL;
 	}
@@ -374,6 +479,7 @@ static void h2_free(void *arg)
 		h->spare = st->next;
 		free(st);
 	}
+	mem_deinit(&h->mem); /* last: a stream's :path reference went back to it */
 	free(h);
 }
 
