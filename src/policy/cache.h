@@ -1,0 +1,96 @@
+/* cache.h -- the answer cache, shared by all workers (DESIGN.md: the one
+ * lock on the query path, sharded so that workers seldom meet on it).
+ *
+ * An entry is an upstream's whole answer (fetched over a stream, or over UDP
+ * at the client's size and retried over TCP when truncated), keyed by the
+ * lower-case qname, qtype, qclass, the RD, CD and DO bits, whether the
+ * query had EDNS, and a variant byte for what else changes the answer
+ * (the DNS64 entry that applied). A hit copies it out with its TTLs counted
+ * down; the caller puts the client's ID and question case back and
+ * truncates to the client's size (so a client that takes the whole answer
+ * never gets TC=1 because an earlier one could not). TTLs are clamped to
+ * min-ttl/max-ttl; NXDOMAIN and NODATA are cached for the SOA's negative
+ * TTL (RFC 2308 5: the SOA's TTL and MINIMUM, the smaller, capped by
+ * negative-max-ttl); SERVFAIL, TC=1, other rcodes and answers without a TTL
+ * are not. Bounded in bytes: each shard evicts its least recently used
+ * entries. Expired entries stay (until evicted or replaced) so that
+ * serve-stale (RFC 8767) can answer from them. No I/O: unit-tested alone. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <libknot/libknot.h>
+#include "dns/msg.h"
+
+struct cache_conf {
+	uint64_t size;           /* bytes; 0: no cache */
+	uint32_t min_ttl_s;      /* TTLs below are raised to it */
+	uint32_t max_ttl_s;      /* and above lowered to it */
+	uint32_t neg_max_ttl_s;  /* negative answers at most this long */
+	uint32_t stale_s;        /* serve-stale: this long past expiry; 0: off */
+	bool prefetch;           /* refresh an entry asked for in the last tenth of its TTL */
+};
+
+#define CACHE_STALE_TTL 30 /* RFC 8767 4: the TTL of a stale answer */
+
+/* key flags */
+#define CACHE_KEY_RD 1
+#define CACHE_KEY_CD 2
+#define CACHE_KEY_DO 4
+#define CACHE_KEY_EDNS 8
+
+#define CACHE_KEY_MAX (KNOT_DNAME_MAXLEN + 6)
+
+struct cache_key {
+	uint64_t hash;
+	uint16_t len;
+	uint8_t b[CACHE_KEY_MAX]; /* lower-case qname, qtype, qclass, flags, variant */
+};
+
+struct cache;
+
+/** The key of a query msg_parse_query passed; false when its answer must
+ * not be cached or come from the cache (an ECS option: the answer is for
+ * the client's subnet, RFC 7871 7.3; or a record besides the question and
+ * the OPT, such as a TSIG). */
+bool cache_key_of(struct cache_key *k, const uint8_t *query, const struct msg_info *mi, uint8_t variant);
+
+/** A cache of at most size bytes (entries, keys, answers and bookkeeping);
+ * NULL on ENOMEM. */
+struct cache *cache_new(uint64_t size);
+void cache_free(struct cache *c);
+
+enum cache_result {
+	CACHE_MISS = 0,
+	CACHE_FRESH, /* within its TTL */
+	CACHE_STALE, /* expired less than stale_ms ago, TTLs set to CACHE_STALE_TTL */
+};
+
+/** Look k up at now_ms. A hit is copied to out (cap bytes; MSG_MAX always
+ * fits) with its TTLs counted down, ID 0, the question in lower case; *len
+ * its length. With stale_ms, an entry expired less than that long ago is a
+ * CACHE_STALE hit; without, a miss. *refresh (may be NULL) is set true once
+ * per entry, on the first fresh hit in the last tenth of its TTL. */
+enum cache_result cache_get(struct cache *c, const struct cache_key *k, uint64_t now_ms, uint64_t stale_ms,
+			    uint8_t *out, size_t cap, size_t *len, bool *refresh);
+
+enum cache_put_result {
+	CACHE_STORED = 0,
+	CACHE_NOT_CACHEABLE, /* rcode, TC=1, no TTL (zero, or a negative answer without SOA) */
+	CACHE_TOO_BIG,       /* larger than a shard may hold */
+	CACHE_NOMEM,
+};
+
+/** Store ans (len bytes: an upstream's answer to the query of k, which
+ * msg_scan_answer accepted) at now_ms, replacing what k had. The copy has
+ * ID 0, the EDNS COOKIE option removed (it is the client's and the
+ * server's, RFC 7873) and its TTLs clamped by cc. */
+enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, const uint8_t *ans, size_t len,
+				const struct cache_conf *cc, uint64_t now_ms);
+
+/** Drop every entry (name NULL) or those whose qname is name (wire form,
+ * any case), whatever their type; returns how many. For the control tool. */
+size_t cache_flush(struct cache *c, const uint8_t *name);
+
+/** Entries and bytes held now (summed over the shards, each under its lock). */
+void cache_usage(struct cache *c, uint64_t *entries, uint64_t *bytes);

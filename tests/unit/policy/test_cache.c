@@ -1,0 +1,350 @@
+/* test_cache.c -- src/policy/cache.c alone, with a fake clock: the key
+ * (case folded, the bits that change an answer, ECS and TSIG queries
+ * without one), TTLs clamped and counted down, negative answers for the
+ * SOA's time (RFC 2308 5), what is never cached, the cookie taken out,
+ * eviction within the byte budget, serve-stale, the refresh signal, a
+ * whole answer truncated per client at hit time, flush. */
+#include "test.h"
+#include "dns/msg.h"
+#include "policy/cache.h"
+
+static const struct cache_conf CC = {
+	.size = 1 << 20, .min_ttl_s = 0, .max_ttl_s = 86400, .neg_max_ttl_s = 3600, .stale_s = 0, .prefetch = true};
+
+static void key_for(struct cache_key *k, struct pb *q)
+{
+	struct msg_info mi;
+	assert_int_equal(msg_parse_query(q->b, q->len, &mi), MSG_OK);
+	assert_true(cache_key_of(k, q->b, &mi, 0));
+}
+
+static bool key_of(struct cache_key *k, struct pb *q)
+{
+	struct msg_info mi;
+	assert_int_equal(msg_parse_query(q->b, q->len, &mi), MSG_OK);
+	return cache_key_of(k, q->b, &mi, 0);
+}
+
+/* An answer: the question, one A record (ttl) for name, an OPT when edns. */
+static void answer_a(struct pb *p, const char *name, uint32_t ttl, bool edns)
+{
+	pb_hdr(p, 0x1234, PB_QR | PB_RD | PB_RA, 1, 1, 0, edns ? 1 : 0);
+	pb_question(p, name, KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_u16(p, 0xc00c);
+	pb_rr_tail(p, KNOT_RRTYPE_A, KNOT_CLASS_IN, ttl, "\xc0\x00\x02\x01", 4);
+	if (edns)
+		pb_opt(p, 1232, false, NULL, 0);
+}
+
+/* A negative answer: rcode, the SOA in authority (its TTL and MINIMUM). */
+static void answer_neg(struct pb *p, const char *name, int rcode, uint32_t soa_ttl, uint32_t minimum)
+{
+	pb_hdr(p, 1, (uint16_t)(PB_QR | PB_RD | PB_RA | rcode), 1, 0, 1, 0);
+	pb_question(p, name, KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	struct pb rd = {.len = 0};
+	pb_name(&rd, "ns.example.");
+	pb_name(&rd, "hostmaster.example.");
+	pb_u32(&rd, 1);
+	pb_u32(&rd, 3600);
+	pb_u32(&rd, 600);
+	pb_u32(&rd, 86400);
+	pb_u32(&rd, minimum);
+	pb_rr(p, "example.", KNOT_RRTYPE_SOA, KNOT_CLASS_IN, soa_ttl, rd.b, (uint16_t)rd.len);
+}
+
+static uint32_t ttl_at(const uint8_t *m, size_t off)
+{
+	return knot_wire_read_u32(m + off);
+}
+
+/* offset of the first record's TTL in answer_a's layout */
+static size_t a_ttl_off(const char *name)
+{
+	uint8_t dn[KNOT_DNAME_MAXLEN];
+	assert_non_null(knot_dname_from_str(dn, name, sizeof(dn)));
+	return MSG_HDR + knot_dname_size(dn) + 4 + 2 + 4;
+}
+
+static struct pb q, a;
+static uint8_t out[MSG_MAX];
+
+static void key_folds_case_and_keeps_the_bits(void **state)
+{
+	(void)state;
+	struct cache_key k1, k2;
+	pb_query(&q, 1, "WwW.Example.", KNOT_RRTYPE_A, 0, false);
+	key_for(&k1, &q);
+	pb_query(&q, 2, "www.example.", KNOT_RRTYPE_A, 0, false);
+	key_for(&k2, &q);
+	assert_int_equal(k1.len, k2.len);
+	assert_memory_equal(k1.b, k2.b, k1.len);
+	assert_true(k1.hash == k2.hash);
+	/* each of these changes the answer: another key */
+	struct pb *v = &q;
+	pb_query(v, 1, "www.example.", KNOT_RRTYPE_AAAA, 0, false);
+	key_for(&k2, v);
+	assert_false(k1.hash == k2.hash && memcmp(k1.b, k2.b, k1.len) == 0);
+	pb_query(v, 1, "www.example.", KNOT_RRTYPE_A, 1232, false); /* EDNS */
+	key_for(&k2, v);
+	assert_memory_not_equal(k1.b, k2.b, k1.len);
+	struct cache_key k3;
+	pb_query(v, 1, "www.example.", KNOT_RRTYPE_A, 1232, true); /* DO */
+	key_for(&k3, v);
+	assert_memory_not_equal(k2.b, k3.b, k2.len);
+	pb_hdr(v, 1, PB_RD | PB_CD, 1, 0, 0, 0); /* CD */
+	pb_question(v, "www.example.", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	key_for(&k2, v);
+	assert_memory_not_equal(k1.b, k2.b, k1.len);
+	pb_hdr(v, 1, 0, 1, 0, 0, 0); /* RD=0 */
+	pb_question(v, "www.example.", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	key_for(&k2, v);
+	assert_memory_not_equal(k1.b, k2.b, k1.len);
+	/* ECS: the answer is for the client's subnet: no key */
+	static const uint8_t ecs[] = {0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2};
+	pb_hdr(v, 1, PB_RD, 1, 0, 0, 1);
+	pb_question(v, "www.example.", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_opt(v, 1232, false, ecs, sizeof(ecs));
+	assert_false(key_of(&k2, v));
+}
+
+static void ttl_counts_down_and_is_clamped(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(1 << 20);
+	struct cache_key k;
+	size_t len;
+	pb_query(&q, 7, "www.example.", KNOT_RRTYPE_A, 0, false);
+	key_for(&k, &q);
+	assert_int_equal(cache_get(c, &k, 1000, 0, out, sizeof(out), &len, NULL), CACHE_MISS);
+	answer_a(&a, "www.example.", 300, false);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 1000), CACHE_STORED);
+	assert_int_equal(cache_get(c, &k, 1000, 0, out, sizeof(out), &len, NULL), CACHE_FRESH);
+	assert_int_equal(len, a.len);
+	assert_int_equal(knot_wire_get_id(out), 0);
+	assert_int_equal(ttl_at(out, a_ttl_off("www.example.")), 300);
+	assert_int_equal(cache_get(c, &k, 1000 + 99999, 0, out, sizeof(out), &len, NULL), CACHE_FRESH);
+	assert_int_equal(ttl_at(out, a_ttl_off("www.example.")), 201);
+	assert_int_equal(cache_get(c, &k, 1000 + 300000, 0, out, sizeof(out), &len, NULL), CACHE_MISS); /* expired */
+	/* clamped: max-ttl lowers, min-ttl raises */
+	struct cache_conf cc = CC;
+	cc.max_ttl_s = 60;
+	answer_a(&a, "www.example.", 300, false);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &cc, 0), CACHE_STORED);
+	assert_int_equal(cache_get(c, &k, 0, 0, out, sizeof(out), &len, NULL), CACHE_FRESH);
+	assert_int_equal(ttl_at(out, a_ttl_off("www.example.")), 60);
+	cc = CC;
+	cc.min_ttl_s = 30;
+	answer_a(&a, "www.example.", 0, false);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &cc, 0), CACHE_STORED);
+	assert_int_equal(cache_get(c, &k, 0, 0, out, sizeof(out), &len, NULL), CACHE_FRESH);
+	assert_int_equal(ttl_at(out, a_ttl_off("www.example.")), 30);
+	/* TTL 0 without min-ttl: not cached (and what k had is kept) */
+	answer_a(&a, "www.example.", 0, false);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_NOT_CACHEABLE);
+	cache_free(c);
+}
+
+static void negative_answers_for_the_soas_time(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(1 << 20);
+	struct cache_key k;
+	size_t len;
+	pb_query(&q, 7, "nx.example.", KNOT_RRTYPE_A, 0, false);
+	key_for(&k, &q);
+	/* min(SOA TTL 3600, MINIMUM 60) = 60 */
+	answer_neg(&a, "nx.example.", KNOT_RCODE_NXDOMAIN, 3600, 60);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_STORED);
+	assert_int_equal(cache_get(c, &k, 59999, 0, out, sizeof(out), &len, NULL), CACHE_FRESH);
+	assert_int_equal(knot_wire_get_rcode(out), KNOT_RCODE_NXDOMAIN);
+	assert_int_equal(cache_get(c, &k, 60000, 0, out, sizeof(out), &len, NULL), CACHE_MISS);
+	/* min(SOA TTL 30, MINIMUM 600) = 30; NODATA as NXDOMAIN */
+	answer_neg(&a, "nx.example.", KNOT_RCODE_NOERROR, 30, 600);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_STORED);
+	assert_int_equal(cache_get(c, &k, 29999, 0, out, sizeof(out), &len, NULL), CACHE_FRESH);
+	assert_int_equal(cache_get(c, &k, 30000, 0, out, sizeof(out), &len, NULL), CACHE_MISS);
+	/* capped by negative-max-ttl, and the SOA says so to the client */
+	struct cache_conf cc = CC;
+	cc.neg_max_ttl_s = 10;
+	answer_neg(&a, "nx.example.", KNOT_RCODE_NXDOMAIN, 3600, 3600);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &cc, 0), CACHE_STORED);
+	assert_int_equal(cache_get(c, &k, 4000, 0, out, sizeof(out), &len, NULL), CACHE_FRESH);
+	size_t soa_off = MSG_HDR + 12 /* nx.example. */ + 4 + 9 /* example. */ + 4;
+	assert_int_equal(ttl_at(out, soa_off), 6);
+	/* a negative answer without a SOA: not cached (RFC 2308 5) */
+	pb_hdr(&a, 1, PB_QR | KNOT_RCODE_NXDOMAIN, 1, 0, 0, 0);
+	pb_question(&a, "nx.example.", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_NOT_CACHEABLE);
+	cache_free(c);
+}
+
+static void servfail_and_tc_are_not_cached(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(1 << 20);
+	struct cache_key k;
+	size_t len;
+	pb_query(&q, 7, "www.example.", KNOT_RRTYPE_A, 0, false);
+	key_for(&k, &q);
+	answer_a(&a, "www.example.", 300, false);
+	a.b[3] = (uint8_t)((a.b[3] & 0xf0) | KNOT_RCODE_SERVFAIL);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_NOT_CACHEABLE);
+	answer_a(&a, "www.example.", 300, false);
+	knot_wire_set_tc(a.b);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_NOT_CACHEABLE);
+	answer_a(&a, "www.example.", 300, false);
+	a.b[3] = (uint8_t)((a.b[3] & 0xf0) | KNOT_RCODE_REFUSED);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_NOT_CACHEABLE);
+	assert_int_equal(cache_get(c, &k, 0, 0, out, sizeof(out), &len, NULL), CACHE_MISS);
+	cache_free(c);
+}
+
+static void the_cookie_is_taken_out(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(1 << 20);
+	struct cache_key k;
+	size_t len;
+	pb_query(&q, 7, "www.example.", KNOT_RRTYPE_A, 1232, false);
+	key_for(&k, &q);
+	static const uint8_t opts[] = {0, 10, 0, 16, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+				       0, 3, 0, 2, 'n', 's'}; /* COOKIE, then NSID */
+	pb_hdr(&a, 1, PB_QR | PB_RD | PB_RA, 1, 1, 0, 1);
+	pb_question(&a, "www.example.", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_u16(&a, 0xc00c);
+	pb_rr_tail(&a, KNOT_RRTYPE_A, KNOT_CLASS_IN, 60, "\xc0\x00\x02\x01", 4);
+	pb_opt(&a, 1232, false, opts, sizeof(opts));
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_STORED);
+	assert_int_equal(cache_get(c, &k, 0, 0, out, sizeof(out), &len, NULL), CACHE_FRESH);
+	assert_int_equal(len, a.len - 20);
+	struct msg_info mi;
+	assert_int_equal(msg_scan(out, len, &mi), 0);
+	assert_int_equal(msg_find_option(out, mi.opt_off, mi.opt_len, MSG_OPT_COOKIE), 0);
+	assert_true(msg_find_option(out, mi.opt_off, mi.opt_len, 3) > 0); /* NSID stays */
+	cache_free(c);
+}
+
+static void eviction_keeps_within_the_budget(void **state)
+{
+	(void)state;
+	const uint64_t size = 256 * 1024;
+	struct cache *c = cache_new(size);
+	struct cache_key k;
+	uint64_t entries, bytes;
+	char name[64];
+	for (unsigned i = 0; i < 20000; i++) {
+		snprintf(name, sizeof(name), "n%u.example.", i);
+		pb_query(&q, 1, name, KNOT_RRTYPE_A, 0, false);
+		key_for(&k, &q);
+		answer_a(&a, name, 300, false);
+		assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_STORED);
+		if (i % 1000 == 999) {
+			cache_usage(c, &entries, &bytes);
+			assert_true(bytes <= size);
+		}
+	}
+	cache_usage(c, &entries, &bytes);
+	assert_true(entries > 500 && entries < 20000);
+	/* the most recent are there, the first ones gone */
+	size_t len;
+	pb_query(&q, 1, "n19999.example.", KNOT_RRTYPE_A, 0, false);
+	key_for(&k, &q);
+	assert_int_equal(cache_get(c, &k, 0, 0, out, sizeof(out), &len, NULL), CACHE_FRESH);
+	pb_query(&q, 1, "n0.example.", KNOT_RRTYPE_A, 0, false);
+	key_for(&k, &q);
+	assert_int_equal(cache_get(c, &k, 0, 0, out, sizeof(out), &len, NULL), CACHE_MISS);
+	assert_int_equal(cache_flush(c, NULL), entries);
+	cache_usage(c, &entries, &bytes);
+	assert_int_equal(entries, 0);
+	cache_free(c);
+}
+
+static void stale_and_refresh(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(1 << 20);
+	struct cache_key k;
+	size_t len;
+	bool refresh = false;
+	pb_query(&q, 7, "www.example.", KNOT_RRTYPE_A, 0, false);
+	key_for(&k, &q);
+	answer_a(&a, "www.example.", 100, false);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_STORED);
+	assert_int_equal(cache_get(c, &k, 89000, 0, out, sizeof(out), &len, &refresh), CACHE_FRESH);
+	assert_false(refresh);
+	assert_int_equal(cache_get(c, &k, 91000, 0, out, sizeof(out), &len, &refresh), CACHE_FRESH);
+	assert_true(refresh); /* the last tenth: once */
+	refresh = false;
+	assert_int_equal(cache_get(c, &k, 92000, 0, out, sizeof(out), &len, &refresh), CACHE_FRESH);
+	assert_false(refresh);
+	/* expired: a miss, or stale within the window, with TTL 30 */
+	assert_int_equal(cache_get(c, &k, 100000, 0, out, sizeof(out), &len, NULL), CACHE_MISS);
+	assert_int_equal(cache_get(c, &k, 100000 + 59999, 60000, out, sizeof(out), &len, NULL), CACHE_STALE);
+	assert_int_equal(ttl_at(out, a_ttl_off("www.example.")), CACHE_STALE_TTL);
+	assert_int_equal(cache_get(c, &k, 100000 + 60000, 60000, out, sizeof(out), &len, NULL), CACHE_MISS);
+	cache_free(c);
+}
+
+static void whole_answer_truncated_per_client(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(1 << 20);
+	struct cache_key k;
+	size_t len;
+	pb_query(&q, 7, "big.example.", KNOT_RRTYPE_A, 4096, false);
+	key_for(&k, &q);
+	size_t n = knot_answer(a.b, sizeof(a.b), 1, "big.example.", 100, 0, 4096); /* 100 A: > 512 bytes */
+	a.len = n;
+	assert_true(n > 1500);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_STORED);
+	/* a client taking 4096 gets it whole */
+	assert_int_equal(cache_get(c, &k, 0, 0, out, sizeof(out), &len, NULL), CACHE_FRESH);
+	assert_int_equal(len, n);
+	assert_false(knot_wire_get_tc(out));
+	/* one taking 1232 gets TC=1 from the same entry, and the next whole again */
+	size_t t = msg_truncate(out, len, 1232);
+	assert_true(t > 0 && t <= 1232);
+	assert_true(knot_wire_get_tc(out));
+	assert_int_equal(cache_get(c, &k, 0, 0, out, sizeof(out), &len, NULL), CACHE_FRESH);
+	assert_int_equal(len, n);
+	assert_false(knot_wire_get_tc(out));
+	cache_free(c);
+}
+
+static void flush_one_name(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(1 << 20);
+	struct cache_key k1, k2;
+	size_t len;
+	pb_query(&q, 7, "www.example.", KNOT_RRTYPE_A, 0, false);
+	key_for(&k1, &q);
+	answer_a(&a, "www.example.", 100, false);
+	assert_int_equal(cache_put(c, &k1, a.b, a.len, &CC, 0), CACHE_STORED);
+	pb_query(&q, 7, "other.example.", KNOT_RRTYPE_A, 0, false);
+	key_for(&k2, &q);
+	answer_a(&a, "other.example.", 100, false);
+	assert_int_equal(cache_put(c, &k2, a.b, a.len, &CC, 0), CACHE_STORED);
+	uint8_t dn[KNOT_DNAME_MAXLEN];
+	assert_non_null(knot_dname_from_str(dn, "WWW.example.", sizeof(dn)));
+	assert_int_equal(cache_flush(c, dn), 1);
+	assert_int_equal(cache_get(c, &k1, 0, 0, out, sizeof(out), &len, NULL), CACHE_MISS);
+	assert_int_equal(cache_get(c, &k2, 0, 0, out, sizeof(out), &len, NULL), CACHE_FRESH);
+	cache_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(key_folds_case_and_keeps_the_bits),
+		cmocka_unit_test(ttl_counts_down_and_is_clamped),
+		cmocka_unit_test(negative_answers_for_the_soas_time),
+		cmocka_unit_test(servfail_and_tc_are_not_cached),
+		cmocka_unit_test(the_cookie_is_taken_out),
+		cmocka_unit_test(eviction_keeps_within_the_budget),
+		cmocka_unit_test(stale_and_refresh),
+		cmocka_unit_test(whole_answer_truncated_per_client),
+		cmocka_unit_test(flush_one_name),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
