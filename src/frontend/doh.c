@@ -200,19 +200,25 @@ static const uint8_t b64url_val[256] = {
  * decoder checked them before -- which allocated twice per query. */
 static int b64url_decode(const char *s, size_t len, uint8_t *out, size_t cap)
 {
-	size_t k = 0;
-	while (k < len && b64url_val[(uint8_t)s[k]])
-		k++;
-	size_t tail = k % 4, need = k / 4 * 3 + (tail ? tail - 1 : 0);
-	if (k == 0 || tail == 1 || need > cap || !only_padding(s, k, len))
-		return -1;
 	size_t o = 0, i = 0;
-	for (; i + 4 <= k; i += 4) {
-		uint32_t v = B64(s[i]) << 18 | B64(s[i + 1]) << 12 | B64(s[i + 2]) << 6 | B64(s[i + 3]);
+	for (; i + 4 <= len; i += 4) { /* whole groups, in one pass with the check */
+		uint32_t a = b64url_val[(uint8_t)s[i]], b = b64url_val[(uint8_t)s[i + 1]],
+			 c = b64url_val[(uint8_t)s[i + 2]], d = b64url_val[(uint8_t)s[i + 3]];
+		if (!a || !b || !c || !d)
+			break;
+		if (o + 3 > cap)
+			return -1;
+		uint32_t v = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6 | (d - 1);
 		out[o++] = (uint8_t)(v >> 16);
 		out[o++] = (uint8_t)(v >> 8);
 		out[o++] = (uint8_t)v;
 	}
+	size_t k = i;
+	while (k < len && b64url_val[(uint8_t)s[k]])
+		k++;
+	size_t tail = k - i; /* 0-3 characters of a last group */
+	if (k == 0 || tail == 1 || o + (tail ? tail - 1 : 0) > cap || !only_padding(s, k, len))
+		return -1;
 	if (tail == 2) {
 		uint32_t v = B64(s[i]) << 6 | B64(s[i + 1]);
 		if (v & 0xf)
