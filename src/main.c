@@ -40,6 +40,7 @@ enum {
 	OPT_DOH_PATH,
 	OPT_TRUSTED_PROXY,
 	OPT_CHECK_CONFIG,
+	OPT_CACHE,
 };
 
 static const struct option long_opts[] = {
@@ -66,6 +67,7 @@ static const struct option long_opts[] = {
 	{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
 	{"config", required_argument, NULL, 'c'},
 	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+	{"cache", required_argument, NULL, OPT_CACHE},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -108,6 +110,8 @@ static void usage(FILE *f)
 	      "      --tcp-idle MS         close idle client TCP connections after MS (10000)\n"
 	      "      --tcp-max-clients N   client TCP connections per worker (1024)\n"
 	      "      --tcp-pipeline N      queries in flight per client TCP connection (128)\n"
+	      "      --cache SIZE          cache answers in SIZE bytes (64MiB, 1GiB; 0: off). Off unless given\n"
+	      "                            here or in the file, on (64MiB) in the embedded default\n"
 	      "  -c, --config FILE         YAML configuration (doc/config.md); the options here win\n"
 	      "      --check-config        check the configuration (with -c FILE) and exit 0, or 2\n"
 	      "  -v, --verbose             more logging (twice: debug)\n"
@@ -299,6 +303,14 @@ static struct config *build(char *err, size_t errlen)
 				    sizeof(c->doh_path));
 			snprintf(c->doh_path, sizeof(c->doh_path), "%s", optarg);
 			break;
+		case OPT_CACHE: {
+			uint64_t size;
+			if (config_parse_size(optarg, &size) < 0 || size > (64ull << 30))
+				bad("--cache: '%s' is not a size up to 64GiB (64MiB, 1GiB; 0 turns it off)", optarg);
+			c->cache.size = size;
+			c->cache_given = true;
+			break;
+		}
 		case OPT_TRUSTED_PROXY:
 			if (config_add_trusted_proxy(c, optarg, buf, sizeof(buf)) < 0)
 				bad("--trusted-proxy: %s", buf);

@@ -23,6 +23,9 @@ void config_defaults(struct config *c)
 	c->tcp_pipeline = 128;
 	c->tls_handshake_ms = 5000;
 	snprintf(c->doh_path, sizeof(c->doh_path), "/dns-query");
+	c->cache.max_ttl_s = 86400;
+	c->cache.neg_max_ttl_s = 3600;
+	c->cache.prefetch = true;
 }
 
 /* The embedded default: a local stub listener forwarding over persistent
@@ -34,6 +37,8 @@ void config_apply_embedded(struct config *c)
 	static const char *const upstreams[] = {"tls://9.9.9.9#dns.quad9.net", "tls://1.1.1.1#cloudflare-dns.com"};
 	char err[128];
 	c->embedded_default = true;
+	if (!c->cache_given) /* DESIGN.md: the embedded default caches */
+		c->cache.size = CONFIG_CACHE_SIZE_DEFAULT;
 	for (size_t i = 0; i < sizeof(listens) / sizeof(*listens); i++)
 		if (config_parse_listen(listens[i], &c->listens[c->n_listens], err, sizeof(err)) == 0)
 			c->n_listens++;

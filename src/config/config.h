@@ -36,6 +36,7 @@ enum upstream_kind { UPSTREAM_UDP, UPSTREAM_TCP, UPSTREAM_UNIX, UPSTREAM_TLS, UP
 struct tls_client_ctx;
 struct tls_server_ctx;
 struct route_table;
+struct cache;
 
 /* An address list (CONFIG.md "Address list"): the first element containing
  * the address decides; a '!' element says no; no match says no. */
@@ -103,6 +104,18 @@ struct route_conf {
 	unsigned pool_line, pool_col;
 };
 
+/* cache: (policy/cache.h); on when size is not 0 */
+struct cache_conf {
+	uint64_t size;           /* bytes; 0: no cache */
+	uint32_t min_ttl_s;      /* TTLs below are raised to it */
+	uint32_t max_ttl_s;      /* and above lowered to it */
+	uint32_t neg_max_ttl_s;  /* negative answers at most this long */
+	uint32_t stale_s;        /* serve-stale: this long past expiry; 0: off */
+	bool prefetch;           /* refresh an entry asked for in the last tenth of its TTL */
+};
+
+#define CONFIG_CACHE_SIZE_DEFAULT (64ull * 1024 * 1024)
+
 struct etcd_conf {
 	char endpoints[4][256];
 	unsigned n_endpoints;
@@ -150,6 +163,10 @@ struct config {
 	struct sockaddr_storage trusted_proxies[CONFIG_MAX_TRUSTED_PROXIES]; /* believed in X-Forwarded-For (port 0) */
 	size_t n_trusted_proxies;
 	unsigned long generation;   /* 1 at start, +1 per reload (config/snapshot.h) */
+	struct cache_conf cache;    /* cache: */
+	bool cache_given;           /* cache: or --cache said (else only the embedded default caches) */
+	bool any_no_cache_route;    /* a route says cache: false (config_snapshot) */
+	struct cache *cache_obj;    /* made by config_snapshot when cache.size; shared by snapshots of one size */
 };
 
 void config_defaults(struct config *c);
@@ -173,6 +190,9 @@ int config_parse_addr(struct addr_list *l, const char *s, char *err, size_t errl
 
 /** Does the address list allow a? */
 bool config_addr_match(const struct addr_list *l, const struct sockaddr *a);
+
+/** Parse a size: "512", "64KiB", "64MiB", "1GiB" (also KB, MB, GB: the same powers of 2), into bytes. */
+int config_parse_size(const char *s, uint64_t *bytes);
 
 /** Parse "250ms", "2s", "5m", "1h", "1d" or a bare integer of ms. */
 int config_parse_duration(const char *s, uint32_t *ms);

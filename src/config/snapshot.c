@@ -5,6 +5,7 @@
 #include <string.h>
 #include "config/snapshot.h"
 #include "obs/log.h"
+#include "policy/cache.h"
 #include "route/route.h"
 #include "tls/creds.h"
 
@@ -28,6 +29,7 @@ struct config *config_dup(const struct config *base)
 	c->n_strings = 0;
 	c->route_table = NULL;
 	c->tls_server = NULL;
+	c->cache_obj = NULL;
 	for (size_t i = 0; i < c->n_upstreams; i++)
 		c->upstreams[i].tls = NULL;
 	if (base->n_strings && !(c->strings = calloc(base->n_strings, sizeof(*c->strings))))
@@ -214,9 +216,24 @@ void config_release(struct config *c, const struct config *successor)
 		tls_server_ctx_deinit(c->tls_server);
 		free(c->tls_server);
 	}
+	if (c->cache_obj && !(successor && successor->cache_obj == c->cache_obj))
+		cache_free(c->cache_obj);
 	route_table_free(c->route_table);
 	config_free(c);
 	free(c);
+}
+
+const struct route_conf *config_route_at_line(const struct config *c, int line)
+{
+	size_t lo = 0, hi = c->n_routes;
+	while (lo < hi) { /* the file's routes are in line order */
+		size_t mid = lo + (hi - lo) / 2;
+		if ((int)c->routes[mid].line < line)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < c->n_routes && (int)c->routes[lo].line == line ? &c->routes[lo] : NULL;
 }
 
 struct config *config_snapshot(const struct config *base, const struct config *prev, char *err, size_t errlen)
@@ -227,6 +244,8 @@ struct config *config_snapshot(const struct config *base, const struct config *p
 		return NULL;
 	}
 	char why[512];
+	for (size_t i = 0; i < c->n_routes; i++)
+		c->any_no_cache_route |= c->routes[i].no_cache;
 	if (config_build_routes(c, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "%s: %s", base->file[0] ? base->file : "dnsmux", why);
 		config_release(c, NULL);
@@ -235,6 +254,14 @@ struct config *config_snapshot(const struct config *base, const struct config *p
 	if (prev)
 		config_carry_over(c, prev);
 	if (config_setup_tls(c, prev, err, errlen) < 0) {
+		config_release(c, prev);
+		return NULL;
+	}
+	/* the cache outlives a reload that keeps its size */
+	if (c->cache.size && prev && prev->cache_obj && prev->cache.size == c->cache.size) {
+		c->cache_obj = prev->cache_obj;
+	} else if (c->cache.size && !(c->cache_obj = cache_new(c->cache.size))) {
+		snprintf(err, errlen, "out of memory for the cache");
 		config_release(c, prev);
 		return NULL;
 	}

@@ -40,6 +40,9 @@ int config_setup_tls(struct config *next, const struct config *prev, char *err, 
  * at start), its route table and TLS contexts. NULL with a reason in err. */
 struct config *config_snapshot(const struct config *base, const struct config *prev, char *err, size_t errlen);
 
+/** The route written at line (route_lookup's *route), or NULL. */
+const struct route_conf *config_route_at_line(const struct config *c, int line);
+
 /** Free c (a heap snapshot) with its route table and the TLS contexts it
  * does not share with successor (the snapshot made after it, or NULL). */
 void config_release(struct config *c, const struct config *successor);

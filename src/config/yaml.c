@@ -224,6 +224,29 @@ static bool as_duration(struct ctx *x, yaml_node_t *n, const char *path, uint32_
 	return true;
 }
 
+int config_parse_size(const char *s, uint64_t *bytes)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return -EINVAL;
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {{"", 0}, {"B", 0}, {"KiB", 10}, {"KB", 10}, {"K", 10}, {"MiB", 20}, {"MB", 20}, {"M", 20},
+		     {"GiB", 30}, {"GB", 30}, {"G", 30}};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcasecmp(end, units[i].suffix) == 0) {
+			if (v > (UINT64_MAX >> 1) >> units[i].shift)
+				return -EINVAL;
+			*bytes = (uint64_t)v << units[i].shift;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 static bool as_bool(struct ctx *x, yaml_node_t *n, const char *path, bool *out)
 {
 	const char *s = scalar(x, n, path, "true or false");
@@ -804,6 +827,87 @@ static void resolve_pools(struct ctx *x)
 	}
 }
 
+/* ---- cache: ---- */
+
+#define CACHE_SIZE_MAX (64ull << 30)
+
+static void c_size(struct ctx *x, yaml_node_t *n, const char *path, void *o)
+{
+	const char *s = scalar(x, n, path, "a size");
+	uint64_t v;
+	if (!s)
+		return;
+	if (config_parse_size(s, &v) < 0 || v > CACHE_SIZE_MAX)
+		error_at(x, n, path, "'%s' is not a size up to 64GiB (512, 64KiB, 64MiB, 1GiB; 0 turns the cache off)", s);
+	else
+		((struct cache_conf *)o)->size = v;
+}
+
+static void ttl_s(struct ctx *x, yaml_node_t *n, const char *path, uint32_t *out)
+{
+	uint32_t ms;
+	if (as_duration(x, n, path, 0, 7u * 86400000u, &ms))
+		*out = ms / 1000;
+}
+
+static void c_min_ttl(struct ctx *x, yaml_node_t *n, const char *path, void *o)
+{
+	ttl_s(x, n, path, &((struct cache_conf *)o)->min_ttl_s);
+}
+
+static void c_max_ttl(struct ctx *x, yaml_node_t *n, const char *path, void *o)
+{
+	ttl_s(x, n, path, &((struct cache_conf *)o)->max_ttl_s);
+}
+
+static void c_neg_max_ttl(struct ctx *x, yaml_node_t *n, const char *path, void *o)
+{
+	ttl_s(x, n, path, &((struct cache_conf *)o)->neg_max_ttl_s);
+}
+
+/* serve-stale: off, or how long past expiry (RFC 8767 suggests 1 to 3 days) */
+static void c_stale(struct ctx *x, yaml_node_t *n, const char *path, void *o)
+{
+	bool on;
+	if (n->type == YAML_SCALAR_NODE && (strcasecmp((const char *)n->data.scalar.value, "off") == 0 ||
+					    strcasecmp((const char *)n->data.scalar.value, "false") == 0)) {
+		(void)as_bool(x, n, path, &on);
+		((struct cache_conf *)o)->stale_s = 0;
+		return;
+	}
+	ttl_s(x, n, path, &((struct cache_conf *)o)->stale_s);
+}
+
+static void c_prefetch(struct ctx *x, yaml_node_t *n, const char *path, void *o)
+{
+	(void)as_bool(x, n, path, &((struct cache_conf *)o)->prefetch);
+}
+
+static void k_cache(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	static const struct key keys[] = {
+		KEY_FN("size", c_size),
+		KEY_FN("min-ttl", c_min_ttl),
+		KEY_FN("max-ttl", c_max_ttl),
+		KEY_FN("negative-max-ttl", c_neg_max_ttl),
+		KEY_FN("serve-stale", c_stale),
+		KEY_FN("prefetch", c_prefetch),
+		KEY_END,
+	};
+	struct config *c = o;
+	c->cache_given = true;
+	if (n->type == YAML_SCALAR_NODE) { /* cache: off / on */
+		bool on;
+		if (as_bool(x, n, p, &on))
+			c->cache.size = on ? CONFIG_CACHE_SIZE_DEFAULT : 0;
+		return;
+	}
+	c->cache.size = CONFIG_CACHE_SIZE_DEFAULT;
+	walk(x, n, p, keys, &c->cache);
+	if (c->cache.min_ttl_s > c->cache.max_ttl_s)
+		error_at(x, n, p, "min-ttl (%us) is above max-ttl (%us)", c->cache.min_ttl_s, c->cache.max_ttl_s);
+}
+
 static const struct key top_keys[] = {
 	KEY_UINT("threads", struct config, threads, 1, CONFIG_MAX_THREADS),
 	KEY_DURATION("timeout", struct config, timeout_ms, 10, 600000),
@@ -817,7 +921,7 @@ static const struct key top_keys[] = {
 	KEY_FN("routes", k_routes),
 	KEY_LATER("etcd", "etcd comes with the next part of the routing work"),
 	KEY_LATER("user", "privilege drop comes with the operations work"),
-	KEY_LATER("cache", "the cache comes with the answer-path work"),
+	KEY_FN("cache", k_cache),
 	KEY_LATER("dns64", "DNS64 comes with the answer-path work"),
 	KEY_LATER("metrics", "metrics come with the operations work"),
 	KEY_LATER("control", "the control socket comes with the operations work"),

@@ -10,6 +10,7 @@
 #include "core/daemon.h"
 #include "core/worker.h"
 #include "obs/log.h"
+#include "policy/cache.h"
 #include "tls/creds.h"
 
 #define DAEMON_MAX_SNAPSHOTS 8 /* alive at once: the current one and those draining */
@@ -108,7 +109,11 @@ static void print_stats(struct daemon *d)
 		log_write(LOG_INFO, "DAEMON", "stats worker=%u %s", i, line);
 	}
 	metrics_format(&total, line, sizeof(line));
-	log_write(LOG_INFO, "DAEMON", "stats total %s", line);
+	uint64_t entries = 0, bytes = 0;
+	if (d->cfg->cache_obj)
+		cache_usage(d->cfg->cache_obj, &entries, &bytes);
+	log_write(LOG_INFO, "DAEMON", "stats total %s cache_entries=%llu cache_bytes=%llu", line,
+		  (unsigned long long)entries, (unsigned long long)bytes);
 }
 
 /* SIGHUP: re-read the DoT certificate and key (Let's Encrypt renews every 60

@@ -7,6 +7,7 @@
 #include "core/worker.h"
 #include "frontend/frontend.h"
 #include "obs/log.h"
+#include "policy/cache.h"
 #include "upstream/upstream.h"
 
 struct query *query_for_answer(struct worker *w, struct inflight *t, uint8_t *msg, size_t len)
@@ -38,9 +39,124 @@ struct query *query_for_answer(struct worker *w, struct inflight *t, uint8_t *ms
 	return q;
 }
 
+/* ---- the cache (policy/cache.h) on the path ---- */
+
+static uint16_t internal_max_answer(const struct query *q, const struct msg_info *mi)
+{
+	(void)q;
+	(void)mi;
+	return UINT16_MAX;
+}
+
+static void refresh_reply(struct query *q, const uint8_t *msg, size_t len)
+{
+	(void)q;
+	(void)msg;
+	(void)len; /* the cache took the answer on its way (query_answer) */
+}
+
+static const struct client_ops refresh_client = {
+	.name = "prefetch",
+	.max_answer = internal_max_answer,
+	.reply = refresh_reply,
+};
+
+/* The same question again, from nobody, to refresh the cache entry
+ * (sent by prefetch_send once q is answered: it may fail at once and
+ * look in the cache itself). */
+static struct query *prefetch_new(const struct query *q)
+{
+	struct worker *w = q->w;
+	struct query *r = worker_query_new(w, q->len);
+	if (!r)
+		return NULL;
+	memcpy(r->wire, q->wire, q->len);
+	r->len = q->len;
+	r->mi = q->mi;
+	r->client_id = q->client_id;
+	r->client.ops = &refresh_client;
+	r->client.peer = q->client.peer;
+	r->max_answer = UINT16_MAX;
+	r->pool = q->pool;
+	r->cache_variant = q->cache_variant;
+	r->cache_store = true;
+	return r;
+}
+
+static void prefetch_send(struct query *r)
+{
+	struct worker *w = r->w;
+	METRIC_INC(&w->m, cache_prefetches);
+	tq_add(&w->deadlines, &r->deadline, worker_now(w));
+	worker_arm(w, r->deadline.deadline_ms);
+	query_dispatch(r, NULL);
+}
+
+static __thread uint8_t cache_buf[MSG_MAX]; /* a hit, until it is answered */
+
+bool query_from_cache(struct query *q)
+{
+	struct worker *w = q->w;
+	const struct config *cfg = w->cfg;
+	struct cache_key k;
+	if (!cache_key_of(&k, q->wire, &q->mi, q->cache_variant))
+		return false;
+	uint8_t *buf = cache_buf;
+	size_t len;
+	bool refresh = false;
+	if (cache_get(cfg->cache_obj, &k, worker_now(w), 0, buf, MSG_MAX, &len, cfg->cache.prefetch ? &refresh : NULL) ==
+	    CACHE_MISS) {
+		METRIC_INC(&w->m, cache_misses);
+		q->cache_store = true;
+		return false;
+	}
+	METRIC_INC(&w->m, cache_hits);
+	if (len > MSG_UDP_MIN && len <= q->max_answer)
+		METRIC_INC(&w->m, cache_truncations_avoided);
+	struct query *r = refresh ? prefetch_new(q) : NULL;
+	query_answer(q, buf, len);
+	if (r)
+		prefetch_send(r);
+	return true;
+}
+
+/* Every member failed or timed out: an expired answer within
+ * cache.serve-stale rather than SERVFAIL (RFC 8767). q is detached. */
+static bool serve_stale(struct query *q)
+{
+	struct worker *w = q->w;
+	const struct config *cfg = w->cfg;
+	struct cache_key k;
+	q->cache_store = false;
+	if (!cfg->cache.stale_s || !cfg->cache_obj || !cache_key_of(&k, q->wire, &q->mi, q->cache_variant))
+		return false;
+	uint8_t *buf = cache_buf;
+	size_t len;
+	if (cache_get(cfg->cache_obj, &k, worker_now(w), cfg->cache.stale_s * 1000ull, buf, MSG_MAX, &len, NULL) ==
+	    CACHE_MISS)
+		return false;
+	METRIC_INC(&w->m, cache_stale);
+	query_answer(q, buf, len);
+	return true;
+}
+
+static void cache_store(struct query *q, uint8_t *ans, size_t len)
+{
+	struct worker *w = q->w;
+	struct cache_key k;
+	q->cache_store = false;
+	if (w->cfg->cache_obj && cache_key_of(&k, q->wire, &q->mi, q->cache_variant))
+		(void)cache_put(w->cfg->cache_obj, &k, ans, len, &w->cfg->cache, worker_now(w));
+}
+
 void query_answer(struct query *q, uint8_t *ans, size_t len)
 {
 	struct worker *w = q->w;
+	if (q->cache_store) {
+		if (knot_wire_get_rcode(ans) == KNOT_RCODE_SERVFAIL && serve_stale(q))
+			return;
+		cache_store(q, ans, len);
+	}
 	knot_wire_set_id(ans, q->client_id);
 	/* msg_answer_matches() checked the names are equal but for case: put the
 	 * client's exact spelling back (some stubs use 0x20 case randomisation). */
@@ -63,6 +179,9 @@ void query_fail(struct query *q, int rcode)
 	struct worker *w = q->w;
 	uint8_t buf[MSG_HDR + KNOT_DNAME_MAXLEN + 4 + 11];
 	query_detach(q);
+	if (q->cache_store && rcode == KNOT_RCODE_SERVFAIL && serve_stale(q))
+		return;
+	q->cache_store = false;
 	size_t n = msg_error_reply(q->wire, q->len, &q->mi, rcode, buf, sizeof(buf));
 	if (n) {
 		knot_wire_set_id(buf, q->client_id);

@@ -107,6 +107,9 @@ struct query {
 	uint8_t added;             /* what its circuit added to it (enum rewrite_added), taken from the answer */
 	bool was_sent;             /* written to an upstream at least once */
 	bool is_activity;          /* a real query of its client's (frontend_query): restarts idle clocks */
+	bool cache_store;          /* a cache miss: its answer goes into the cache */
+	bool no_cache;             /* its route says cache: false */
+	uint8_t cache_variant;     /* what else changes its answer (the DNS64 entry), part of the cache key */
 	uint32_t heap_len;         /* bytes of wire on the heap (0: inline) */
 	struct msg_info mi;        /* parsed facts of the client message */
 	struct client client;      /* who asked and how to answer */
@@ -121,6 +124,12 @@ struct query {
  * given up on), mismatched or malformed_answers; the query, if any, keeps
  * waiting. */
 struct query *query_for_answer(struct worker *w, struct inflight *t, uint8_t *msg, size_t len);
+
+/** Answer q from the cache when it holds a fresh answer (true: q is
+ * answered and released); else mark q so that its answer is stored. A hit
+ * in the last tenth of its TTL also sends a copy of q to refresh the entry
+ * (cache.prefetch). */
+bool query_from_cache(struct query *q);
 
 /** Answer with an upstream's message (modified in place: ID, question case,
  * truncation). Releases q. */

@@ -5,6 +5,7 @@
 #include <libknot/libknot.h>
 #include "core/query.h"
 #include "core/worker.h"
+#include "config/snapshot.h"
 #include "frontend/frontend.h"
 #include "route/route.h"
 
@@ -40,13 +41,19 @@ static bool route(struct worker *w, struct query *q)
 		q->pool = (uint16_t)w->default_pool;
 		return true;
 	}
-	int p = route_lookup(t, w->route_scratch, q->wire + MSG_HDR, q->mi.qtype, &q->client.peer.sa, NULL);
+	int line = -1;
+	int p = route_lookup(t, w->route_scratch, q->wire + MSG_HDR, q->mi.qtype, &q->client.peer.sa,
+			     w->cfg->any_no_cache_route ? &line : NULL);
 	if (p < 0) {
 		METRIC_INC(&w->m, no_route);
 		query_fail(q, KNOT_RCODE_SERVFAIL);
 		return false;
 	}
 	q->pool = (uint16_t)p;
+	if (line >= 0) {
+		const struct route_conf *r = config_route_at_line(w->cfg, line);
+		q->no_cache = r && r->no_cache;
+	}
 	return true;
 }
 
@@ -107,6 +114,8 @@ int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struc
 	if (!route(w, q))
 		return 0;
 	q->is_activity = true;
+	if (w->cfg->cache_obj && !q->no_cache && query_from_cache(q))
+		return 1;
 	tq_add(&w->deadlines, &q->deadline, worker_now(w));
 	worker_arm(w, q->deadline.deadline_ms);
 	query_dispatch(q, NULL);

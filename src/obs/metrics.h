@@ -42,7 +42,12 @@
 	X(tls_client_failures) /* DoT client handshakes that failed or timed out */                                \
 	X(doh_h2_clients)    /* DoH client connections speaking HTTP/2 */                                            \
 	X(doh_h1_clients)    /* DoH client connections speaking HTTP/1.x */                                          \
-	X(doh_bad_requests)  /* DoH requests answered 4xx/5xx (wrong method, path, type, base64, message) */
+	X(doh_bad_requests)  /* DoH requests answered 4xx/5xx (wrong method, path, type, base64, message) */        \
+	X(cache_hits)        /* queries answered from the cache (fresh) */                                            \
+	X(cache_misses)      /* cacheable queries the cache had no fresh answer for */                                \
+	X(cache_stale)       /* queries answered from an expired entry, every upstream having failed (serve-stale) */ \
+	X(cache_prefetches)  /* entries refreshed ahead of expiry (prefetch) */                                       \
+	X(cache_truncations_avoided) /* hits over 512 bytes served whole to a client taking them */
 
 struct metrics {
 #define METRICS_DECL(name) uint64_t name;

@@ -315,7 +315,7 @@ static uint32_t clamp(uint32_t t, uint32_t lo, uint32_t hi)
 	return t > hi ? hi : t;
 }
 
-enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, const uint8_t *ans, size_t len,
+enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint8_t *ans, size_t len,
 				const struct cache_conf *cc, uint64_t now_ms)
 {
 	static __thread struct walk r;
@@ -329,11 +329,9 @@ enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, cons
 	bool negative = rcode == KNOT_RCODE_NXDOMAIN || knot_wire_get_ancount(ans) == 0;
 	if (negative && !r.soa_ttl_off)
 		return CACHE_NOT_CACHEABLE; /* RFC 2308 5: no SOA, no negative caching */
-	memcpy(copy, ans, len);
-	knot_wire_set_id(copy, 0);
 	uint32_t ttl = UINT32_MAX;
 	for (size_t i = 0; i < r.n_ttls; i++) {
-		uint8_t *p = copy + r.ttls[i];
+		uint8_t *p = ans + r.ttls[i]; /* (the client that asked sees the TTLs later ones will) */
 		uint32_t t = knot_wire_read_u32(p);
 		if (t > 0x7fffffffu)
 			t = 0; /* RFC 2181 8: the top bit set means zero */
@@ -348,6 +346,8 @@ enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, cons
 	}
 	if (ttl == 0 || ttl == UINT32_MAX)
 		return CACHE_NOT_CACHEABLE;
+	memcpy(copy, ans, len);
+	knot_wire_set_id(copy, 0);
 	/* the cookie is between one client and the server: not for others */
 	if (r.opt_off && r.opt_off + r.opt_len == len) {
 		size_t at;

@@ -20,16 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <libknot/libknot.h>
+#include "config/config.h"
 #include "dns/msg.h"
 
-struct cache_conf {
-	uint64_t size;           /* bytes; 0: no cache */
-	uint32_t min_ttl_s;      /* TTLs below are raised to it */
-	uint32_t max_ttl_s;      /* and above lowered to it */
-	uint32_t neg_max_ttl_s;  /* negative answers at most this long */
-	uint32_t stale_s;        /* serve-stale: this long past expiry; 0: off */
-	bool prefetch;           /* refresh an entry asked for in the last tenth of its TTL */
-};
 
 #define CACHE_STALE_TTL 30 /* RFC 8767 4: the TTL of a stale answer */
 
@@ -82,10 +75,11 @@ enum cache_put_result {
 };
 
 /** Store ans (len bytes: an upstream's answer to the query of k, which
- * msg_scan_answer accepted) at now_ms, replacing what k had. The copy has
- * ID 0, the EDNS COOKIE option removed (it is the client's and the
- * server's, RFC 7873) and its TTLs clamped by cc. */
-enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, const uint8_t *ans, size_t len,
+ * msg_scan_answer accepted) at now_ms, replacing what k had. Its TTLs are
+ * clamped by cc in place (the client that asked sees what the next ones
+ * will), whether or not it is stored; the copy has ID 0 and the EDNS
+ * COOKIE option removed (it is the client's and the server's, RFC 7873). */
+enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint8_t *ans, size_t len,
 				const struct cache_conf *cc, uint64_t now_ms);
 
 /** Drop every entry (name NULL) or those whose qname is name (wire form,

@@ -44,6 +44,7 @@ from fault_server import FaultServer, StreamRelay  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 DNSMUX_BIN = Path(os.environ.get("DNSMUX_BIN", REPO / "build" / "dnsmux"))
 KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
+KNOTC = shutil.which("knotc") or "/usr/sbin/knotc"
 MARGIN = float(os.environ.get("DNSMUX_TEST_MARGIN", "1.0"))
 TEST_WATCHDOG_S = float(os.environ.get("DNSMUX_TEST_WATCHDOG", "150"))
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer",
@@ -268,6 +269,10 @@ control:
 database:
     storage: "{db}"
 
+mod-stats:
+  - id: default
+    request-protocol: on
+
 log:
   - target: stderr
     any: info
@@ -276,6 +281,7 @@ template:
   - id: default
     storage: "{zones}"
     file: "%s.zone"
+    global-module: mod-stats/default
     journal-content: none
     zonefile-sync: -1
     semantic-checks: on
@@ -393,6 +399,13 @@ class Knotd(ServerProcess):
 
     def ready(self):
         return self.answers(tcp=False) and self.answers(tcp=True)
+
+    def queries(self):
+        """Queries knotd has answered so far (mod-stats, via knotc)."""
+        out = subprocess.run([KNOTC, "-c", str(self.conf), "stats", "mod-stats.server-operation"],
+                             capture_output=True, text=True, timeout=10).stdout
+        m = re.search(r"server-operation\[query\] = (\d+)", out)
+        return int(m.group(1)) if m else 0
 
     def log(self):
         try:

@@ -152,7 +152,9 @@ BAD_FILES = [
     ("routes:\n  - pool: default\n", "2:5: routes[0]: a route needs a suffix or a regex"),
     ("routes:\n  - regex: '(['\n    pool: x\n", "2:12: routes[0].regex: '([' is not a regular expression"),
     ("pools: [1, 2\n", "not YAML"),
-    ("cache: {size: 1MiB}\n", "1:1: cache: not built yet"),
+    ("cache: {size: lots}\n", "1:15: cache.size: 'lots' is not a size"),
+    ("cache: {min-ttl: 1h, max-ttl: 1m}\n", "1:8: cache: min-ttl (3600s) is above max-ttl (60s)"),
+    ("dns64: []\n", "1:1: dns64: not built yet"),
 ]
 
 
