@@ -264,6 +264,20 @@ static int parse_tls(const char *s, const char *rest, enum upstream_kind kind, s
 	return parse_params(s, query, u, err, errlen);
 }
 
+/* mdns://[INTERFACE] (CONFIG.md): the interface by name, looked up when
+ * queries go out (it may come and go); "" for every interface. */
+static int parse_mdns(const char *s, const char *rest, struct upstream_conf *u, char *err, size_t errlen)
+{
+	u->kind = UPSTREAM_MDNS;
+	if (strlen(rest) >= sizeof(u->mdns_if) || strpbrk(rest, "/:?#% ")) {
+		snprintf(err, errlen, "'%s': mdns:// takes an interface name (under %zu characters) or nothing", s,
+			 sizeof(u->mdns_if));
+		return -EINVAL;
+	}
+	snprintf(u->mdns_if, sizeof(u->mdns_if), "%s", rest);
+	return 0;
+}
+
 int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, size_t errlen)
 {
 	const char *rest;
@@ -281,6 +295,8 @@ int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, siz
 		u->kind = UPSTREAM_UNIX;
 		return 0;
 	}
+	if ((rest = strip_prefix(s, "mdns://")))
+		return parse_mdns(s, rest, u, err, errlen);
 	if ((rest = strip_prefix(s, "tls://")))
 		return parse_tls(s, rest, UPSTREAM_TLS, u, err, errlen);
 	if ((rest = strip_prefix(s, "https://")))
@@ -290,7 +306,7 @@ int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, siz
 	else if ((rest = strip_prefix(s, "tcp://")))
 		u->kind = UPSTREAM_TCP;
 	else {
-		snprintf(err, errlen, "'%s': upstream must be udp://, tcp://, tls://, https:// or unix://", s);
+		snprintf(err, errlen, "'%s': upstream must be udp://, tcp://, tls://, https://, unix:// or mdns://", s);
 		return -EINVAL;
 	}
 	return parse_hostport(rest, 53, &u->addr, err, errlen);

@@ -27,7 +27,7 @@ struct listen_conf {
 	char text[80];                /* printable "ADDR:PORT" */
 };
 
-enum upstream_kind { UPSTREAM_UDP, UPSTREAM_TCP, UPSTREAM_UNIX, UPSTREAM_TLS, UPSTREAM_HTTPS };
+enum upstream_kind { UPSTREAM_UDP, UPSTREAM_TCP, UPSTREAM_UNIX, UPSTREAM_TLS, UPSTREAM_HTTPS, UPSTREAM_MDNS };
 
 #define CONFIG_MAX_PINS 8
 #define CONFIG_MAX_TRUSTED_PROXIES 16
@@ -62,6 +62,7 @@ struct upstream_conf {
 	char path[256];               /* https: the request path */
 	char authority[300];          /* https: :authority (AUTH-NAME, else the IP literal, and the port if not 443) */
 	bool use_get;                 /* https: ?method=get (else POST) */
+	char mdns_if[16];             /* mdns: the interface (IF_NAMESIZE), "" for all */
 	unsigned pool;                /* the pool it is a member of */
 	uint32_t weight;              /* random policy: share of the picks (1) */
 	uint32_t max_inflight;        /* queries in flight to it per worker, 0: no cap of its own */
@@ -205,7 +206,8 @@ void config_apply_embedded(struct config *c);
 int config_parse_listen(const char *s, struct listen_conf *l, char *err, size_t errlen);
 
 /** Parse "udp://IP[:PORT]", "tcp://IP[:PORT]", "unix:///path" (port 53 by default),
- * "tls://IP[:PORT][?pin=sha256/BASE64[&pin=...]][#AUTH-NAME]" (port 853 by default). */
+ * "tls://IP[:PORT][?pin=sha256/BASE64[&pin=...]][#AUTH-NAME]" (port 853 by default),
+ * "mdns://[INTERFACE]" (multicast DNS on that interface, every one when empty). */
 int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, size_t errlen);
 
 /** Check cross-field constraints, and make the pool "default" of the

@@ -39,6 +39,7 @@ enum query_state {
 	Q_WAITING,    /* on a circuit's waiting list (connecting, or backing off) */
 	Q_CIRCUIT,    /* written to a circuit, in its in-flight table */
 	Q_UDP,        /* sent on a UDP socket, in its in-flight table (upstream/udp.c) */
+	Q_MDNS,       /* multicast, waiting for a response on q->link (upstream/mdns.c) */
 };
 
 union sockaddr_any {

@@ -1,6 +1,7 @@
 /* upstream.c -- per-worker upstream instances: creation, closing, and sending
  * over stream transports (tcp, unix), which means picking a circuit with room
- * or opening one more, up to --circuit-max. UDP lives in upstream/udp.c. */
+ * or opening one more, up to --circuit-max. UDP lives in upstream/udp.c, mDNS
+ * in upstream/mdns.c. */
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include "core/err.h"
 #include "core/query.h"
 #include "core/worker.h"
+#include "upstream/mdns.h"
 #include "upstream/udp.h"
 #include "upstream/upstream.h"
 
@@ -39,6 +41,7 @@ void upstream_close(struct upstream *u)
 	while (u->n_circuits)
 		circuit_close(u->circuits[u->n_circuits - 1], false);
 	upstream_udp_close(u);
+	upstream_mdns_close(u);
 	upstream_close(u->tcp_twin);
 	free(u);
 }
@@ -60,7 +63,12 @@ static int stream_send(struct upstream *u, struct query *q)
 
 int upstream_send(struct upstream *u, struct query *q)
 {
-	int r = u->conf->kind == UPSTREAM_UDP ? upstream_udp_send(u, q) : stream_send(u, q);
+	int r;
+	switch (u->conf->kind) {
+	case UPSTREAM_UDP: r = upstream_udp_send(u, q); break;
+	case UPSTREAM_MDNS: r = upstream_mdns_send(u, q); break;
+	default: r = stream_send(u, q); break;
+	}
 	if (r == 0) {
 		q->up = u;
 		q->sent_ms = worker_now(u->w);
@@ -70,7 +78,7 @@ int upstream_send(struct upstream *u, struct query *q)
 
 uint32_t upstream_outstanding(const struct upstream *u)
 {
-	uint32_t n = u->conf->kind == UPSTREAM_UDP ? upstream_udp_outstanding(u) : 0;
+	uint32_t n = u->conf->kind == UPSTREAM_UDP ? upstream_udp_outstanding(u) : upstream_mdns_outstanding(u);
 	for (unsigned i = 0; i < u->n_circuits; i++)
 		n += circuit_held(u->circuits[i]);
 	return n;
@@ -88,6 +96,8 @@ void upstream_cancel(struct upstream *u, struct query *q)
 {
 	if (q->state == Q_UDP)
 		upstream_udp_cancel(u, q);
+	else if (q->state == Q_MDNS)
+		upstream_mdns_cancel(u, q);
 	else if (q->circ)
 		circuit_cancel(q->circ, q);
 	q->state = Q_IDLE;

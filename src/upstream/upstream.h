@@ -15,6 +15,7 @@
 struct worker;
 struct query;
 struct circuit;
+struct mdns;
 
 struct upstream {
 	const struct upstream_conf *conf; /* address and kind; owned by the config (or by twin_conf) */
@@ -32,6 +33,8 @@ struct upstream {
 	struct udp_sock *udp;             /* socket new queries go out on; NULL until needed */
 	struct upstream *tcp_twin;        /* same server over TCP, for TC=1 answers; lazily made */
 	struct upstream_conf twin_conf;   /* the twin's conf */
+	/* mDNS */
+	struct mdns *mdns;                /* sockets and waiting queries (upstream/mdns.c); NULL until needed */
 };
 
 /** Make the instance of conf for worker w; NULL when out of memory. */
