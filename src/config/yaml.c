@@ -908,6 +908,84 @@ static void k_cache(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 		error_at(x, n, p, "min-ttl (%us) is above max-ttl (%us)", c->cache.min_ttl_s, c->cache.max_ttl_s);
 }
 
+/* ---- etcd (config/etcd.c) ---- */
+
+static void e_endpoints(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	struct etcd_conf *e = o;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		error_at(x, n, p, "expected a list of URLs (http://IP:PORT)");
+		return;
+	}
+	e->n_endpoints = 0;
+	for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
+		yaml_node_t *v = node(x, *i);
+		const char *s = scalar(x, v, p, "an etcd URL");
+		if (!s)
+			continue;
+		if ((strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) || strlen(s) >= sizeof(e->endpoints[0]))
+			error_at(x, v, p, "'%s' is not http://HOST:PORT or https://HOST:PORT under %zu bytes", s,
+				 sizeof(e->endpoints[0]));
+		else if (e->n_endpoints >= sizeof(e->endpoints) / sizeof(e->endpoints[0]))
+			error_at(x, v, p, "at most %zu endpoints", sizeof(e->endpoints) / sizeof(e->endpoints[0]));
+		else
+			snprintf(e->endpoints[e->n_endpoints++], sizeof(e->endpoints[0]), "%s", s);
+	}
+}
+
+static void e_prefix(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	struct etcd_conf *e = o;
+	const char *s = scalar(x, n, p, "a key prefix");
+	if (s && (!s[0] || strlen(s) >= sizeof(e->prefix)))
+		error_at(x, n, p, "a prefix must be 1-%zu bytes", sizeof(e->prefix) - 1);
+	else if (s)
+		snprintf(e->prefix, sizeof(e->prefix), "%s", s);
+}
+
+static void e_policy(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	struct pool_conf pc;
+	pc.policy = ((struct etcd_conf *)o)->policy;
+	p_policy(x, n, p, &pc);
+	((struct etcd_conf *)o)->policy = pc.policy;
+}
+
+static void e_health(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	static const struct key keys[] = { /* health_keys but when-all-down, which is a pool's */
+		KEY_FN("query", h_query),
+		KEY_DURATION("interval", struct health_conf, interval_ms, 10, 3600000),
+		KEY_DURATION("timeout", struct health_conf, timeout_ms, 10, 600000),
+		KEY_UINT("fall", struct health_conf, fall, 1, 100),
+		KEY_UINT("rise", struct health_conf, rise, 1, 100),
+		KEY_END,
+	};
+	walk(x, n, p, keys, &((struct etcd_conf *)o)->health);
+}
+
+/* Pools made from etcd keys are pools with the defaults, probed every second. */
+static void k_etcd(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	static const struct key keys[] = {
+		KEY_FN("endpoints", e_endpoints), KEY_FN("prefix", e_prefix),
+		KEY_FN("policy", e_policy),       KEY_FN("health", e_health),
+		KEY_END,
+	};
+	struct config *c = o;
+	struct pool_conf d;
+	pool_defaults(&d, "etcd");
+	memset(&c->etcd, 0, sizeof(c->etcd));
+	c->etcd.policy = d.policy;
+	c->etcd.health = d.health;
+	c->etcd.health.interval_ms = 1000;
+	snprintf(c->etcd.prefix, sizeof(c->etcd.prefix), "/dnsrouter/");
+	walk(x, n, p, keys, &c->etcd);
+	if (c->etcd.n_endpoints == 0)
+		snprintf(c->etcd.endpoints[c->etcd.n_endpoints++], sizeof(c->etcd.endpoints[0]), "http://127.0.0.1:2379");
+	c->has_etcd = true;
+}
+
 static const struct key top_keys[] = {
 	KEY_UINT("threads", struct config, threads, 1, CONFIG_MAX_THREADS),
 	KEY_DURATION("timeout", struct config, timeout_ms, 10, 600000),
@@ -919,7 +997,7 @@ static const struct key top_keys[] = {
 	KEY_FN("listen", k_listen),
 	KEY_FN("pools", k_pools),
 	KEY_FN("routes", k_routes),
-	KEY_LATER("etcd", "etcd comes with the next part of the routing work"),
+	KEY_FN("etcd", k_etcd),
 	KEY_LATER("user", "privilege drop comes with the operations work"),
 	KEY_FN("cache", k_cache),
 	KEY_LATER("dns64", "DNS64 comes with the answer-path work"),
