@@ -117,6 +117,20 @@ struct cache_conf {
 
 #define CONFIG_CACHE_SIZE_DEFAULT (64ull * 1024 * 1024)
 
+/* dns64: (policy/dns64.h), one entry of the list; the first whose clients
+ * match applies. The entry's index + 1 is the query's cache_variant. */
+#define CONFIG_MAX_DNS64 16
+struct dns64_conf {
+	uint8_t bits[16];       /* the prefix, then the suffix's bits after the IPv4 part (zero elsewhere) */
+	uint8_t prefix_len;     /* 32, 40, 48, 56, 64 or 96 (RFC 6052 2.2) */
+	bool has_clients;       /* else any client */
+	bool has_mapped;        /* else any IPv4 address is mapped */
+	bool has_exclude;       /* else ::ffff:0:0/96, as BIND */
+	bool break_dnssec;      /* synthesise for DO=1 even when the A records are signed */
+	struct addr_list clients, mapped, exclude;
+	unsigned line;          /* where it was written */
+};
+
 struct etcd_conf {
 	char endpoints[4][256];
 	unsigned n_endpoints;
