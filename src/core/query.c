@@ -80,6 +80,7 @@ static struct query *prefetch_new(const struct query *q)
 	r->pool = q->pool;
 	r->cache_variant = q->cache_variant;
 	r->cache_store = true;
+	r->cache_key = q->cache_key;
 	return r;
 }
 
@@ -98,13 +99,13 @@ bool query_from_cache(struct query *q)
 {
 	struct worker *w = q->w;
 	const struct config *cfg = w->cfg;
-	struct cache_key k;
-	if (!cache_key_of(&k, q->wire, &q->mi, q->cache_variant))
+	struct cache_key *k = &q->cache_key;
+	if (!cache_key_of(k, q->wire, &q->mi, q->cache_variant))
 		return false;
 	uint8_t *buf = cache_buf;
 	size_t len;
 	bool refresh = false;
-	if (cache_get(cfg->cache_obj, &k, worker_now(w), 0, buf, MSG_MAX, &len, cfg->cache.prefetch ? &refresh : NULL) ==
+	if (cache_get(cfg->cache_obj, k, worker_now(w), 0, buf, MSG_MAX, &len, cfg->cache.prefetch ? &refresh : NULL) ==
 	    CACHE_MISS) {
 		METRIC_INC(&w->m, cache_misses);
 		q->cache_store = true;
@@ -126,13 +127,12 @@ static bool serve_stale(struct query *q)
 {
 	struct worker *w = q->w;
 	const struct config *cfg = w->cfg;
-	struct cache_key k;
-	q->cache_store = false;
-	if (!cfg->cache.stale_s || !cfg->cache_obj || !cache_key_of(&k, q->wire, &q->mi, q->cache_variant))
+	q->cache_store = false; /* (q->cache_key is set while it was true) */
+	if (!cfg->cache.stale_s || !cfg->cache_obj)
 		return false;
 	uint8_t *buf = cache_buf;
 	size_t len;
-	if (cache_get(cfg->cache_obj, &k, worker_now(w), cfg->cache.stale_s * 1000ull, buf, MSG_MAX, &len, NULL) ==
+	if (cache_get(cfg->cache_obj, &q->cache_key, worker_now(w), cfg->cache.stale_s * 1000ull, buf, MSG_MAX, &len, NULL) ==
 	    CACHE_MISS)
 		return false;
 	METRIC_INC(&w->m, cache_stale);
@@ -143,10 +143,9 @@ static bool serve_stale(struct query *q)
 static void cache_store(struct query *q, uint8_t *ans, size_t len)
 {
 	struct worker *w = q->w;
-	struct cache_key k;
 	q->cache_store = false;
-	if (w->cfg->cache_obj && cache_key_of(&k, q->wire, &q->mi, q->cache_variant))
-		(void)cache_put(w->cfg->cache_obj, &k, ans, len, &w->cfg->cache, worker_now(w));
+	if (w->cfg->cache_obj)
+		(void)cache_put(w->cfg->cache_obj, &q->cache_key, ans, len, &w->cfg->cache, worker_now(w));
 }
 
 void query_answer(struct query *q, uint8_t *ans, size_t len)

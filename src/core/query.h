@@ -14,6 +14,7 @@
 #include "circuit/timeout.h"
 #include "core/udptx.h"
 #include "dns/msg.h"
+#include "policy/cache.h"
 
 struct worker;
 struct upstream;
@@ -117,6 +118,7 @@ struct query {
 	uint8_t *wire;             /* the client message, ID field holds up_id once sent */
 	struct query *next_free;   /* worker free list */
 	uint8_t inline_buf[QUERY_INLINE];
+	struct cache_key cache_key; /* its key, while cache_store (not zeroed by worker_query_new) */
 };
 
 /** The query in t that an upstream's message answers: its ID is in flight,

@@ -55,45 +55,59 @@ static inline uint8_t lower(uint8_t c)
 	return (uint8_t)((unsigned)(c - 'A') < 26u ? c + 32 : c);
 }
 
+/* A hash of the key, 8 bytes at a time (the key buffer is zero-padded to a multiple of 8 past len). */
+static uint64_t key_hash(const uint8_t *b, size_t len)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t v;
+		memcpy(&v, b + i, 8);
+		h = (h ^ v) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	return h ^ (h >> 29);
+}
+
 bool cache_key_of(struct cache_key *k, const uint8_t *query, const struct msg_info *mi, uint8_t variant)
 {
 	if (knot_wire_get_qdcount(query) != 1 || knot_wire_get_ancount(query) || knot_wire_get_nscount(query) ||
 	    knot_wire_get_arcount(query) != (mi->opt_off ? 1 : 0))
 		return false;
-	if (mi->opt_off && msg_find_option(query, mi->opt_off, mi->opt_len, MSG_OPT_ECS))
+	if (mi->opt_off && mi->opt_len > 11 && msg_find_option(query, mi->opt_off, mi->opt_len, MSG_OPT_ECS))
 		return false;
 	const uint8_t *n = query + MSG_HDR;
 	size_t nl = mi->qname_len, i = 0;
 	if (nl == 0 || nl > KNOT_DNAME_MAXLEN)
 		return false;
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-	while (i < nl) {
-		uint8_t l = n[i];
-		if (l & 0xc0 || i + 1 + l > nl)
-			return false; /* a pointer in the question: not worth a key */
-		k->b[i] = l;
-		h = (h ^ l) * 0x100000001b3ull;
-		for (size_t j = i + 1; j <= i + l; j++) {
-			uint8_t c = lower(n[j]);
-			k->b[j] = c;
-			h = (h ^ c) * 0x100000001b3ull;
-		}
-		i += 1u + l;
-		if (l == 0)
-			break;
+	while (n[i] != 0) { /* labels only: a pointer in the question is not worth a key */
+		if (n[i] & 0xc0)
+			return false;
+		i += 1u + n[i];
+		if (i >= nl)
+			return false;
 	}
-	if (i != nl || n[nl - 1] != 0)
+	if (i + 1 != nl)
 		return false;
+	memcpy(k->b, n, nl);
+	for (i = 0; i < nl; i += 8) { /* ASCII upper to lower case, 8 bytes at a time (label lengths < 64 stay) */
+		const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+		uint64_t v;
+		memcpy(&v, k->b + i, 8);
+		uint64_t low7 = v & ~high;
+		uint64_t ge_a = low7 + (0x80 - 'A') * ones, gt_z = low7 + (0x7f - 'Z') * ones;
+		uint64_t upper = (ge_a ^ gt_z) & ~v & high;
+		v |= upper >> 2;
+		memcpy(k->b + i, &v, 8);
+	}
 	uint8_t *t = k->b + nl;
 	msg_put16(t, mi->qtype);
 	msg_put16(t + 2, mi->qclass);
 	t[4] = (uint8_t)((knot_wire_get_rd(query) ? CACHE_KEY_RD : 0) | (knot_wire_get_cd(query) ? CACHE_KEY_CD : 0) |
 			 (mi->do_bit ? CACHE_KEY_DO : 0) | (mi->opt_off ? CACHE_KEY_EDNS : 0));
 	t[5] = variant;
-	for (int j = 0; j < 6; j++)
-		h = (h ^ t[j]) * 0x100000001b3ull;
 	k->len = (uint16_t)(nl + 6);
-	k->hash = h ^ (h >> 29);
+	memset(k->b + k->len, 0, 8); /* (CACHE_KEY_MAX leaves room) */
+	k->hash = key_hash(k->b, k->len);
 	return true;
 }
 

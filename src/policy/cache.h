@@ -32,7 +32,7 @@
 #define CACHE_KEY_DO 4
 #define CACHE_KEY_EDNS 8
 
-#define CACHE_KEY_MAX (KNOT_DNAME_MAXLEN + 6)
+#define CACHE_KEY_MAX (KNOT_DNAME_MAXLEN + 6 + 8) /* name, type, class, flags, variant; 8 bytes of zeros for the hash */
 
 struct cache_key {
 	uint64_t hash;
