@@ -182,6 +182,8 @@ struct config {
 	bool cache_given;           /* cache: or --cache said (else only the embedded default caches) */
 	bool any_no_cache_route;    /* a route says cache: false (config_snapshot) */
 	struct cache *cache_obj;    /* made by config_snapshot when cache.size; shared by snapshots of one size */
+	struct dns64_conf *dns64;   /* dns64: (heap, n_dns64) */
+	size_t n_dns64;
 };
 
 void config_defaults(struct config *c);

@@ -30,6 +30,8 @@ struct config *config_dup(const struct config *base)
 	c->route_table = NULL;
 	c->tls_server = NULL;
 	c->cache_obj = NULL;
+	c->dns64 = NULL;
+	c->n_dns64 = 0;
 	for (size_t i = 0; i < c->n_upstreams; i++)
 		c->upstreams[i].tls = NULL;
 	if (base->n_strings && !(c->strings = calloc(base->n_strings, sizeof(*c->strings))))
@@ -40,6 +42,12 @@ struct config *config_dup(const struct config *base)
 	c->ca_file = remap(base->ca_file, base, c);
 	c->tls_cert = remap(base->tls_cert, base, c);
 	c->tls_key = remap(base->tls_key, base, c);
+	if (base->n_dns64) {
+		if (!(c->dns64 = malloc(base->n_dns64 * sizeof(*c->dns64))))
+			goto fail;
+		memcpy(c->dns64, base->dns64, base->n_dns64 * sizeof(*c->dns64)); /* plain data, lists and all */
+		c->n_dns64 = base->n_dns64;
+	}
 	if (base->n_routes && !(c->routes = calloc(base->n_routes, sizeof(*c->routes))))
 		goto fail;
 	for (; c->n_routes < base->n_routes; c->n_routes++) {

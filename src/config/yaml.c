@@ -3,6 +3,7 @@
  * of the keys it may hold -- an unknown key is an error, and adding a key is
  * adding a table entry. Every error names file:line:column, the key's path
  * and what was expected; all errors are reported, not just the first. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include "config/config.h"
+#include "policy/dns64.h"
 
 struct ctx {
 	const char *file;
@@ -986,6 +988,158 @@ static void k_etcd(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 	c->has_etcd = true;
 }
 
+/* ---- dns64: ---- */
+
+struct dns64_ctx {
+	struct dns64_conf *e;
+	yaml_node_t *prefix_node, *suffix_node;
+	uint8_t suffix[16];
+};
+
+/* "64:ff9b::/96": one of RFC 6052's lengths, no bits past it, the u-octet
+ * (bits 64-71) zero */
+static void d_prefix(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	struct dns64_ctx *dc = o;
+	const char *s = scalar(x, n, p, "an IPv6 prefix");
+	if (!s)
+		return;
+	char addr[INET6_ADDRSTRLEN + 8];
+	snprintf(addr, sizeof(addr), "%s", s);
+	char *slash = strchr(addr, '/'), *end = NULL;
+	unsigned long len = slash ? strtoul(slash + 1, &end, 10) : 0;
+	if (slash)
+		*slash = '\0';
+	uint8_t b[16];
+	if (!slash || !end || *end || end == slash + 1 || inet_pton(AF_INET6, addr, b) != 1) {
+		error_at(x, n, p, "'%s' is not an IPv6 prefix (as 64:ff9b::/96)", s);
+		return;
+	}
+	if (!dns64_prefix_len_ok((unsigned)len)) {
+		error_at(x, n, p, "'%s': the length must be one of RFC 6052's: 32, 40, 48, 56, 64 or 96", s);
+		return;
+	}
+	for (unsigned i = (unsigned)len / 8; i < 16; i++)
+		if (b[i]) {
+			error_at(x, n, p, "'%s' has bits set past /%lu", s, len);
+			return;
+		}
+	if (b[8]) {
+		error_at(x, n, p, "'%s': bits 64-71 (the u-octet) must be zero (RFC 6052 2.2)", s);
+		return;
+	}
+	memcpy(dc->e->bits, b, 16);
+	dc->e->prefix_len = (uint8_t)len;
+	dc->prefix_node = n;
+}
+
+static void d_suffix(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	struct dns64_ctx *dc = o;
+	const char *s = scalar(x, n, p, "an IPv6 address");
+	if (s && inet_pton(AF_INET6, s, dc->suffix) != 1)
+		error_at(x, n, p, "'%s' is not an IPv6 address (as ::42)", s);
+	else if (s)
+		dc->suffix_node = n;
+}
+
+static void d_list(struct ctx *x, yaml_node_t *n, const char *p, struct addr_list *l, bool *has)
+{
+	if (n->type != YAML_SEQUENCE_NODE) {
+		error_at(x, n, p, "expected an address list");
+		return;
+	}
+	memset(l, 0, sizeof(*l));
+	*has = true;
+	for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
+		yaml_node_t *e = node(x, *i);
+		const char *s = scalar(x, e, p, "an address, a prefix, any, none, localhost or private");
+		char why[300];
+		if (s && config_parse_addr(l, s, why, sizeof(why)) < 0)
+			error_at(x, e, p, "%s", why);
+	}
+}
+
+static void d_clients(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	struct dns64_conf *e = ((struct dns64_ctx *)o)->e;
+	d_list(x, n, p, &e->clients, &e->has_clients);
+}
+
+static void d_mapped(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	struct dns64_conf *e = ((struct dns64_ctx *)o)->e;
+	d_list(x, n, p, &e->mapped, &e->has_mapped);
+}
+
+static void d_exclude(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	struct dns64_conf *e = ((struct dns64_ctx *)o)->e;
+	d_list(x, n, p, &e->exclude, &e->has_exclude);
+}
+
+static void d_break(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	(void)as_bool(x, n, p, &((struct dns64_ctx *)o)->e->break_dnssec);
+}
+
+static void k_dns64(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	(void)o;
+	static const struct key keys[] = {
+		KEY_FN("prefix", d_prefix),   KEY_FN("clients", d_clients), KEY_FN("mapped", d_mapped),
+		KEY_FN("exclude", d_exclude), KEY_FN("suffix", d_suffix),   KEY_FN("break-dnssec", d_break),
+		KEY_END,
+	};
+	if (n->type != YAML_SEQUENCE_NODE) {
+		error_at(x, n, p, "expected a list of dns64 entries (each with a prefix)");
+		return;
+	}
+	if (x->c->dns64)
+		return; /* a second dns64: key (walk said "given twice") */
+	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (count > CONFIG_MAX_DNS64) {
+		error_at(x, n, p, "at most %d entries", CONFIG_MAX_DNS64);
+		return;
+	}
+	x->c->dns64 = calloc(count ? count : 1, sizeof(*x->c->dns64));
+	if (!x->c->dns64) {
+		error_at(x, n, p, "out of memory");
+		return;
+	}
+	for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
+		yaml_node_t *e = node(x, *i);
+		char ip[520];
+		snprintf(ip, sizeof(ip), "%s[%ld]", p, (long)(i - n->data.sequence.items.start));
+		struct dns64_ctx dc = {.e = &x->c->dns64[x->c->n_dns64++]};
+		dc.e->line = (unsigned)e->start_mark.line + 1;
+		walk(x, e, ip, keys, &dc);
+		if (e->type != YAML_MAPPING_NODE)
+			continue;
+		if (!dc.prefix_node) {
+			if (!dc.e->prefix_len)
+				error_at(x, e, ip, "an entry needs a prefix");
+			continue;
+		}
+		if (!dc.suffix_node)
+			continue;
+		/* BIND's rule: the suffix has no bits where the prefix, the IPv4
+		 * address and the u-octet are */
+		unsigned from = dns64_suffix_start(dc.e->prefix_len);
+		for (unsigned k = 0; k < from; k++)
+			if (dc.suffix[k]) {
+				char sp[540];
+				sub(sp, sizeof(sp), ip, "suffix");
+				error_at(x, dc.suffix_node, sp,
+					 "'%s' does not fit after a /%u prefix and the IPv4 address: only its last %u bits "
+					 "may be set",
+					 (const char *)dc.suffix_node->data.scalar.value, dc.e->prefix_len, (16 - from) * 8);
+				break;
+			}
+		memcpy(dc.e->bits + from, dc.suffix + from, 16 - from);
+	}
+}
+
 static const struct key top_keys[] = {
 	KEY_UINT("threads", struct config, threads, 1, CONFIG_MAX_THREADS),
 	KEY_DURATION("timeout", struct config, timeout_ms, 10, 600000),
@@ -1000,7 +1154,7 @@ static const struct key top_keys[] = {
 	KEY_FN("etcd", k_etcd),
 	KEY_LATER("user", "privilege drop comes with the operations work"),
 	KEY_FN("cache", k_cache),
-	KEY_LATER("dns64", "DNS64 comes with the answer-path work"),
+	KEY_FN("dns64", k_dns64),
 	KEY_LATER("metrics", "metrics come with the operations work"),
 	KEY_LATER("control", "the control socket comes with the operations work"),
 	KEY_END,
@@ -1060,6 +1214,9 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
 
 void config_free(struct config *c)
 {
+	free(c->dns64);
+	c->dns64 = NULL;
+	c->n_dns64 = 0;
 	for (size_t i = 0; i < c->n_routes; i++) {
 		free(c->routes[i].regex);
 		free(c->routes[i].clients);

@@ -154,7 +154,14 @@ BAD_FILES = [
     ("pools: [1, 2\n", "not YAML"),
     ("cache: {size: lots}\n", "1:15: cache.size: 'lots' is not a size"),
     ("cache: {min-ttl: 1h, max-ttl: 1m}\n", "1:8: cache: min-ttl (3600s) is above max-ttl (60s)"),
-    ("dns64: []\n", "1:1: dns64: not built yet"),
+    ("dns64:\n  - prefix: 64:ff9b::/80\n",
+     "2:13: dns64[0].prefix: '64:ff9b::/80': the length must be one of RFC 6052's: 32, 40, 48, 56, 64 or 96"),
+    ("dns64:\n  - prefix: 2001:db8:0:0:ff00::/96\n",
+     "2:13: dns64[0].prefix: '2001:db8:0:0:ff00::/96': bits 64-71 (the u-octet) must be zero"),
+    ("dns64:\n  - prefix: 64:ff9b::/96\n    suffix: '::42'\n",
+     "3:13: dns64[0].suffix: '::42' does not fit after a /96 prefix"),
+    ("dns64:\n  - clients: [any]\n", "2:5: dns64[0]: an entry needs a prefix"),
+    ("dns64:\n  - prefix: 64:ff9b::/96\n    mapped: [10.0.0.0/33]\n", "3:14: dns64[0].mapped: '10.0.0.0/33': prefix too long"),
 ]
 
 

@@ -78,6 +78,37 @@ static void dup_outlives_the_original(void **state)
 	config_release(copy, NULL);
 }
 
+/* dns64: entries, their address lists and suffix, copied whole */
+static void dup_copies_dns64(void **state)
+{
+	(void)state;
+	struct config *base = load("listen: [{url: \"127.0.0.1:5300\"}]\n"
+				   "pools:\n"
+				   "  default: {members: [\"udp://127.0.0.1:5301\"]}\n"
+				   "dns64:\n"
+				   "  - prefix: 64:ff9b::/96\n"
+				   "    clients: [10.0.0.0/8]\n"
+				   "    mapped: [\"!10.0.0.0/8\", any]\n"
+				   "  - prefix: 2001:db8:122:300::/56\n"
+				   "    suffix: \"::42\"\n"
+				   "    break-dnssec: true\n");
+	assert_int_equal(base->n_dns64, 2);
+	struct config *copy = config_dup(base);
+	assert_non_null(copy);
+	assert_ptr_not_equal(copy->dns64, base->dns64);
+	config_release(base, NULL);
+	assert_int_equal(copy->n_dns64, 2);
+	assert_int_equal(copy->dns64[0].prefix_len, 96);
+	assert_true(copy->dns64[0].has_clients);
+	assert_int_equal(copy->dns64[0].clients.n, 1);
+	assert_int_equal(copy->dns64[0].mapped.n, 2);
+	assert_false(copy->dns64[0].has_exclude);
+	assert_int_equal(copy->dns64[1].prefix_len, 56);
+	assert_int_equal(copy->dns64[1].bits[15], 0x42);
+	assert_true(copy->dns64[1].break_dnssec);
+	config_release(copy, NULL);
+}
+
 static void same_upstream_is_the_url(void **state)
 {
 	(void)state;
@@ -126,6 +157,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(dup_outlives_the_original),
+		cmocka_unit_test(dup_copies_dns64),
 		cmocka_unit_test(same_upstream_is_the_url),
 		cmocka_unit_test(carry_over_keeps_listeners_and_threads),
 		cmocka_unit_test(a_bad_regex_is_no_snapshot),
