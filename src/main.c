@@ -41,6 +41,7 @@ enum {
 	OPT_TRUSTED_PROXY,
 	OPT_CHECK_CONFIG,
 	OPT_CACHE,
+	OPT_MDNS,
 };
 
 static const struct option long_opts[] = {
@@ -68,6 +69,7 @@ static const struct option long_opts[] = {
 	{"config", required_argument, NULL, 'c'},
 	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
 	{"cache", required_argument, NULL, OPT_CACHE},
+	{"mdns", required_argument, NULL, OPT_MDNS},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -112,6 +114,8 @@ static void usage(FILE *f)
 	      "      --tcp-pipeline N      queries in flight per client TCP connection (128)\n"
 	      "      --cache SIZE          cache answers in SIZE bytes (64MiB, 1GiB; 0: off). Off unless given\n"
 	      "                            here or in the file, on (64MiB) in the embedded default\n"
+	      "      --mdns IFACE          answer local. names by multicast DNS on IFACE (\"\" for every\n"
+	      "                            interface): a pool \"mdns\" and a route local. to it\n"
 	      "  -c, --config FILE         YAML configuration (doc/config.md); the options here win\n"
 	      "      --check-config        check the configuration (with -c FILE) and exit 0, or 2\n"
 	      "  -v, --verbose             more logging (twice: debug)\n"
@@ -311,6 +315,12 @@ static struct config *build(char *err, size_t errlen)
 			c->cache_given = true;
 			break;
 		}
+		case OPT_MDNS:
+			if (strlen(optarg) >= sizeof(c->mdns_flag_if) || strpbrk(optarg, "/:?#% "))
+				bad("--mdns: '%s' is not an interface name", optarg);
+			snprintf(c->mdns_flag_if, sizeof(c->mdns_flag_if), "%s", optarg);
+			c->has_mdns_flag = true;
+			break;
 		case OPT_TRUSTED_PROXY:
 			if (config_add_trusted_proxy(c, optarg, buf, sizeof(buf)) < 0)
 				bad("--trusted-proxy: %s", buf);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libknot/libknot.h>
 #include "config/config.h"
 #include "tls/creds.h"
 
@@ -312,6 +313,77 @@ int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, siz
 	return parse_hostport(rest, 53, &u->addr, err, errlen);
 }
 
+/* --mdns IFACE: a pool "mdns" with the member mdns://IFACE, and a route
+ * "suffix: local." to it ahead of the others (the command line wins over a
+ * file's own local. route); without routes, "suffix: ." to "default" too,
+ * so every other name goes where it went before. */
+static int add_mdns_bridge(struct config *c, char *err, size_t errlen)
+{
+	char url[32];
+	int dflt = config_find_pool(c, "default");
+	if (c->n_routes == 0 && dflt < 0) {
+		snprintf(err, errlen, "--mdns: no pool \"default\" (--upstream) for the names outside local.");
+		return -EINVAL;
+	}
+	if (config_find_pool(c, "mdns") >= 0) {
+		snprintf(err, errlen, "--mdns: there is a pool named \"mdns\" already (write the bridge in the file)");
+		return -EINVAL;
+	}
+	if (c->n_upstreams >= CONFIG_MAX_UPSTREAMS || c->n_routes + 2 > CONFIG_MAX_ROUTES) {
+		snprintf(err, errlen, "--mdns: at most %d upstreams and %d routes", CONFIG_MAX_UPSTREAMS, CONFIG_MAX_ROUTES);
+		return -EINVAL;
+	}
+	int pool = config_add_pool(c, "mdns");
+	if (pool < 0) {
+		snprintf(err, errlen, "--mdns: at most %d pools", CONFIG_MAX_POOLS);
+		return -EINVAL;
+	}
+	struct upstream_conf *u = &c->upstreams[c->n_upstreams];
+	snprintf(url, sizeof(url), "mdns://%s", c->mdns_flag_if);
+	if (config_parse_upstream(url, u, err, errlen) < 0)
+		return -EINVAL;
+	u->pool = (unsigned)pool;
+	u->weight = 1;
+	c->n_upstreams++;
+	c->pools[pool].n_members = 1;
+	size_t add = c->n_routes ? 1 : 2;
+	struct route_conf *r = realloc(c->routes, (c->n_routes + add) * sizeof(*r));
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* first: the file's routes are in line order (config_route_at_line), ours have line 0 */
+	memmove(r + 1, r, c->n_routes * sizeof(*r));
+	memset(r, 0, add * sizeof(*r));
+	r[0].kind = ROUTE_SUFFIX;
+	(void)knot_dname_from_str(r[0].suffix, "local.", sizeof(r[0].suffix)); /* lower-case wire form */
+	r[0].pool = (unsigned)pool;
+	snprintf(r[0].pool_name, sizeof(r[0].pool_name), "mdns");
+	if (add == 2) {
+		r[1].kind = ROUTE_SUFFIX; /* suffix[] all zero: the root */
+		r[1].pool = (unsigned)dflt;
+		snprintf(r[1].pool_name, sizeof(r[1].pool_name), "default");
+	}
+	c->routes = r;
+	c->n_routes += add;
+	return 0;
+}
+
+/* CONFIG.md: "mdns:// members are not health-probed": a probe's id.server.
+ * CH TXT means nothing on the link, and silence there is NXDOMAIN. */
+static int check_mdns_pools(const struct config *c, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < c->n_upstreams; i++) {
+		const struct upstream_conf *u = &c->upstreams[i];
+		if (u->kind == UPSTREAM_MDNS && u->pool < c->n_pools && c->pools[u->pool].health.interval_ms) {
+			snprintf(err, errlen, "pool \"%s\": %s is not health-probed: drop health.interval",
+				 c->pools[u->pool].name, u->text);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 int config_validate(struct config *c, char *err, size_t errlen)
 {
 	/* the embedded default and --upstream alone: one pool, "default" */
@@ -330,6 +402,10 @@ int config_validate(struct config *c, char *err, size_t errlen)
 			return -EINVAL;
 		}
 	}
+	if (c->has_mdns_flag && add_mdns_bridge(c, err, errlen) < 0)
+		return -EINVAL;
+	if (check_mdns_pools(c, err, errlen) < 0)
+		return -EINVAL;
 	if (c->n_routes == 0 && config_find_pool(c, "default") < 0 && c->n_pools) {
 		snprintf(err, errlen, "no routes, and no pool named \"default\" for every name to go to");
 		return -EINVAL;

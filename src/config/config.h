@@ -178,6 +178,8 @@ struct config {
 	struct sockaddr_storage trusted_proxies[CONFIG_MAX_TRUSTED_PROXIES]; /* believed in X-Forwarded-For (port 0) */
 	size_t n_trusted_proxies;
 	unsigned long generation;   /* 1 at start, +1 per reload (config/snapshot.h) */
+	bool has_mdns_flag;         /* --mdns: config_validate adds the pool "mdns" and its route */
+	char mdns_flag_if[16];      /* its interface */
 	struct cache_conf cache;    /* cache: */
 	bool cache_given;           /* cache: or --cache said (else only the embedded default caches) */
 	bool any_no_cache_route;    /* a route says cache: false (config_snapshot) */
@@ -227,7 +229,9 @@ int config_parse_listen(const char *s, struct listen_conf *l, char *err, size_t 
 int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, size_t errlen);
 
 /** Check cross-field constraints, and make the pool "default" of the
- * upstreams when no pool was named; -EINVAL with a reason. */
+ * upstreams when no pool was named; for --mdns, the pool "mdns" (member
+ * mdns://IFACE) and the route "suffix: local." to it, first, plus "suffix: ."
+ * to "default" when there were no routes. -EINVAL with a reason. */
 int config_validate(struct config *c, char *err, size_t errlen);
 
 /** Add "IP" to the trusted proxies; -EINVAL with a reason. */
