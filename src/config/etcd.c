@@ -879,7 +879,7 @@ static int do_watch(struct etcd *e, const char *base, struct curl_slist *hdr, ch
 	if (w.err == -ESTALE)
 		snprintf(why, whylen, "watch cancelled (compacted)");
 	else if (w.err)
-		snprintf(why, whylen, "watch: not an etcd watch stream");
+		snprintf(why, whylen, "watch: ended by an error from etcd, or by what is not a watch response");
 	else if (res != CURLE_OK)
 		snprintf(why, whylen, "watch: %s", curl_easy_strerror(res));
 	else

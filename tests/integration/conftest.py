@@ -1048,3 +1048,30 @@ def process_nofile_limit(pid):
                 soft, hard = line.split()[3:5]
                 return int(soft), int(hard)
     raise RuntimeError("no 'Max open files' in /proc/%d/limits" % pid)
+
+
+# ---------------------------------------------------------------------------
+# etcd (etcd_fixture.py): a real etcd v3 on loopback high ports.
+#   etcd          one per test: .url for etcd: endpoints, .put/.delete, .kill/.start
+#   etcd_factory  make(): more of them (each its own ports and data directory)
+
+from etcd_fixture import Etcd  # noqa: E402
+
+
+@pytest.fixture
+def etcd_factory():
+    made = []
+
+    def make():
+        e = Etcd(free_port(), free_port(), short_tmpdir("dnsmux-etcd-"), children=_children)
+        made.append(e)
+        return e.start()
+
+    yield make
+    for e in made:
+        e.cleanup()
+
+
+@pytest.fixture
+def etcd(etcd_factory):
+    return etcd_factory()
