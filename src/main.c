@@ -413,7 +413,7 @@ int main(int argc, char **argv)
 	apply_log_level(base);
 	if (check_only && !g_file)
 		bad("--check-config needs -c FILE");
-	struct config *cfg = config_snapshot(base, NULL, errs, sizeof(errs));
+	struct config *cfg = config_snapshot(base, NULL, NULL, errs, sizeof(errs));
 	if (!cfg) {
 		fprintf(stderr, "dnsmux: %s\n", errs);
 		config_release(base, NULL);

@@ -406,7 +406,7 @@ int config_validate(struct config *c, char *err, size_t errlen)
 		return -EINVAL;
 	if (check_mdns_pools(c, err, errlen) < 0)
 		return -EINVAL;
-	if (c->n_routes == 0 && config_find_pool(c, "default") < 0 && c->n_pools) {
+	if (c->n_routes == 0 && config_find_pool(c, "default") < 0 && c->n_pools && !c->has_etcd) {
 		snprintf(err, errlen, "no routes, and no pool named \"default\" for every name to go to");
 		return -EINVAL;
 	}
@@ -414,7 +414,7 @@ int config_validate(struct config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "no --listen address");
 		return -EINVAL;
 	}
-	if (c->n_upstreams == 0) {
+	if (c->n_upstreams == 0 && !c->has_etcd) { /* (etcd: the backends come from there) */
 		snprintf(err, errlen, "no --upstream");
 		return -EINVAL;
 	}

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "config/etcd.h"
 #include "config/snapshot.h"
 #include "obs/log.h"
 #include "policy/cache.h"
@@ -233,7 +234,7 @@ void config_release(struct config *c, const struct config *successor)
 
 const struct route_conf *config_route_at_line(const struct config *c, int line)
 {
-	size_t lo = 0, hi = c->n_routes;
+	size_t lo = 0, hi = c->n_file_routes;
 	while (lo < hi) { /* the file's routes are in line order */
 		size_t mid = lo + (hi - lo) / 2;
 		if ((int)c->routes[mid].line < line)
@@ -241,10 +242,11 @@ const struct route_conf *config_route_at_line(const struct config *c, int line)
 		else
 			hi = mid;
 	}
-	return lo < c->n_routes && (int)c->routes[lo].line == line ? &c->routes[lo] : NULL;
+	return lo < c->n_file_routes && (int)c->routes[lo].line == line ? &c->routes[lo] : NULL;
 }
 
-struct config *config_snapshot(const struct config *base, const struct config *prev, char *err, size_t errlen)
+struct config *config_snapshot(const struct config *base, const struct etcd_set *set, const struct config *prev,
+			       char *err, size_t errlen)
 {
 	struct config *c = config_dup(base);
 	if (!c) {
@@ -252,6 +254,14 @@ struct config *config_snapshot(const struct config *base, const struct config *p
 		return NULL;
 	}
 	char why[512];
+	c->n_file_routes = c->n_routes;
+	if (set && c->has_etcd && config_add_etcd(c, set, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "etcd: %s", why);
+		config_release(c, NULL);
+		return NULL;
+	}
+	if (set && c->has_etcd && base->n_routes == 0)
+		c->n_file_routes = 0; /* (the implicit default route came first) */
 	for (size_t i = 0; i < c->n_routes; i++)
 		c->any_no_cache_route |= c->routes[i].no_cache;
 	if (config_build_routes(c, why, sizeof(why)) < 0) {

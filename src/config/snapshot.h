@@ -35,10 +35,14 @@ void config_carry_over(struct config *next, const struct config *prev);
  * file (then config_release(next, prev) frees what was made). */
 int config_setup_tls(struct config *next, const struct config *prev, char *err, size_t errlen);
 
+struct etcd_set;
+
 /** The snapshot workers run: a copy of base (the file and the command
- * line, validated), with what a reload cannot change taken from prev (NULL
- * at start), its route table and TLS contexts. NULL with a reason in err. */
-struct config *config_snapshot(const struct config *base, const struct config *prev, char *err, size_t errlen);
+ * line, validated), with etcd's backends as pools and routes (set may be
+ * NULL), what a reload cannot change taken from prev (NULL at start), its
+ * route table, TLS contexts and cache. NULL with a reason in err. */
+struct config *config_snapshot(const struct config *base, const struct etcd_set *set, const struct config *prev,
+			       char *err, size_t errlen);
 
 /** The route written at line (route_lookup's *route), or NULL. */
 const struct route_conf *config_route_at_line(const struct config *c, int line);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
+#include "config/etcd.h"
 #include "config/snapshot.h"
 #include "core/daemon.h"
 #include "core/worker.h"
@@ -28,6 +29,14 @@ struct daemon {
 	uv_signal_t sig_int, sig_term, sig_usr1, sig_hup;
 	uv_timer_t release_timer;  /* while snapshots drain: free those no worker uses */
 	int stopping;
+	/* etcd (config/etcd.h): the watcher's thread hands sets over through etcd_async */
+	struct etcd *etcd;
+	struct etcd_conf etcd_conf;  /* what the watcher was started with */
+	struct etcd_set *etcd_set;   /* the set the current snapshot was made with */
+	uv_async_t etcd_async;
+	uv_mutex_t etcd_lock;        /* guards etcd_next */
+	struct etcd_set *etcd_next;  /* the newest set from the watcher, not applied yet */
+	bool etcd_due;               /* a set waits for room among the snapshots */
 };
 
 static int bind_one(const struct listen_conf *lc, int type)
@@ -151,27 +160,125 @@ static void release_old(struct daemon *d)
 		uv_timer_stop(&d->release_timer);
 }
 
+static void apply_etcd(struct daemon *d);
+
 static void release_cb(uv_timer_t *t)
 {
-	release_old(t->data);
+	struct daemon *d = t->data;
+	release_old(d);
+	if (d->etcd_due)
+		apply_etcd(d); /* it waited for room */
 }
 
-/* SIGHUP: the file again, with the command line over it, as a new snapshot
- * the workers switch to; a bad file changes nothing. */
+/* Hand next (a new snapshot) to the workers. */
+static void publish(struct daemon *d, struct config *next, const char *why)
+{
+	d->hooks->applied(next);
+	next->generation = d->cfg->generation + 1;
+	d->snaps[d->n_snaps++] = next;
+	d->cfg = next;
+	for (unsigned i = 0; i < d->started; i++)
+		worker_request_config(&d->workers[i], next);
+	log_info(CONFIG, "%s: configuration %lu in force (%zu pools, %zu upstreams, %zu routes)", why, next->generation,
+		 next->n_pools, next->n_upstreams, next->n_routes);
+	uv_timer_start(&d->release_timer, release_cb, DAEMON_RELEASE_POLL_MS, DAEMON_RELEASE_POLL_MS);
+}
+
+static bool room_for_a_snapshot(struct daemon *d, const char *why)
+{
+	release_old(d);
+	if (d->n_snaps < DAEMON_MAX_SNAPSHOTS)
+		return true;
+	log_err(CONFIG, "%s: %u configurations still draining (queries in flight to removed upstreams); "
+			"the change waits up to %u ms",
+		why, d->n_snaps - 1, d->cfg->timeout_ms);
+	return false;
+}
+
+/* The watcher's thread: the newest set replaces any not yet applied. */
+static void etcd_on_set(void *arg, struct etcd_set *set)
+{
+	struct daemon *d = arg;
+	uv_mutex_lock(&d->etcd_lock);
+	etcd_set_free(d->etcd_next);
+	d->etcd_next = set;
+	uv_mutex_unlock(&d->etcd_lock);
+	uv_async_send(&d->etcd_async);
+}
+
+/* A set from etcd: the current file and command line with it. A set
+ * that cannot be made into a configuration (a limit, a regex) is logged
+ * and the running one kept. */
+static void apply_etcd(struct daemon *d)
+{
+	char err[1024];
+	if (d->stopping || !d->etcd)
+		return;
+	uv_mutex_lock(&d->etcd_lock);
+	struct etcd_set *set = d->etcd_next;
+	d->etcd_next = NULL;
+	uv_mutex_unlock(&d->etcd_lock);
+	if (set) {
+		etcd_set_free(d->etcd_set);
+		d->etcd_set = set;
+		d->etcd_due = true;
+	}
+	if (!d->etcd_due || !room_for_a_snapshot(d, "etcd"))
+		return;
+	d->etcd_due = false;
+	struct config *next = config_snapshot(d->base, d->etcd_set, d->cfg, err, sizeof(err));
+	if (!next) {
+		log_err(CONFIG, "etcd: revision %llu: keeping the running configuration: %s",
+			(unsigned long long)d->etcd_set->revision, err);
+		return;
+	}
+	char why[64];
+	snprintf(why, sizeof(why), "etcd revision %llu, %zu backends", (unsigned long long)d->etcd_set->revision,
+		 d->etcd_set->n);
+	publish(d, next, why);
+}
+
+static void etcd_async_cb(uv_async_t *a)
+{
+	apply_etcd(a->data);
+}
+
+/* The watcher for the current base's etcd: (re)started when the etcd:
+ * section changed; without one, stopped and its backends forgotten. */
+static void follow_etcd(struct daemon *d)
+{
+	const struct config *b = d->base;
+	if (d->etcd && b->has_etcd && memcmp(&d->etcd_conf, &b->etcd, sizeof(b->etcd)) == 0)
+		return;
+	if (d->etcd) {
+		etcd_stop(d->etcd);
+		d->etcd = NULL;
+		etcd_set_free(d->etcd_set);
+		d->etcd_set = NULL;
+		uv_mutex_lock(&d->etcd_lock);
+		etcd_set_free(d->etcd_next);
+		d->etcd_next = NULL;
+		uv_mutex_unlock(&d->etcd_lock);
+	}
+	if (!b->has_etcd || !d->hooks)
+		return;
+	d->etcd_conf = b->etcd;
+	if (!(d->etcd = etcd_start(&d->etcd_conf, etcd_on_set, d)))
+		log_err(CONFIG, "etcd: cannot start the watcher (out of memory, or libcurl)");
+}
+
+/* SIGHUP: the file again, with the command line over it (and etcd's last
+ * set), as a new snapshot the workers switch to; a bad file changes nothing. */
 static void reload_config(struct daemon *d)
 {
 	char err[16384];
-	if (!d->hooks)
+	if (!d->hooks || !room_for_a_snapshot(d, "SIGHUP"))
 		return;
-	release_old(d);
-	if (d->n_snaps == DAEMON_MAX_SNAPSHOTS) {
-		log_err(CONFIG, "SIGHUP: %u configurations still draining (queries in flight to removed upstreams); "
-				"try again in %u ms",
-			d->n_snaps - 1, d->cfg->timeout_ms);
-		return;
-	}
 	struct config *base = d->hooks->load(err, sizeof(err));
-	struct config *next = base ? config_snapshot(base, d->cfg, err, sizeof(err)) : NULL;
+	bool same_etcd = base && base->has_etcd == d->base->has_etcd &&
+			 memcmp(&base->etcd, &d->base->etcd, sizeof(base->etcd)) == 0;
+	struct config *next =
+		base ? config_snapshot(base, same_etcd ? d->etcd_set : NULL, d->cfg, err, sizeof(err)) : NULL;
 	if (!next) {
 		log_err(CONFIG, "SIGHUP: keeping the running configuration: %s", err);
 		config_release(base, NULL);
@@ -179,15 +286,8 @@ static void reload_config(struct daemon *d)
 	}
 	config_release(d->base, NULL);
 	d->base = base;
-	d->hooks->applied(next);
-	next->generation = d->cfg->generation + 1;
-	d->snaps[d->n_snaps++] = next;
-	d->cfg = next;
-	for (unsigned i = 0; i < d->started; i++)
-		worker_request_config(&d->workers[i], next);
-	log_info(CONFIG, "SIGHUP: configuration %lu loaded (%zu pools, %zu upstreams, %zu routes)", next->generation,
-		 next->n_pools, next->n_upstreams, next->n_routes);
-	uv_timer_start(&d->release_timer, release_cb, DAEMON_RELEASE_POLL_MS, DAEMON_RELEASE_POLL_MS);
+	publish(d, next, "SIGHUP");
+	follow_etcd(d); /* a new etcd: section: its backends come with its first set */
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -217,6 +317,9 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_close((uv_handle_t *)&d->sig_hup, NULL);
 	uv_timer_stop(&d->release_timer);
 	uv_close((uv_handle_t *)&d->release_timer, NULL);
+	etcd_stop(d->etcd); /* (within ~200 ms; no set comes after it) */
+	d->etcd = NULL;
+	uv_close((uv_handle_t *)&d->etcd_async, NULL);
 }
 
 static void watch(struct daemon *d, uv_signal_t *s, int signum)
@@ -230,6 +333,7 @@ int daemon_run(struct config *base, struct config *cfg, const struct daemon_hook
 {
 	struct daemon d = {.cfg = cfg, .snaps = {cfg}, .n_snaps = 1, .base = base, .hooks = hooks};
 	cfg->generation = 1;
+	uv_mutex_init(&d.etcd_lock);
 	const unsigned threads = cfg->threads; /* cfg may be freed by a reload; the later ones keep these */
 	size_t per = 2 * cfg->n_listens;
 	int *fds = malloc(sizeof(int) * cfg->threads * per);
@@ -250,6 +354,8 @@ int daemon_run(struct config *base, struct config *cfg, const struct daemon_hook
 	watch(&d, &d.sig_hup, SIGHUP);
 	uv_timer_init(&d.loop, &d.release_timer);
 	d.release_timer.data = &d;
+	uv_async_init(&d.loop, &d.etcd_async, etcd_async_cb);
+	d.etcd_async.data = &d;
 	for (; started < cfg->threads; started++, d.started = started) {
 		struct worker *w = &d.workers[started];
 		int r = worker_init(w, started, cfg, fds + started * per);
@@ -267,6 +373,7 @@ int daemon_run(struct config *base, struct config *cfg, const struct daemon_hook
 			n += (size_t)snprintf(up + n, sizeof(up) - n, "%s%s", i ? " " : "", cfg->upstreams[i].text);
 		log_info(DAEMON, "ready: %u worker%s, %zu listener%s, upstreams %s", cfg->threads,
 			 cfg->threads == 1 ? "" : "s", cfg->n_listens, cfg->n_listens == 1 ? "" : "s", up);
+		follow_etcd(&d);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 		code = 0;
 	} else {
@@ -290,5 +397,8 @@ out:
 	for (unsigned i = 0; i < d.n_snaps; i++)
 		config_release(d.snaps[i], i + 1 < d.n_snaps ? d.snaps[i + 1] : NULL);
 	config_release(d.base, NULL);
+	etcd_set_free(d.etcd_set);
+	etcd_set_free(d.etcd_next);
+	uv_mutex_destroy(&d.etcd_lock);
 	return code;
 }

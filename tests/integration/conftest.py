@@ -496,7 +496,7 @@ def config_file_upstreams(argv):
     for i, a in enumerate(argv):
         if a in ("-c", "--config") and i + 1 < len(argv):
             text = Path(argv[i + 1]).read_text()
-            out += re.findall(r"(?:udp|tcp|tls|https)://[^\s,\]\}'\"]+", text)
+            out += re.findall(r"(?:udp|tcp|tls|https?)://[^\s,\]\}'\"]+", text)  # (http: etcd endpoints)
     return out
 
 

@@ -148,7 +148,7 @@ static void a_bad_regex_is_no_snapshot(void **state)
 	struct config *base = load(FILE1);
 	free(base->routes[0].regex);
 	base->routes[0].regex = strdup("^(unclosed");
-	assert_null(config_snapshot(base, NULL, err, sizeof(err)));
+	assert_null(config_snapshot(base, NULL, NULL, err, sizeof(err)));
 	assert_non_null(strstr(err, "unclosed") ? err : strstr(err, "regex"));
 	config_release(base, NULL);
 }
