@@ -78,7 +78,7 @@ def ask(port, name, timeout=3.0):
 
 def hup_and_wait(d, generation, timeout=5.0):
     d.send_signal(signal.SIGHUP)
-    pat = re.compile(r"configuration %d loaded" % generation)
+    pat = re.compile(r"configuration %d in force" % generation)
     assert wait_until(lambda: pat.search(d.log()), timeout), d.log()[-2000:]
 
 
