@@ -150,6 +150,13 @@ static void cache_store(struct query *q, uint8_t *ans, size_t len)
 
 void query_answer(struct query *q, uint8_t *ans, size_t len)
 {
+	if (q->cache_variant && query_dns64_answer(q, ans, len))
+		return;
+	query_answer_as_is(q, ans, len);
+}
+
+void query_answer_as_is(struct query *q, uint8_t *ans, size_t len)
+{
 	struct worker *w = q->w;
 	if (q->cache_store) {
 		if (knot_wire_get_rcode(ans) == KNOT_RCODE_SERVFAIL && serve_stale(q))
@@ -177,6 +184,10 @@ void query_fail(struct query *q, int rcode)
 {
 	struct worker *w = q->w;
 	uint8_t buf[MSG_HDR + KNOT_DNAME_MAXLEN + 4 + 11];
+	if (q->dns64) {
+		query_dns64_fail(q);
+		return;
+	}
 	query_detach(q);
 	if (q->cache_store && rcode == KNOT_RCODE_SERVFAIL && serve_stale(q))
 		return;

@@ -112,6 +112,7 @@ struct query {
 	bool cache_store;          /* a cache miss: its answer goes into the cache */
 	bool no_cache;             /* its route says cache: false */
 	uint8_t cache_variant;     /* what else changes its answer (the DNS64 entry), part of the cache key */
+	struct dns64_wait *dns64;  /* waiting for its DNS64 A (or PTR) query (core/query_dns64.c), else NULL */
 	uint32_t heap_len;         /* bytes of wire on the heap (0: inline) */
 	struct msg_info mi;        /* parsed facts of the client message */
 	struct client client;      /* who asked and how to answer */
@@ -137,6 +138,23 @@ bool query_from_cache(struct query *q);
 /** Answer with an upstream's message (modified in place: ID, question case,
  * truncation). Releases q. */
 void query_answer(struct query *q, uint8_t *ans, size_t len);
+
+/** query_answer without the DNS64 step: the answer is final (synthesised,
+ * or one the step let through). Releases q. */
+void query_answer_as_is(struct query *q, uint8_t *ans, size_t len);
+
+/* DNS64 on the path (core/query_dns64.c, policy/dns64.h). */
+/** A client's query, before its route: an AAAA query from a client an
+ * entry matches takes that entry (q->cache_variant); a PTR query under a
+ * prefix is answered here (true: q is answered or waits for its IPv4
+ * name's PTR). */
+bool query_dns64_start(struct query *q);
+/** The answer for q, which has an entry: true when the DNS64 step took it
+ * (q answered with the rest filtered out, or waiting for its A query). */
+bool query_dns64_answer(struct query *q, uint8_t *ans, size_t len);
+/** q fails (its deadline) while it waits for its A or PTR query: answered
+ * with what it had (the AAAA answer, as BIND does), or SERVFAIL for PTR. */
+void query_dns64_fail(struct query *q);
 
 /** Answer with an rcode of our own (SERVFAIL, FORMERR, ...). Releases q. */
 void query_fail(struct query *q, int rcode);

@@ -32,9 +32,7 @@ const struct client_ops frontend_udp_client = {
 	.reply = udp_reply,
 };
 
-/* The pool of q's route; false when no route matches (answered SERVFAIL,
- * as dnsrouter does). */
-static bool route(struct worker *w, struct query *q)
+bool frontend_route(struct worker *w, struct query *q)
 {
 	const struct route_table *t = w->cfg->route_table;
 	if (!t) {
@@ -111,7 +109,9 @@ int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struc
 		return 0;
 	}
 	q->len = (uint16_t)msg_normalize_query(q->wire, q->len, &q->mi);
-	if (!route(w, q))
+	if (w->cfg->n_dns64 && query_dns64_start(q))
+		return 1;
+	if (!frontend_route(w, q))
 		return 0;
 	q->is_activity = true;
 	if (w->cfg->cache_obj && !q->no_cache && query_from_cache(q))

@@ -57,6 +57,10 @@ void frontend_conn_no_more(struct tcp_client *tc);      /* no more requests: dra
 void frontend_conn_query_start(struct query *q);        /* client_ops start/release of a DoH query */
 void frontend_conn_query_release(struct query *q);
 
+/** The pool of q's route into q->pool (and its cache: false); false when
+ * no route matches (answered SERVFAIL, as dnsrouter does). */
+bool frontend_route(struct worker *w, struct query *q);
+
 /** Send an answer for q to its client, whatever kind it is. */
 void frontend_reply(struct query *q, const uint8_t *msg, size_t len);
 

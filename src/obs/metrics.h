@@ -47,7 +47,12 @@
 	X(cache_misses)      /* cacheable queries the cache had no fresh answer for */                                \
 	X(cache_stale)       /* queries answered from an expired entry, every upstream having failed (serve-stale) */ \
 	X(cache_prefetches)  /* entries refreshed ahead of expiry (prefetch) */                                       \
-	X(cache_truncations_avoided) /* hits over 512 bytes served whole to a client taking them */
+	X(cache_truncations_avoided) /* hits over 512 bytes served whole to a client taking them */ \
+	X(dns64_lookups)     /* A (or PTR) queries DNS64 asked for a client's AAAA (or ip6.arpa PTR) query */        \
+	X(dns64_synthesised) /* AAAA answers synthesised from A */                                                    \
+	X(dns64_filtered)    /* AAAA answers sent without their excluded addresses */                                  \
+	X(dns64_unsynthesised) /* of the lookups, those answered with the AAAA answer (no mapped A, or it failed) */  \
+	X(dns64_reverse)     /* PTR queries under a prefix answered from the IPv4 name */
 
 struct metrics {
 #define METRICS_DECL(name) uint64_t name;
