@@ -260,3 +260,37 @@ def test_nxdomain_stays_and_a_queries_are_untouched(pair):
     assert r.rcode() == dns.rcode.NXDOMAIN and not r.answer
     for name in ("aonly", "chain", "unmapped"):
         same(ask(d.port, "%s.example." % name, "A"), ask(n.port, "%s.example." % name, "A"))
+
+
+def test_a_query_that_fails_leaves_the_aaaa_answer(knotd_factory, dnsmux, tmp_path):
+    """The A query is routed like any other: sent to a pool that cannot
+    answer, it fails, and the client gets the NODATA it had (as BIND does
+    when its A lookup fails), once, well within its deadline."""
+    k = knotd_factory(zones={"example.": ZONE})
+    port = free_port()
+    text = """\
+listen: ["127.0.0.1:{port}"]
+timeout: 3s
+pools:
+  default: {{members: ["udp://127.0.0.1:{knot}"]}}
+  dead: {{members: ["tcp://127.0.0.1:1"]}}
+routes:
+  - suffix: example.
+    qtype: A
+    pool: dead
+  - suffix: .
+    pool: default
+dns64:
+  - prefix: 64:ff9b::/96
+""".format(port=port, knot=k.port)
+    conf = tmp_path / "dns64-dead.yaml"
+    conf.write_text(text)
+    d = dnsmux("-c", conf, listen=[])
+    d.port = port
+    r = ask(port, "aonly.example.")
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer, r
+    assert any(rrset.rdtype == dns.rdatatype.SOA for rrset in r.authority), r
+    # AAAA queries still reach the origin through the default pool
+    assert aaaa_of(ask(port, "aaaaonly.example.")) == {"2001:db8::5"}
+    s = d.stats()
+    assert s["dns64_lookups"] == 1 and s["dns64_unsynthesised"] == 1 and s["dns64_synthesised"] == 0, s
