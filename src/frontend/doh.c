@@ -394,7 +394,9 @@ static bool min_ttl(const uint8_t *m, size_t len, uint32_t *out, bool *has_opt)
 	bool any = false;
 	uint32_t best = UINT32_MAX;
 	for (uint32_t i = 0; i < n; i++) {
-		int nl = knot_dname_wire_check(m + off, m + len, m);
+		/* msg_scan checked every owner: a root or a bare pointer (most
+		 * owners) needs no second walk */
+		int nl = m[off] == 0 ? 1 : (m[off] & 0xc0) == 0xc0 ? 2 : knot_dname_wire_check(m + off, m + len, m);
 		size_t p = off + (size_t)nl;
 		uint16_t type = msg_get16(m + p), rdlen = msg_get16(m + p + 8);
 		uint32_t ttl = ((uint32_t)msg_get16(m + p + 4) << 16) | msg_get16(m + p + 6);
