@@ -1,8 +1,15 @@
 /* bench_route.c -- instructions per route lookup (run under callgrind:
  * bench/README.md, "Routes"). Builds a table of N suffix rules and R regex
- * rules from a generated YAML file, then looks up LOOKUPS names of one kind:
- *   suffix   names under one of the suffix rules (the common case)
- *   default  names no rule but "suffix: ." matches (every regex is tried)
+ * rules from a generated YAML file -- suffix rules zN.bench.test., regexes
+ * '^[ab]*\.shardN\.example\.$' (dnsrouter's form), then "suffix: ." --
+ * and looks up LOOKUPS names of one kind:
+ *   suffix   qI.zN.bench.test.: under one of the suffix rules
+ *   default  qI.bench.test.: only "suffix: ." matches; no regex can (their
+ *            tails, ".shardN.example.", are not the name's end)
+ *   near     qI.bench.example.: only "suffix: ." matches, but the name ends
+ *            as the regexes' tails do ("example."): the tail index is read
+ *   regex    ab.shardN.example.: regex N matches
+ * (bench/run's routes scenario sends "default" names: <prefix>I.bench.test.)
  * Usage: bench_route SUFFIX_RULES REGEX_RULES KIND LOOKUPS */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -16,11 +23,11 @@
 int main(int argc, char **argv)
 {
 	if (argc != 5) {
-		fprintf(stderr, "usage: %s SUFFIX_RULES REGEX_RULES suffix|default LOOKUPS\n", argv[0]);
+		fprintf(stderr, "usage: %s SUFFIX_RULES REGEX_RULES suffix|default|near|regex LOOKUPS\n", argv[0]);
 		return 2;
 	}
 	int n_suffix = atoi(argv[1]), n_regex = atoi(argv[2]), lookups = atoi(argv[4]);
-	bool to_default = strcmp(argv[3], "default") == 0;
+	const char *kind = argv[3];
 	char path[] = "/tmp/bench-route-XXXXXX";
 	int fd = mkstemp(path);
 	FILE *f = fdopen(fd, "w");
@@ -28,7 +35,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n_suffix; i++)
 		fprintf(f, "  - {suffix: z%d.bench.test., pool: other}\n", i);
 	for (int i = 0; i < n_regex; i++)
-		fprintf(f, "  - {regex: '^[a-z]+-%d\\.shard\\.example\\.$', pool: other}\n", i);
+		fprintf(f, "  - {regex: '^[ab]*\\.shard%d\\.example\\.$', pool: other}\n", i);
 	fprintf(f, "  - {suffix: ., pool: default}\n");
 	fclose(f);
 	static struct config cfg;
@@ -50,8 +57,12 @@ int main(int argc, char **argv)
 	long hits = 0;
 	for (int i = 0; i < lookups; i++) {
 		char name[64];
-		if (to_default)
+		if (strcmp(kind, "default") == 0)
+			snprintf(name, sizeof(name), "q%d.bench.test.", i);
+		else if (strcmp(kind, "near") == 0)
 			snprintf(name, sizeof(name), "q%d.bench.example.", i);
+		else if (strcmp(kind, "regex") == 0)
+			snprintf(name, sizeof(name), "ab.shard%d.example.", n_regex ? i % n_regex : 0);
 		else
 			snprintf(name, sizeof(name), "q%d.z%d.bench.test.", i, n_suffix ? i % n_suffix : 0);
 		knot_dname_from_str(dn, name, sizeof(dn));

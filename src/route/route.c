@@ -1,4 +1,10 @@
-/* route.c -- the route table (see route.h). */
+/* route.c -- the route table (see route.h). Suffix rules: a hash of every
+ * rule's suffix, probed once per label count that some rule has, hashed
+ * from the query name's end and case-folded on the fly. Regex rules: each
+ * pattern's literal tail (the text right before a final '$', e.g.
+ * ".shard5.example." of '^[ab]*\.shard5\.example\.$') indexes it, so a name
+ * tries only the regexes whose tail it ends with, plus those without one,
+ * still in file order. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,9 +13,15 @@
 #include <pcre2.h>
 #include "route/route.h"
 
+/* Tails are cut to one of these lengths (a tail's own suffix is required
+ * too), so a name is hashed at no more than a few lengths. */
+static const uint8_t TAIL_LENS[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32};
+#define TAIL_MAX 32
+
 struct rule {
 	const struct route_conf *rc;
 	pcre2_code *re;      /* regex rules */
+	bool is_jit;         /* re is JIT-compiled: pcre2_jit_match */
 	struct rule *next;   /* suffix rules: the next (in file order) for the same suffix */
 };
 
@@ -20,52 +32,124 @@ struct bucket {
 	struct rule *rules;    /* in file order */
 };
 
+/* The regexes (ascending indexes into regex_rules) whose match must end
+ * with text (lower case, len bytes). */
+struct tail {
+	char text[TAIL_MAX];
+	uint32_t hash;         /* 0 and n == 0: empty slot */
+	uint32_t len;
+	uint32_t *idx;
+	uint32_t n;
+};
+
 struct route_table {
 	struct bucket *buckets;  /* open addressing, mask + 1 of them */
 	uint32_t mask;
+	uint64_t depths[2];      /* bit d: some suffix rule has d labels (d < 128) */
+	unsigned max_depth;
 	struct rule *suffix_rules;
 	size_t n_suffix;
 	struct rule *regex_rules; /* file order */
 	size_t n_regex;
+	struct tail *tails;      /* open addressing, tail_mask + 1 of them */
+	uint32_t tail_mask;
+	uint64_t tail_lens;      /* bit L: some tail has L bytes */
+	unsigned tail_max;       /* the longest tail */
+	uint64_t last8[16];      /* bit (mix of a tail's last 8 bytes) >> 54: some tail ends so */
+	bool has_short_tail;     /* a tail under 8 bytes: no last8 filter */
+	uint32_t *untailed;      /* indexes of the regexes without a tail, ascending */
+	uint32_t n_untailed;
 	struct rule *root_rules;  /* "suffix: .", file order */
 	size_t n_root;
+	uint8_t lower[256];      /* a byte as a lower-case ASCII letter, itself otherwise */
+	/* make_text: the byte's text (low 8 bits), + 1 << 16 for a dot, + 1 << 24
+	 * for a byte libknot escapes; summed over at most 254 bytes, the text
+	 * bytes stay under 1 << 16 and the counts in their own byte each */
+	uint32_t text_map[256];
+	uint8_t plain[256];      /* a label byte as knot_dname_to_str writes it, lower case; 0: escaped; make_text: "." */
 };
 
 struct route_scratch {
 	pcre2_match_data *md;
 };
 
-/* A hash of a lower-case wire-form name that is built from its last label
- * to its first, so that one pass over a query name gives the hash of every
- * suffix of it: h(label . rest) = mix(hash of label's bytes, h(rest)). */
-static uint32_t hash_label(const uint8_t *l, uint32_t rest)
+/* Names are hashed 8 bytes at a time (the last word overlapping the one
+ * before when the length is not a multiple of 8), each word case-folded
+ * first with SWAR, so that a query name needs no lower-case copy and a
+ * 20-byte suffix costs three words, not twenty bytes. */
+static uint64_t load8(const uint8_t *p)
 {
-	uint32_t h = 2166136261u ^ rest;
-	for (unsigned i = 0; i <= l[0]; i++)
-		h = (h ^ l[i]) * 16777619u;
-	return h;
+	uint64_t w;
+	memcpy(&w, p, sizeof(w));
+	return w;
 }
 
-static uint32_t hash_name(const uint8_t *n, size_t len)
+/* w with every byte 'A'..'Z' made lower case (+0x20), the others kept. */
+static uint64_t fold8(uint64_t w)
 {
-	const uint8_t *labels[KNOT_DNAME_MAXLABELS];
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t low7 = w & ~high;
+	uint64_t ge_a = low7 + (0x80 - 'A') * ones;     /* high bit: byte >= 'A' */
+	uint64_t gt_z = low7 + (0x80 - 'Z' - 1) * ones; /* high bit: byte > 'Z' */
+	return w | ((ge_a & ~gt_z & ~w & high) >> 2);
+}
+
+static uint32_t hash_bytes(const uint8_t *p, size_t n)
+{
+	const uint64_t k = 0x9e3779b97f4a7c15ull;
+	uint64_t h = (n + 1) * k;
+	if (n < 8) {
+		uint64_t w = 0;
+		for (size_t i = 0; i < n; i++)
+			w |= (uint64_t)p[i] << (8 * i);
+		h = (h ^ fold8(w)) * k;
+	} else {
+		size_t i = 0;
+		for (; i + 8 <= n; i += 8)
+			h = (h ^ fold8(load8(p + i))) * k;
+		if (i < n)
+			h = (h ^ fold8(load8(p + n - 8))) * k;
+	}
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+/* Where each label of wire name n starts; their count. */
+static unsigned label_offsets(const uint8_t *n, uint8_t off[KNOT_DNAME_MAXLABELS])
+{
 	unsigned k = 0;
-	(void)len;
-	for (const uint8_t *p = n; *p; p += *p + 1)
-		labels[k++] = p;
-	uint32_t h = 0;
-	while (k)
-		h = hash_label(labels[--k], h);
-	return h;
+	for (unsigned o = 0; n[o]; o += n[o] + 1u)
+		off[k++] = (uint8_t)o;
+	return k;
 }
 
-static struct bucket *find(const struct route_table *t, const uint8_t *n, size_t len, uint32_t h)
+/* a (any case) and b (lower case) are the same len bytes, compared as
+ * hash_bytes reads them. */
+static bool same_name(const uint8_t *a, const uint8_t *b, uint32_t len)
+{
+	if (len < 8) {
+		uint64_t wa = 0, wb = 0;
+		for (uint32_t i = 0; i < len; i++) {
+			wa |= (uint64_t)a[i] << (8 * i);
+			wb |= (uint64_t)b[i] << (8 * i);
+		}
+		return fold8(wa) == wb;
+	}
+	uint64_t diff = 0;
+	uint32_t i = 0;
+	for (; i + 8 <= len; i += 8)
+		diff |= fold8(load8(a + i)) ^ load8(b + i);
+	return !(diff | (fold8(load8(a + len - 8)) ^ load8(b + len - 8)));
+}
+
+/* The bucket of suffix n (any case, len bytes, hash h), or the empty one
+ * where it would go. */
+static struct bucket *find(const struct route_table *t, const uint8_t *n, uint32_t len, uint32_t h)
 {
 	for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
 		struct bucket *b = &t->buckets[i];
 		if (!b->suffix)
 			return b;
-		if (b->hash == h && b->len == len && memcmp(b->suffix, n, len) == 0)
+		if (b->hash == h && b->len == len && same_name(n, b->suffix, len))
 			return b;
 	}
 }
@@ -90,11 +174,204 @@ static struct rule *first_that_holds(struct rule *r, uint16_t qtype, const struc
 	return NULL;
 }
 
+/* ---- regex tails ---- */
+
+/* Past the character class that starts at p[i] ('['), as PCRE2 reads it:
+ * a ']' first is a literal, so are escapes, and [:name:] is one item. */
+static size_t skip_class(const char *p, size_t i)
+{
+	i++;
+	if (p[i] == '^')
+		i++;
+	if (p[i] == ']')
+		i++;
+	while (p[i] && p[i] != ']') {
+		if (p[i] == '\\' && p[i + 1])
+			i += 2;
+		else if (p[i] == '[' && p[i + 1] == ':' && strstr(p + i + 2, ":]"))
+			i = (size_t)(strstr(p + i + 2, ":]") - p) + 2;
+		else
+			i++;
+	}
+	return p[i] ? i + 1 : i;
+}
+
+/* The literal text every match of regex p must end with (lower case, into
+ * out, at most TAIL_MAX bytes kept: the last ones), or 0 when there is none
+ * this reader is sure of. Sure means: p ends with an unescaped '$' right
+ * after a run of plain literals (letters, digits, '-', '_', escaped
+ * punctuation) that no quantifier follows, and p has no alternation, no
+ * (?...) or (*...) (options such as x change what the text means) and no
+ * \Q. The subject never holds a newline (knot_dname_to_str escapes it), so
+ * '$' is its end. Anything else: 0, and the regex is tried for every name. */
+static size_t literal_tail(const char *p, char out[TAIL_MAX])
+{
+	size_t len = strlen(p), i = 0, run = 0;
+	char buf[TAIL_MAX];
+	if (len < 2 || p[len - 1] != '$')
+		return 0;
+	while (i < len - 1) {
+		char c = p[i], n = p[i + 1];
+		if (c == '\\') {
+			if (n == 'Q' || (unsigned char)n >= 0x80)
+				return 0;
+			if ((n >= '0' && n <= '9') || (n >= 'a' && n <= 'z') || (n >= 'A' && n <= 'Z')) {
+				run = 0; /* a class, a backreference, an assertion ... */
+			} else {
+				buf[run % TAIL_MAX] = n;
+				run++;
+			}
+			i += 2;
+			continue;
+		}
+		if (c == '[') {
+			i = skip_class(p, i);
+			run = 0;
+			continue;
+		}
+		if (c == '|' || (c == '(' && (n == '?' || n == '*')))
+			return 0;
+		if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_') {
+			buf[run % TAIL_MAX] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+			run++;
+		} else {
+			run = 0; /* '.', a quantifier (the literal before it is not required), a group ... */
+		}
+		i++;
+	}
+	if (i != len - 1) /* the '$' was escaped or inside a class */
+		return 0;
+	size_t keep = run < TAIL_MAX ? run : TAIL_MAX, cut = 0;
+	for (size_t j = 0; j < sizeof(TAIL_LENS); j++)
+		if (TAIL_LENS[j] <= keep)
+			cut = TAIL_LENS[j];
+	for (size_t j = 0; j < cut; j++)
+		out[j] = buf[(run - cut + j) % TAIL_MAX];
+	return cut;
+}
+
+static struct tail *tail_find(const struct route_table *t, const char *text, uint32_t len, uint32_t h)
+{
+	for (uint32_t i = h & t->tail_mask;; i = (i + 1) & t->tail_mask) {
+		struct tail *x = &t->tails[i];
+		if (!x->n || (x->hash == h && x->len == len && memcmp(x->text, text, len) == 0))
+			return x;
+	}
+}
+
+static unsigned last8_bit(uint64_t w)
+{
+	return (unsigned)((w * 0x9e3779b97f4a7c15ull) >> 54);
+}
+
+/* The tail index over the compiled regex rules: each regex with a tail is
+ * listed under it, the others in untailed. */
+static int build_tails(struct route_table *t)
+{
+	uint32_t size = 16;
+	while (size < 2 * t->n_regex + 2)
+		size *= 2;
+	t->tail_mask = size - 1;
+	t->tails = calloc(size, sizeof(*t->tails));
+	t->untailed = calloc(t->n_regex + 1, sizeof(*t->untailed));
+	if (!t->tails || !t->untailed)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < t->n_regex; i++) {
+		char text[TAIL_MAX];
+		size_t len = literal_tail(t->regex_rules[i].rc->regex, text);
+		if (!len) {
+			t->untailed[t->n_untailed++] = i;
+			continue;
+		}
+		uint32_t h = hash_bytes((const uint8_t *)text, len);
+		struct tail *x = tail_find(t, text, (uint32_t)len, h);
+		if (!x->n) {
+			memcpy(x->text, text, len);
+			x->hash = h;
+			x->len = (uint32_t)len;
+		}
+		uint32_t *idx = realloc(x->idx, (x->n + 1) * sizeof(*idx));
+		if (!idx)
+			return -ENOMEM;
+		idx[x->n++] = i;
+		x->idx = idx;
+		t->tail_lens |= 1ull << len;
+		if (len < 8) {
+			t->has_short_tail = true;
+		} else {
+			unsigned bit = last8_bit(load8((const uint8_t *)text + len - 8));
+			t->last8[bit / 64] |= 1ull << (bit % 64);
+		}
+		if (len > t->tail_max)
+			t->tail_max = (unsigned)len;
+	}
+	return 0;
+}
+
+/* ---- the table ---- */
+
+/* lower[] and plain[]: plain[b] is b (lower case) when knot_dname_to_str
+ * writes the byte b of a label as itself, 0 when it escapes it -- asked of
+ * libknot itself, so the fast text path below writes what it would. */
+static void build_maps(struct route_table *t)
+{
+	for (unsigned b = 0; b < 256; b++) {
+		t->lower[b] = (uint8_t)(b >= 'A' && b <= 'Z' ? b - 'A' + 'a' : b);
+		uint8_t wire[3] = {1, (uint8_t)b, 0};
+		char text[8];
+		if (b && knot_dname_to_str(text, wire, sizeof(text)) && text[0] == (char)b && strcmp(text + 1, ".") == 0)
+			t->plain[b] = t->lower[b];
+	}
+	t->plain['.'] = '.'; /* make_text's own dots; one inside a label is counted */
+	for (unsigned b = 0; b < 256; b++)
+		t->text_map[b] = t->plain[b] ? t->plain[b] | (b == '.' ? 1u << 16 : 0) : 1u << 24;
+}
+
+static int add_regex(struct route_table *t, const struct route_conf *rc, char *err, size_t errlen)
+{
+	struct rule *r = &t->regex_rules[t->n_regex++];
+	int code;
+	PCRE2_SIZE off;
+	r->rc = rc;
+	r->re = pcre2_compile((PCRE2_SPTR)rc->regex, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS, &code, &off, NULL);
+	if (!r->re) {
+		snprintf(err, errlen, "route at line %u: regex '%s' does not compile", rc->line, rc->regex);
+		return -EINVAL;
+	}
+	/* without JIT (not built in, no executable memory) the interpreter runs it */
+	r->is_jit = pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE) == 0;
+	return 0;
+}
+
+static void add_suffix(struct route_table *t, const struct route_conf *rc, struct rule **tails)
+{
+	struct rule *r = &t->suffix_rules[t->n_suffix++];
+	uint8_t off[KNOT_DNAME_MAXLABELS];
+	unsigned k = label_offsets(rc->suffix, off);
+	uint32_t len = (uint32_t)knot_dname_size(rc->suffix), h = hash_bytes(rc->suffix, len);
+	r->rc = rc;
+	t->depths[k / 64] |= 1ull << (k % 64);
+	if (k > t->max_depth)
+		t->max_depth = k;
+	struct bucket *b = find(t, rc->suffix, len, h);
+	if (!b->suffix) {
+		b->suffix = rc->suffix;
+		b->hash = h;
+		b->len = len;
+		b->rules = r;
+	} else {
+		tails[b - t->buckets]->next = r;
+	}
+	tails[b - t->buckets] = r;
+}
+
 struct route_table *route_table_new(const struct config *c, char *err, size_t errlen)
 {
 	struct route_table *t = calloc(1, sizeof(*t));
+	struct rule **tails = NULL;
 	if (!t)
 		goto nomem;
+	build_maps(t);
 	size_t n_s = 0, n_r = 0, n_root = 0;
 	for (size_t i = 0; i < c->n_routes; i++) {
 		const struct route_conf *rc = &c->routes[i];
@@ -113,56 +390,33 @@ struct route_table *route_table_new(const struct config *c, char *err, size_t er
 	t->suffix_rules = calloc(n_s + 1, sizeof(struct rule));
 	t->regex_rules = calloc(n_r + 1, sizeof(struct rule));
 	t->root_rules = calloc(n_root + 1, sizeof(struct rule));
-	if (!t->buckets || !t->suffix_rules || !t->regex_rules || !t->root_rules)
-		goto nomem;
 	/* file order is kept within each kind; a suffix's rules chain in it */
-	struct rule **tails = calloc(size, sizeof(*tails));
-	if (!tails)
+	tails = calloc(size, sizeof(*tails));
+	if (!t->buckets || !t->suffix_rules || !t->regex_rules || !t->root_rules || !tails)
 		goto nomem;
 	for (size_t i = 0; i < c->n_routes; i++) {
 		const struct route_conf *rc = &c->routes[i];
 		if (rc->kind == ROUTE_REGEX) {
-			struct rule *r = &t->regex_rules[t->n_regex++];
-			int code;
-			PCRE2_SIZE off;
-			r->rc = rc;
-			r->re = pcre2_compile((PCRE2_SPTR)rc->regex, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS, &code, &off, NULL);
-			if (!r->re) {
-				snprintf(err, errlen, "route at line %u: regex '%s' does not compile", rc->line, rc->regex);
-				free(tails);
-				route_table_free(t);
-				return NULL;
-			}
-			(void)pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
-			continue;
-		}
-		if (rc->suffix[0] == 0) {
+			if (add_regex(t, rc, err, errlen) < 0)
+				goto fail;
+		} else if (rc->suffix[0] == 0) {
 			struct rule *r = &t->root_rules[t->n_root];
 			r->rc = rc;
 			if (t->n_root)
 				t->root_rules[t->n_root - 1].next = r;
 			t->n_root++;
-			continue;
-		}
-		struct rule *r = &t->suffix_rules[t->n_suffix++];
-		r->rc = rc;
-		size_t len = knot_dname_size(rc->suffix);
-		uint32_t h = hash_name(rc->suffix, len);
-		struct bucket *b = find(t, rc->suffix, len, h);
-		if (!b->suffix) {
-			b->suffix = rc->suffix;
-			b->hash = h;
-			b->len = (uint32_t)len;
-			b->rules = r;
 		} else {
-			tails[b - t->buckets]->next = r;
+			add_suffix(t, rc, tails);
 		}
-		tails[b - t->buckets] = r;
 	}
+	if (build_tails(t) < 0)
+		goto nomem;
 	free(tails);
 	return t;
 nomem:
 	snprintf(err, errlen, "out of memory building the route table");
+fail:
+	free(tails);
 	route_table_free(t);
 	return NULL;
 }
@@ -173,6 +427,10 @@ void route_table_free(struct route_table *t)
 		return;
 	for (size_t i = 0; t->regex_rules && i < t->n_regex; i++)
 		pcre2_code_free(t->regex_rules[i].re);
+	for (uint32_t i = 0; t->tails && i <= t->tail_mask; i++)
+		free(t->tails[i].idx);
+	free(t->tails);
+	free(t->untailed);
 	free(t->buckets);
 	free(t->suffix_rules);
 	free(t->regex_rules);
@@ -200,47 +458,182 @@ void route_scratch_free(struct route_scratch *s)
 	free(s);
 }
 
+/* ---- lookup ---- */
+
+/* The query name, as the lookup sees it. */
+struct qname {
+	const uint8_t *wire;    /* any case */
+	uint32_t len;           /* wire length */
+	unsigned k;             /* labels (the root not counted) */
+	uint8_t off[KNOT_DNAME_MAXLABELS];
+	char text[KNOT_DNAME_TXT_MAXLEN + 1]; /* lower case, final dot; made when a regex runs */
+	size_t text_len;
+	bool has_text;
+};
+
+static const struct rule *lookup_suffix(const struct route_table *t, const struct qname *q, uint16_t qtype,
+					const struct sockaddr *client)
+{
+	unsigned stop = q->k > t->max_depth ? q->k - t->max_depth : 0;
+	/* longest first: from the deepest label count a rule has, to 1; only
+	 * the label counts some rule has are hashed and probed */
+	for (unsigned i = stop; i < q->k; i++) {
+		unsigned d = q->k - i;
+		if (!(t->depths[d / 64] & (1ull << (d % 64))))
+			continue;
+		const uint8_t *n = q->wire + q->off[i];
+		uint32_t len = q->len - q->off[i];
+		struct bucket *b = find(t, n, len, hash_bytes(n, len));
+		const struct rule *r = b->suffix ? first_that_holds(b->rules, qtype, client) : NULL;
+		if (r)
+			return r;
+	}
+	return NULL;
+}
+
+/* q's text form, lower case, as knot_dname_to_str writes it (then lower
+ * case). Written here when every byte of the name's labels is one libknot
+ * writes as itself (plain[]): the text is then the wire form shifted by one,
+ * each length byte and the root's 0 turned into a dot. One flat pass maps
+ * every byte and notes a refused one; the length bytes (any value 1..63,
+ * some of them "plain" digits) are dots in plain_or_dot[], so that pass
+ * runs over the text once the dots are in. A dot inside a label (libknot
+ * escapes it) is caught by counting the dots. */
+static bool make_text(const struct route_table *t, struct qname *q)
+{
+	if (q->has_text)
+		return true;
+	size_t n = q->len - 1;
+	if (!q->k || n == 0 || n >= sizeof(q->text))
+		goto escaped; /* the root: "." */
+	char *x = q->text;
+	memcpy(x, q->wire + 1, n);
+	for (unsigned j = 1; j < q->k; j++)
+		x[q->off[j] - 1] = '.';
+	x[n - 1] = '.';
+	/* one table load per byte: the text byte, and counts that add up */
+	const uint32_t *map = t->text_map;
+	uint32_t sum = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t v = map[(uint8_t)x[i]];
+		x[i] = (char)v;
+		sum += v;
+	}
+	if (sum >> 24 || ((sum >> 16) & 0xff) != q->k)
+		goto escaped;
+	x[n] = 0;
+	q->text_len = n;
+	q->has_text = true;
+	return true;
+escaped:
+	if (!knot_dname_to_str(q->text, q->wire, sizeof(q->text)))
+		return false;
+	size_t m = 0;
+	for (; q->text[m]; m++)
+		q->text[m] = (char)t->lower[(uint8_t)q->text[m]];
+	q->text_len = m;
+	q->has_text = true;
+	return true;
+}
+
+/* Whether some tail may end q's text, from its last 8 bytes alone (no text
+ * made): the wire form's last 8 bytes with their length bytes and the root
+ * made dots, if libknot writes each of them as itself (else: maybe). Every
+ * tail is 8 bytes or more here. */
+static bool last8_may_match(const struct route_table *t, const struct qname *q)
+{
+	uint8_t b[8];
+	uint32_t from = q->len - 8, sum = 0;
+	unsigned dots = 1;
+	memcpy(b, q->wire + from, 8);
+	b[7] = '.';
+	for (unsigned j = q->k; j-- > 1 && q->off[j] >= from;) {
+		b[q->off[j] - from] = '.';
+		dots++;
+	}
+	for (unsigned i = 0; i < 8; i++) {
+		uint32_t v = t->text_map[b[i]];
+		b[i] = (uint8_t)v;
+		sum += v;
+	}
+	if (sum >> 24 || ((sum >> 16) & 0xff) != dots)
+		return true;
+	unsigned bit = last8_bit(load8(b));
+	return t->last8[bit / 64] & (1ull << (bit % 64));
+}
+
+/* The tails that q's text ends with: up to one per tail length. */
+static unsigned matching_tails(const struct route_table *t, struct qname *q, const struct tail **out)
+{
+	unsigned got = 0;
+	if (!t->has_short_tail && q->len >= 10 && !last8_may_match(t, q))
+		return 0;
+	if (!make_text(t, q))
+		return 0;
+	/* the tail lengths some tail has, up to the text's length */
+	uint64_t lens = t->tail_lens & (q->text_len >= 63 ? ~0ull : (2ull << q->text_len) - 1);
+	for (; lens; lens &= lens - 1) {
+		uint32_t len = (uint32_t)__builtin_ctzll(lens);
+		const char *end = q->text + q->text_len - len;
+		const struct tail *x = tail_find(t, end, len, hash_bytes((const uint8_t *)end, len));
+		if (x->n)
+			out[got++] = x;
+	}
+	return got;
+}
+
+static bool regex_matches(const struct rule *r, struct route_scratch *s, const struct qname *q)
+{
+	if (r->is_jit)
+		return pcre2_jit_match(r->re, (PCRE2_SPTR)q->text, q->text_len, 0, 0, s->md, NULL) >= 0;
+	return pcre2_match(r->re, (PCRE2_SPTR)q->text, q->text_len, 0, 0, s->md, NULL) >= 0;
+}
+
+/* The first regex rule in file order that matches and whose conditions
+ * hold, among the untailed ones and those listed under a tail q ends with:
+ * a merge of those ascending lists. */
+static const struct rule *lookup_regex(const struct route_table *t, struct route_scratch *s, struct qname *q,
+				       uint16_t qtype, const struct sockaddr *client)
+{
+	const struct tail *hits[sizeof(TAIL_LENS)];
+	const uint32_t *list[sizeof(TAIL_LENS) + 1];
+	uint32_t left[sizeof(TAIL_LENS) + 1];
+	unsigned nl = t->tail_lens ? matching_tails(t, q, hits) : 0;
+	for (unsigned i = 0; i < nl; i++) {
+		list[i] = hits[i]->idx;
+		left[i] = hits[i]->n;
+	}
+	if (t->n_untailed) {
+		list[nl] = t->untailed;
+		left[nl++] = t->n_untailed;
+	}
+	for (;;) {
+		unsigned best = nl;
+		for (unsigned i = 0; i < nl; i++)
+			if (left[i] && (best == nl || list[i][0] < list[best][0]))
+				best = i;
+		if (best == nl)
+			return NULL;
+		const struct rule *r = &t->regex_rules[*list[best]++];
+		left[best]--;
+		if (conditions_hold(r->rc, qtype, client) && make_text(t, q) && regex_matches(r, s, q))
+			return r;
+	}
+}
+
 int route_lookup(const struct route_table *t, struct route_scratch *s, const uint8_t *qname, uint16_t qtype,
 		 const struct sockaddr *client, int *route)
 {
+	struct qname q;
+	q.wire = qname;
+	q.has_text = false;
+	q.k = label_offsets(qname, q.off);
+	q.len = q.k ? q.off[q.k - 1] + qname[q.off[q.k - 1]] + 2u : 1u;
 	const struct rule *hit = NULL;
-	if (t->n_suffix) {
-		/* one pass: the lower-case name, where each label starts, and
-		 * (from the last label back) the hash of every suffix */
-		uint8_t lower[KNOT_DNAME_MAXLEN];
-		uint8_t off[KNOT_DNAME_MAXLABELS];
-		uint32_t h[KNOT_DNAME_MAXLABELS + 1];
-		unsigned k = 0;
-		size_t len = knot_dname_size(qname);
-		memcpy(lower, qname, len);
-		knot_dname_to_lower(lower);
-		for (size_t o = 0; lower[o]; o += (size_t)lower[o] + 1)
-			off[k++] = (uint8_t)o;
-		h[k] = 0;
-		for (unsigned i = k; i-- > 0;)
-			h[i] = hash_label(lower + off[i], h[i + 1]);
-		/* longest first: the whole name, then each parent (not the root) */
-		for (unsigned i = 0; i < k && !hit; i++) {
-			struct bucket *b = find(t, lower + off[i], len - off[i], h[i]);
-			if (b->suffix)
-				hit = first_that_holds(b->rules, qtype, client);
-		}
-	}
-	if (!hit && t->n_regex) {
-		char text[KNOT_DNAME_TXT_MAXLEN + 1];
-		if (knot_dname_to_str(text, qname, sizeof(text))) {
-			for (char *p = text; *p; p++)
-				if (*p >= 'A' && *p <= 'Z')
-					*p = (char)(*p - 'A' + 'a');
-			size_t tl = strlen(text);
-			for (size_t i = 0; i < t->n_regex && !hit; i++) {
-				const struct rule *r = &t->regex_rules[i];
-				if (pcre2_match(r->re, (PCRE2_SPTR)text, tl, 0, 0, s->md, NULL) >= 0 &&
-				    conditions_hold(r->rc, qtype, client))
-					hit = r;
-			}
-		}
-	}
+	if (t->n_suffix)
+		hit = lookup_suffix(t, &q, qtype, client);
+	if (!hit && t->n_regex)
+		hit = lookup_regex(t, s, &q, qtype, client);
 	if (!hit && t->n_root)
 		hit = first_that_holds(t->root_rules, qtype, client);
 	if (!hit)

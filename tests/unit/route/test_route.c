@@ -125,6 +125,143 @@ static void many_suffix_rules(void **state)
 	route_table_free(t);
 }
 
+/* The regex index: a regex's literal tail (before a final '$') only ever
+ * narrows which regexes a name tries; the first in file order that matches
+ * still wins, tailed or not, anchored or not. */
+static void regex_file_order_with_tails(void **state)
+{
+	(void)state;
+	load(POOLS "routes:\n"
+		   "  - {regex: '^[ab]*\\.shard1\\.example\\.$', pool: a}\n" /* tail ".shard1.example." */
+		   "  - {regex: 'shard', pool: b}\n"                         /* unanchored, no tail */
+		   "  - {regex: '^[a-z]+\\.shard2\\.example\\.$', pool: c}\n"
+		   "  - {regex: '\\.example\\.$', pool: d}\n");               /* a shorter tail */
+	char err[256];
+	struct route_table *t = route_table_new(&cfg, err, sizeof(err));
+	assert_non_null(t);
+	struct route_scratch *s = route_scratch_new(t);
+	assert_int_equal(lookup(t, s, "ab.shard1.example.", 1, NULL), 0);
+	assert_int_equal(lookup(t, s, "AB.Shard1.EXAMPLE.", 1, NULL), 0);
+	assert_int_equal(lookup(t, s, "xy.shard1.example.", 1, NULL), 1); /* not [ab]*: the untailed one next */
+	assert_int_equal(lookup(t, s, "xy.shard2.example.", 1, NULL), 1); /* 'shard' is before shard2's in the file */
+	assert_int_equal(lookup(t, s, "www.example.", 1, NULL), 3);
+	assert_int_equal(lookup(t, s, "www.example.net.", 1, NULL), -1);
+	assert_int_equal(lookup(t, s, "example.", 1, NULL), -1); /* "example." does not end with ".example." */
+	route_scratch_free(s);
+	route_table_free(t);
+	/* the same set with the untailed regex last: each tail is taken in order */
+	load(POOLS "routes:\n"
+		   "  - {regex: '\\.example\\.$', pool: d}\n"
+		   "  - {regex: '^[ab]*\\.shard1\\.example\\.$', pool: a}\n"
+		   "  - {regex: 'shard', pool: b}\n");
+	t = route_table_new(&cfg, err, sizeof(err));
+	s = route_scratch_new(t);
+	assert_int_equal(lookup(t, s, "ab.shard1.example.", 1, NULL), 3);
+	assert_int_equal(lookup(t, s, "ab.shard1.example.net.", 1, NULL), 1);
+	route_scratch_free(s);
+	route_table_free(t);
+}
+
+/* Patterns whose tail this reader cannot be sure of are tried for every
+ * name: alternation, an escaped '$', a quantified last literal, (?x). A
+ * backreference works as PCRE2 has it. */
+static void regex_without_sure_tail(void **state)
+{
+	(void)state;
+	load(POOLS "routes:\n"
+		   "  - {regex: '^([a-z]+)\\.\\1\\.example\\.$', pool: a}\n"
+		   "  - {regex: '^q|x\\.example\\.$', pool: b}\n"
+		   "  - {regex: 'shard9\\.?$', pool: c}\n"
+		   "  - {regex: '(?x) ^ w w w \\. test \\. $', pool: d}\n");
+	char err[256];
+	struct route_table *t = route_table_new(&cfg, err, sizeof(err));
+	assert_non_null(t);
+	struct route_scratch *s = route_scratch_new(t);
+	assert_int_equal(lookup(t, s, "foo.foo.example.", 1, NULL), 0);
+	assert_int_equal(lookup(t, s, "foo.bar.example.", 1, NULL), -1);
+	assert_int_equal(lookup(t, s, "qqq.test.", 1, NULL), 1); /* the '^q' alternative */
+	assert_int_equal(lookup(t, s, "a.x.example.", 1, NULL), 1);
+	assert_int_equal(lookup(t, s, "a.shard9.", 1, NULL), 2);
+	assert_int_equal(lookup(t, s, "www.test.", 1, NULL), 3);
+	route_scratch_free(s);
+	route_table_free(t);
+}
+
+/* Conditions on regex rules: a matching regex whose qtype or client does
+ * not hold is passed over for the next in file order. */
+static void regex_conditions(void **state)
+{
+	(void)state;
+	load(POOLS "routes:\n"
+		   "  - {regex: '^[ab]*\\.shard1\\.example\\.$', qtype: [MX], pool: a}\n"
+		   "  - {regex: '^[ab]*\\.shard1\\.example\\.$', client: [10.0.0.0/8], pool: b}\n"
+		   "  - {regex: 'shard1', pool: c}\n"
+		   "  - {suffix: ., pool: d}\n");
+	char err[256];
+	struct route_table *t = route_table_new(&cfg, err, sizeof(err));
+	struct route_scratch *s = route_scratch_new(t);
+	assert_int_equal(lookup(t, s, "ab.shard1.example.", 15, NULL), 0);
+	assert_int_equal(lookup(t, s, "ab.shard1.example.", 1, "10.1.2.3"), 1);
+	assert_int_equal(lookup(t, s, "ab.shard1.example.", 1, "192.0.2.1"), 2);
+	assert_int_equal(lookup(t, s, "ab.shard2.example.", 1, NULL), 3);
+	route_scratch_free(s);
+	route_table_free(t);
+}
+
+/* The text a regex sees is libknot's, escapes and all, whether the name is
+ * written out by libknot or by route.c's fast path: a dot inside a label,
+ * a byte libknot writes as \DDD, a long name, the root. */
+static void regex_text_form(void **state)
+{
+	(void)state;
+	load(POOLS "routes:\n"
+		   "  - {regex: '^x\\\\\\.shard1\\.example\\.$', pool: a}\n" /* x\.shard1.example. */
+		   "  - {regex: '001abcdefgh\\.example\\.$', pool: b}\n"
+		   "  - {regex: '^\\.$', pool: c}\n"
+		   "  - {regex: '^[a-z0-9-]{60}\\.[a-z]{60}\\.long\\.test\\.$', pool: d}\n");
+	char err[256];
+	struct route_table *t = route_table_new(&cfg, err, sizeof(err));
+	assert_non_null(t);
+	struct route_scratch *s = route_scratch_new(t);
+	uint8_t dn[KNOT_DNAME_MAXLEN];
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	/* one label "x.shard1", then example. */
+	memcpy(dn, "\x08x.shard1\x07" "example\x00", 18);
+	assert_int_equal(route_lookup(t, s, dn, 1, (struct sockaddr *)&a, NULL), 0);
+	/* the same bytes as labels x, shard1: not the regex's text */
+	assert_int_equal(lookup(t, s, "x.shard1.example.", 1, NULL), -1);
+	memcpy(dn, "\x09\x01" "abcdefgh\x07" "example\x00", 19);
+	assert_int_equal(route_lookup(t, s, dn, 1, (struct sockaddr *)&a, NULL), 1);
+	assert_int_equal(lookup(t, s, ".", 1, NULL), 2);
+	char name[200];
+	snprintf(name, sizeof(name), "%s.%s.long.test.", "0123456789-abcdefghij0123456789-ABCDEFGHIJ0123456789-abcdefg",
+		 "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij");
+	assert_int_equal(lookup(t, s, name, 1, NULL), 3);
+	route_scratch_free(s);
+	route_table_free(t);
+}
+
+/* Suffix rules of several label counts: only those counts are probed, the
+ * longest still first; names longer than every rule. */
+static void suffix_depths(void **state)
+{
+	(void)state;
+	load(POOLS "routes:\n"
+		   "  - {suffix: example., pool: a}\n"
+		   "  - {suffix: a.b.c.d.example., pool: b}\n"
+		   "  - {suffix: Mixed.CASE.example., pool: c}\n");
+	char err[256];
+	struct route_table *t = route_table_new(&cfg, err, sizeof(err));
+	struct route_scratch *s = route_scratch_new(t);
+	assert_int_equal(lookup(t, s, "x.y.z.a.b.c.d.example.", 1, NULL), 1);
+	assert_int_equal(lookup(t, s, "a.b.c.d.example.", 1, NULL), 1);
+	assert_int_equal(lookup(t, s, "b.c.d.example.", 1, NULL), 0);
+	assert_int_equal(lookup(t, s, "www.mixed.case.EXAMPLE.", 1, NULL), 2);
+	assert_int_equal(lookup(t, s, "a.b.c.d.example.org.", 1, NULL), -1);
+	route_scratch_free(s);
+	route_table_free(t);
+}
+
 /* ---- pools ---- */
 
 static struct upstream ups[4];
@@ -235,6 +372,11 @@ int main(void)
 		cmocka_unit_test(regex_then_root_default),
 		cmocka_unit_test(client_conditions),
 		cmocka_unit_test(many_suffix_rules),
+		cmocka_unit_test(regex_file_order_with_tails),
+		cmocka_unit_test(regex_without_sure_tail),
+		cmocka_unit_test(regex_conditions),
+		cmocka_unit_test(regex_text_form),
+		cmocka_unit_test(suffix_depths),
 		cmocka_unit_test(policies_distribution),
 		cmocka_unit_test(health_probe_states),
 	};
