@@ -135,6 +135,10 @@ static int parse_json_value(const char *val, size_t len, struct etcd_backend *ou
 		snprintf(err, errlen, "upstream: %s", why);
 		goto out;
 	}
+	if (out->up.kind == UPSTREAM_MDNS) { /* a backend is one server; .local belongs to the file */
+		snprintf(err, errlen, "upstream: mdns:// is not a backend (udp, tcp, tls, https or unix)");
+		goto out;
+	}
 	r = re ? check_regex(re, out, err, errlen) : check_suffix(sfx, out, err, errlen);
 out:
 	json_decref(o);
@@ -249,6 +253,9 @@ struct etcd_state {
 	size_t n_bad;
 	uint64_t revision;
 	bool watching;          /* the stream said "created" */
+	size_t scan;            /* bytes of buf the object scanner has seen (it resumes there) */
+	unsigned depth;         /* its nesting depth there (0: between objects) */
+	bool in_str, esc;       /* inside a string, after a backslash in one */
 	char *buf;              /* the stream's partial object */
 	size_t len, buf_cap;
 };
@@ -261,6 +268,13 @@ struct etcd_state *etcd_state_new(const char *prefix)
 	snprintf(st->prefix, sizeof(st->prefix), "%s", prefix);
 	st->prefix_len = strlen(st->prefix);
 	return st;
+}
+
+static void stream_reset(struct etcd_state *st)
+{
+	st->len = st->scan = 0;
+	st->depth = 0;
+	st->in_str = st->esc = false;
 }
 
 static void drop_bad(struct etcd_state *st, size_t i)
@@ -526,7 +540,7 @@ int etcd_apply_range(struct etcd_state *st, const char *json, size_t len)
 		if (!json_is_object(kv) || !json_is_string(json_object_get(kv, "key")))
 			goto out;
 	st->n = 0;
-	st->len = 0;
+	stream_reset(st);
 	st->watching = false;
 	for (size_t b = 0; b < st->n_bad; b++)
 		st->bad[b].seen = false;
@@ -589,34 +603,35 @@ static int apply_response(struct etcd_state *st, json_t *o)
 	return changed;
 }
 
-/* The length of the first whole JSON object of b (from its '{' after any
- * white space), 0 if it is not whole yet, -EPROTO if b does not start with
- * one. Only the object's extent is found here; jansson reads it. */
-static long object_end(const char *b, size_t len)
+/* The length of the first whole JSON object of buf (from its '{' after any
+ * white space), 0 if it is not whole yet, -EPROTO if buf does not start with
+ * one. Only the object's extent is found here, jansson reads it; the scan
+ * resumes where the last call stopped, so a response arriving in many reads
+ * is scanned once. */
+static long object_end(struct etcd_state *st)
 {
-	size_t i = 0;
-	while (i < len && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t'))
-		i++;
-	if (i == len)
-		return 0;
-	if (b[i] != '{')
-		return -EPROTO;
-	unsigned depth = 0;
-	bool in_str = false;
-	for (; i < len; i++) {
-		char c = b[i];
-		if (in_str) {
-			if (c == '\\')
-				i++;
+	for (size_t i = st->scan; i < st->len; i++) {
+		char c = st->buf[i];
+		st->scan = i + 1;
+		if (st->depth == 0) {
+			if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+				continue;
+			if (c != '{')
+				return -EPROTO;
+		}
+		if (st->in_str) {
+			if (st->esc)
+				st->esc = false;
+			else if (c == '\\')
+				st->esc = true;
 			else if (c == '"')
-				in_str = false;
+				st->in_str = false;
 		} else if (c == '"') {
-			in_str = true;
+			st->in_str = true;
 		} else if (c == '{' || c == '[') {
-			depth++;
-		} else if (c == '}' || c == ']') {
-			if (--depth == 0)
-				return (long)(i + 1);
+			st->depth++;
+		} else if ((c == '}' || c == ']') && --st->depth == 0) {
+			return (long)(i + 1);
 		}
 	}
 	return 0;
@@ -636,28 +651,28 @@ int etcd_apply_events(struct etcd_state *st, const char *json, size_t len)
 		st->buf = g;
 		st->buf_cap = cap;
 	}
+	if (len == 0 && st->len == 0)
+		return 0; /* (no buffer yet) */
 	if (len)
 		memcpy(st->buf + st->len, json, len);
 	st->len += len;
 	int changed = 0;
-	size_t used = 0;
 	for (;;) {
-		long end = object_end(st->buf + used, st->len - used);
-		if (end < 0)
-			return (int)end;
-		if (end == 0)
-			break;
-		json_t *o = json_loadb(st->buf + used, (size_t)end, JSON_REJECT_DUPLICATES, NULL);
-		int r = o ? apply_response(st, o) : -EPROTO;
+		long end = object_end(st);
+		json_t *o = end > 0 ? json_loadb(st->buf, (size_t)end, JSON_REJECT_DUPLICATES, NULL) : NULL;
+		int r = end < 0 ? (int)end : end == 0 ? 0 : o ? apply_response(st, o) : -EPROTO;
 		json_decref(o);
-		if (r < 0)
+		if (r < 0) {
+			stream_reset(st); /* the stream is over: the caller reads the prefix again */
 			return r;
+		}
+		if (end == 0)
+			return changed;
 		changed |= r;
-		used += (size_t)end;
+		memmove(st->buf, st->buf + end, st->len - (size_t)end); /* (objects are small: one move each) */
+		st->len -= (size_t)end;
+		st->scan = 0;
 	}
-	memmove(st->buf, st->buf + used, st->len - used);
-	st->len -= used;
-	return changed;
 }
 
 /* ---- the watcher ---- */

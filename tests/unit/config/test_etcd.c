@@ -94,6 +94,7 @@ static void every_error(void **state)
 	REFUSED("{\"upstream\": \"udp://1.2.3.4\", \"regex\": \"^a$\", \"regex\": \"^b$\"}", "not JSON");
 	REFUSED("{\"upstream\": \"http://1.2.3.4\", \"regex\": \"^a$\"}", "upstream: ");
 	REFUSED("{\"upstream\": \"udp://1.2.3.4\", \"regex\": \"(\"}", "not a regular expression");
+	REFUSED("{\"upstream\": \"mdns://\", \"suffix\": \"local.\"}", "mdns:// is not a backend");
 	REFUSED("{\"upstream\": \"udp://1.2.3.4\", \"suffix\": \"a..b\"}", "not a domain name");
 	REFUSED("{\"upstream\": \"udp://1.2.3.4\", \"suffix\": \"\"}", "not a domain name");
 	char big[700];
