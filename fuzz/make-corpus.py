@@ -550,6 +550,77 @@ def yaml_inputs():
     return out
 
 
+def etcd_inputs():
+    """fuzz_etcd: control byte (mode 0 value, 1 watch stream, 2 range NUL stream), 8 seed bytes, then the input;
+    keys and values in base64 as etcd's JSON gateway writes them."""
+    import json
+    seed = bytes(range(1, 9))
+
+    def b64(s):
+        return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
+
+    def kv(key, value=None, rev=2):
+        d = {"key": b64(key), "create_revision": str(rev), "mod_revision": str(rev), "version": "1"}
+        if value is not None:
+            d["value"] = b64(value)
+        return d
+
+    def hdr(rev):
+        return {"cluster_id": "7801232528081817440", "member_id": "13458989633860879742",
+                "revision": str(rev), "raft_term": "2"}
+
+    def dumps(o):
+        return json.dumps(o, separators=(",", ":")).encode()
+
+    def put(key, value, rev):
+        return {"kv": kv(key, value, rev)}  # PUT is enum 0: grpc-gateway leaves "type" out
+
+    def delete(key, rev):
+        return {"type": "DELETE", "kv": {"key": b64(key), "mod_revision": str(rev)}}
+
+    def watch(*msgs):
+        return b"".join(dumps({"result": m}) + b"\n" for m in msgs)
+
+    values = {
+        "dnsrouter": "10.1.1.15:5300,^[ab]*\\.miek\\.nl\\.$",
+        "dnsrouter-v6": "[2001:db8::1]:53,^shard[0-9]+\\.example\\.$",
+        "dnsrouter-comma": "192.0.2.1:53,^a{1,3}\\.$",
+        "json-regex": '{"upstream": "tls://192.0.2.1:853?pin=sha256/' + "A" * 43 + '=#dns.example", "regex": "^x\\\\."}',
+        "json-suffix": '{"upstream": "https://192.0.2.2/dns-query#doh.example", "suffix": "Shard.Example.COM"}',
+        "json-unix": '{"upstream": "unix:///run/knot/dns.sock", "suffix": "."}',
+        "bad-no-port": "10.1.1.15,^a$",
+        "bad-regex": "10.1.1.15:53,([a-",
+        "bad-json-key": '{"upstream": "udp://1.2.3.4", "regex": "^a$", "weight": 2}',
+        "bad-json-both": '{"upstream": "udp://1.2.3.4", "regex": "^a$", "suffix": "a."}',
+        "bad-json-dup": '{"upstream": "udp://1.2.3.4", "upstream": "udp://1.2.3.5", "suffix": "a."}',
+        "bad-mdns": '{"upstream": "mdns://", "suffix": "local."}',
+    }
+    out = {"value-" + k: b"\0" + seed + v.encode() for k, v in values.items()}
+    created = {"header": hdr(7), "created": True}
+    events = {"header": hdr(9), "events": [put("/dnsrouter/b", "[::1]:5300,^b\\.$", 8), delete("/dnsrouter/a", 9)]}
+    stream = watch(created, events, {"header": hdr(10), "events": [put("/dnsrouter/c", "garbage", 10)]})
+    out.update({
+        "watch": b"\1" + seed + stream,
+        "watch-json-values": b"\1" + seed + watch(created, {"header": hdr(3), "events": [
+            put("/dnsrouter/j", values["json-suffix"], 3), put("/dnsrouter/k", values["json-regex"], 3)]}),
+        "watch-cancelled": b"\1" + seed + watch(created, {"header": hdr(12), "canceled": True, "compact_revision": "11"}),
+        "watch-error": b"\1" + seed + dumps({"error": {"grpc_code": 14, "http_code": 503, "message": "transport is closing",
+                                                      "http_status": "Service Unavailable"}}),
+        "watch-outside-prefix": b"\1" + seed + watch({"header": hdr(4), "events": [put("/other/x", "1.2.3.4:53,^x$", 4)]}),
+    })
+    rng_ = {"header": hdr(7), "kvs": [kv("/dnsrouter/a", values["dnsrouter"], 3), kv("/dnsrouter/b", "junk", 4),
+                                      kv("/dnsrouter/c", values["json-suffix"], 5)], "count": "3"}
+    out.update({
+        "range-then-watch": b"\2" + seed + dumps(rng_) + b"\0" + stream,
+        "range-empty": b"\2" + seed + dumps({"header": hdr(1)}) + b"\0",
+        "range-many": b"\2" + seed + dumps({"header": hdr(90), "kvs": [
+            kv("/dnsrouter/%02d" % i, "10.0.%d.%d:53,^s%d\\." % (i // 8, i % 8 + 1, i % 5), i + 2) for i in range(20)]})
+        + b"\0" + watch({"header": hdr(91), "events": [delete("/dnsrouter/07", 91)]}),
+        "range-not-one": b"\2" + seed + b'{"kvs":[]}\0',
+    })
+    return out
+
+
 def write(root, target, files):
     d = os.path.join(root, target)
     os.makedirs(d, exist_ok=True)
@@ -568,6 +639,7 @@ def main():
     write(root, "fuzz_doh", doh_inputs())
     write(root, "fuzz_h2_upstream", h2_upstream_inputs())
     write(root, "fuzz_yaml", yaml_inputs())
+    write(root, "fuzz_etcd", etcd_inputs())
 
 
 if __name__ == "__main__":
