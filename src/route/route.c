@@ -323,6 +323,12 @@ static void build_maps(struct route_table *t)
 			t->plain[b] = t->lower[b];
 	}
 	t->plain['.'] = '.'; /* make_text's own dots; one inside a label is counted */
+	for (unsigned b = 0; b < 256; b++) {
+		bool listed = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') || b == '-' ||
+			      b == '_' || b == '*' || b == '/' || b == '.';
+		if (listed != (t->plain[b] != 0))
+			t->has_short_tail = true; /* not the libknot last8_may_match knows: no filter */
+	}
 	for (unsigned b = 0; b < 256; b++)
 		t->text_map[b] = t->plain[b] ? t->plain[b] | (b == '.' ? 1u << 16 : 0) : 1u << 24;
 }
@@ -536,29 +542,44 @@ escaped:
 	return true;
 }
 
+/* High bit of each byte of x (bytes < 0x80) that is in lo..hi / equal to c. */
+static uint64_t in_range8(uint64_t x, uint8_t lo, uint8_t hi)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	return (x + (0x80 - lo) * ones) & ~(x + (0x7f - hi) * ones) & high;
+}
+
+static uint64_t eq8(uint64_t x, uint8_t c)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	return ~((x ^ (c * ones)) + 0x7f * ones) & high;
+}
+
 /* Whether some tail may end q's text, from its last 8 bytes alone (no text
  * made): the wire form's last 8 bytes with their length bytes and the root
- * made dots, if libknot writes each of them as itself (else: maybe). Every
+ * made dots, folded to lower case, if libknot writes each of them as
+ * itself (else: maybe) -- letters, digits, '-', '_', '*', '/' (build_maps
+ * checks this list against libknot), and no dot but the ones put in. Every
  * tail is 8 bytes or more here. */
 static bool last8_may_match(const struct route_table *t, const struct qname *q)
 {
+	const uint64_t high = 0x8080808080808080ull;
 	uint8_t b[8];
-	uint32_t from = q->len - 8, sum = 0;
-	unsigned dots = 1;
+	uint32_t from = q->len - 8;
+	uint64_t dots = 0x80ull << 56;
 	memcpy(b, q->wire + from, 8);
 	b[7] = '.';
 	for (unsigned j = q->k; j-- > 1 && q->off[j] >= from;) {
 		b[q->off[j] - from] = '.';
-		dots++;
+		dots |= 0x80ull << (8 * (q->off[j] - from));
 	}
-	for (unsigned i = 0; i < 8; i++) {
-		uint32_t v = t->text_map[b[i]];
-		b[i] = (uint8_t)v;
-		sum += v;
-	}
-	if (sum >> 24 || ((sum >> 16) & 0xff) != dots)
+	uint64_t w = fold8(load8(b)), x = w & ~high;
+	uint64_t ok = in_range8(x, 'a', 'z') | in_range8(x, '0', '9') | eq8(x, '-') | eq8(x, '_') | eq8(x, '*') |
+		      eq8(x, '/');
+	uint64_t is_dot = eq8(x, '.') & ~w;
+	if (((~ok & ~is_dot) | w) & high || is_dot != dots)
 		return true;
-	unsigned bit = last8_bit(load8(b));
+	unsigned bit = last8_bit(w);
 	return t->last8[bit / 64] & (1ull << (bit % 64));
 }
 
