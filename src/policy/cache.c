@@ -22,7 +22,7 @@ struct entry {
 };
 
 struct shard {
-	pthread_mutex_t lock;
+	pthread_spinlock_t lock; /* held for a lookup or an insert: a copy, a few pointers */
 	struct entry **buckets;
 	uint32_t n_buckets;        /* a power of two */
 	uint32_t n;                /* entries */
@@ -76,17 +76,14 @@ bool cache_key_of(struct cache_key *k, const uint8_t *query, const struct msg_in
 	if (mi->opt_off && mi->opt_len > 11 && msg_find_option(query, mi->opt_off, mi->opt_len, MSG_OPT_ECS))
 		return false;
 	const uint8_t *n = query + MSG_HDR;
-	size_t nl = mi->qname_len, i = 0;
+	size_t nl = mi->qname_len, i;
 	if (nl == 0 || nl > KNOT_DNAME_MAXLEN)
 		return false;
-	while (n[i] != 0) { /* labels only: a pointer in the question is not worth a key */
-		if (n[i] & 0xc0)
-			return false;
-		i += 1u + n[i];
-		if (i >= nl)
-			return false;
-	}
-	if (i + 1 != nl)
+	/* msg_parse_query checked the name. One that ends in a compression
+	 * pointer is not worth a key: its last two bytes are 0b11xxxxxx and an
+	 * offset (a name of labels ends in its 0 label; a label byte of 0xc0 or
+	 * more just before it -- binary data -- only costs that name its key) */
+	if (n[nl - 1] != 0 || (nl >= 2 && (n[nl - 2] & 0xc0) == 0xc0))
 		return false;
 	memcpy(k->b, n, nl);
 	for (i = 0; i < nl; i += 8) { /* ASCII upper to lower case, 8 bytes at a time (label lengths < 64 stay) */
@@ -118,7 +115,7 @@ struct cache *cache_new(uint64_t size)
 		return NULL;
 	for (unsigned i = 0; i < CACHE_SHARDS; i++) {
 		struct shard *s = &c->shards[i];
-		pthread_mutex_init(&s->lock, NULL);
+		pthread_spin_init(&s->lock, PTHREAD_PROCESS_PRIVATE);
 		s->n_buckets = CACHE_BUCKETS_MIN;
 		s->buckets = calloc(s->n_buckets, sizeof(*s->buckets));
 		if (!s->buckets) {
@@ -143,7 +140,7 @@ void cache_free(struct cache *c)
 			free(e);
 		}
 		free(s->buckets);
-		pthread_mutex_destroy(&s->lock);
+		pthread_spin_destroy(&s->lock);
 	}
 	free(c);
 }
@@ -219,16 +216,16 @@ enum cache_result cache_get(struct cache *c, const struct cache_key *k, uint64_t
 {
 	static __thread uint16_t offs[CACHE_MAX_TTLS];
 	struct shard *s = shard_of(c, k->hash);
-	pthread_mutex_lock(&s->lock);
+	pthread_spin_lock(&s->lock);
 	struct entry *e = *slot_of(s, k);
 	if (!e || e->msg_len > cap || now_ms < e->stored_ms) {
-		pthread_mutex_unlock(&s->lock);
+		pthread_spin_unlock(&s->lock);
 		return CACHE_MISS;
 	}
 	enum cache_result r = CACHE_FRESH;
 	if (now_ms >= e->expire_ms) {
 		if (!stale_ms || now_ms - e->expire_ms >= stale_ms) {
-			pthread_mutex_unlock(&s->lock);
+			pthread_spin_unlock(&s->lock);
 			return CACHE_MISS;
 		}
 		r = CACHE_STALE;
@@ -246,7 +243,7 @@ enum cache_result cache_get(struct cache *c, const struct cache_key *k, uint64_t
 		lru_unlink(e);
 		lru_push(s, e);
 	}
-	pthread_mutex_unlock(&s->lock);
+	pthread_spin_unlock(&s->lock);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *p = out + offs[i];
 		uint32_t t = knot_wire_read_u32(p);
@@ -392,7 +389,7 @@ enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint
 		free(e);
 		return CACHE_TOO_BIG;
 	}
-	pthread_mutex_lock(&s->lock);
+	pthread_spin_lock(&s->lock);
 	struct entry **slot = slot_of(s, k);
 	if (*slot)
 		drop(s, slot);
@@ -405,7 +402,7 @@ enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint
 		drop(s, slot_of_entry(s, s->lru.prev));
 	if (s->n > s->n_buckets && s->bytes + s->n_buckets * sizeof(*s->buckets) <= s->budget)
 		grow(s);
-	pthread_mutex_unlock(&s->lock);
+	pthread_spin_unlock(&s->lock);
 	return CACHE_STORED;
 }
 
@@ -422,7 +419,7 @@ size_t cache_flush(struct cache *c, const uint8_t *name)
 	}
 	for (unsigned i = 0; i < CACHE_SHARDS; i++) {
 		struct shard *s = &c->shards[i];
-		pthread_mutex_lock(&s->lock);
+		pthread_spin_lock(&s->lock);
 		for (uint32_t b = 0; b < s->n_buckets; b++) {
 			struct entry **p = &s->buckets[b];
 			while (*p) {
@@ -434,7 +431,7 @@ size_t cache_flush(struct cache *c, const uint8_t *name)
 				}
 			}
 		}
-		pthread_mutex_unlock(&s->lock);
+		pthread_spin_unlock(&s->lock);
 	}
 	return dropped;
 }
@@ -444,9 +441,9 @@ void cache_usage(struct cache *c, uint64_t *entries, uint64_t *bytes)
 	*entries = *bytes = 0;
 	for (unsigned i = 0; i < CACHE_SHARDS; i++) {
 		struct shard *s = &c->shards[i];
-		pthread_mutex_lock(&s->lock);
+		pthread_spin_lock(&s->lock);
 		*entries += s->n;
 		*bytes += s->bytes;
-		pthread_mutex_unlock(&s->lock);
+		pthread_spin_unlock(&s->lock);
 	}
 }
