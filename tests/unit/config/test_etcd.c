@@ -4,6 +4,7 @@
  * cut anywhere; config_add_etcd's pools and routes, looked up through
  * route_table_new/route_lookup, and its limits. No event loop, no network. */
 #include <errno.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include "test.h"
 #include "config/config.h"
@@ -402,6 +403,63 @@ static void limits(void **state)
 	config_free(&cfg);
 }
 
+/* ---- the etcd: key (config/yaml.c) ---- */
+
+static int load_yaml(const char *yaml, char *e, size_t elen)
+{
+	char path[] = "/tmp/dnsmux-test-etcd-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+	close(fd);
+	config_free(&cfg);
+	config_defaults(&cfg);
+	int r = config_load_file(&cfg, path, e, elen);
+	unlink(path);
+	return r;
+}
+
+static void yaml_etcd_key(void **state)
+{
+	(void)state;
+	char e[2048];
+	assert_int_equal(load_yaml("etcd: {}\n", e, sizeof(e)), 0);
+	assert_true(cfg.has_etcd);
+	assert_int_equal(cfg.etcd.n_endpoints, 1);
+	assert_string_equal(cfg.etcd.endpoints[0], "http://127.0.0.1:2379");
+	assert_string_equal(cfg.etcd.prefix, "/dnsrouter/");
+	assert_int_equal(cfg.etcd.policy, POOL_ROUND_ROBIN);
+	assert_string_equal(cfg.etcd.health.query_name, "id.server.");
+	assert_int_equal(cfg.etcd.health.interval_ms, 1000);
+	assert_int_equal(load_yaml("etcd:\n  endpoints: [http://10.0.0.1:2379, https://10.0.0.2:2379]\n  prefix: /dns/\n"
+				   "  policy: fastest\n  health: {interval: 5s, fall: 2, rise: 4, query: x. A}\n",
+				   e, sizeof(e)),
+			 0);
+	assert_int_equal(cfg.etcd.n_endpoints, 2);
+	assert_string_equal(cfg.etcd.endpoints[1], "https://10.0.0.2:2379");
+	assert_string_equal(cfg.etcd.prefix, "/dns/");
+	assert_int_equal(cfg.etcd.policy, POOL_FASTEST);
+	assert_int_equal(cfg.etcd.health.interval_ms, 5000);
+	assert_int_equal(cfg.etcd.health.fall, 2);
+	assert_string_equal(cfg.etcd.health.query_name, "x.");
+	assert_int_equal(cfg.etcd.health.query_type, KNOT_RRTYPE_A);
+	/* errors, each with its line and column */
+	assert_int_equal(load_yaml("etcd:\n  endpoints: [10.0.0.1:2379]\n  prefix: \"\"\n  policy: fastes\n"
+				   "  health: {when-all-down: servfail}\n  watch: yes\n",
+				   e, sizeof(e)),
+			 -EINVAL);
+	assert_non_null(strstr(e, ":2:15: etcd.endpoints: '10.0.0.1:2379' is not http://"));
+	assert_non_null(strstr(e, ":3:11: etcd.prefix: a prefix must be"));
+	assert_non_null(strstr(e, ":4:11: etcd.policy: unknown policy \"fastes\""));
+	assert_non_null(strstr(e, "etcd.health.when-all-down: unknown key"));
+	assert_non_null(strstr(e, "etcd.watch: unknown key"));
+	assert_int_equal(load_yaml("etcd:\n  endpoints: [http://a:1, http://b:1, http://c:1, http://d:1, http://e:1]\n", e,
+				   sizeof(e)),
+			 -EINVAL);
+	assert_non_null(strstr(e, "at most 4 endpoints"));
+	config_free(&cfg);
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -420,6 +478,7 @@ int main(void)
 		cmocka_unit_test(add_pools_and_routes),
 		cmocka_unit_test(no_file_routes_keeps_the_default),
 		cmocka_unit_test(limits),
+		cmocka_unit_test(yaml_etcd_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
