@@ -445,7 +445,6 @@ void *http2_new(struct tcp_client *tc, uint32_t max_streams)
 	nghttp2_option *opt;
 	nghttp2_option_new(&opt);
 	nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-	nghttp2_option_set_no_closed_streams(opt, 1); /* no priority tree to keep them for (below) */
 	nghttp2_mem mem = {.mem_user_data = &h->mem, .malloc = mem_malloc, .free = mem_free, .calloc = mem_calloc,
 			   .realloc = mem_realloc};
 	int r = nghttp2_session_server_new3(&h->s, cb, h, opt, &mem);
@@ -460,10 +459,6 @@ void *http2_new(struct tcp_client *tc, uint32_t max_streams)
 		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams},
 		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, H2_HEADER_BYTES_MAX},
 		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, DOH_BODY_MAX},
-		/* RFC 9218 2.1: no RFC 7540 priority tree -- one DNS answer per
-		 * stream has nothing to order, and the tree cost every stream's
-		 * open and close */
-		{NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
 	};
 	nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
 	flush(h);
