@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include "config/config.h"
 #include "config/snapshot.h"
+#include "core/clock.h"
 #include "core/daemon.h"
 #include "route/route.h"
 #include "obs/log.h"
@@ -427,5 +428,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	fit_fd_limit(cfg);
+	clock_init();
 	return daemon_run(base, cfg, g_file ? &hooks : NULL);
 }

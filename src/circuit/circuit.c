@@ -14,6 +14,7 @@
 #include "circuit/h2.h"
 #include "circuit/inflight.h"
 #include "circuit/rewrite.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/query.h"
 #include "core/wire.h"
@@ -73,6 +74,7 @@ struct circuit {
 	unsigned out_count;         /* queries in out */
 	bool corked;                /* out held back since cork_ms (see hold_back) */
 	uint64_t cork_ms;
+	uint64_t connect_us;        /* clock_us() when the connect started (handshake histogram) */
 	struct circuit *next_dirty;
 };
 
@@ -238,6 +240,7 @@ static int write_query(struct circuit *c, struct query *q)
 	q->state = Q_CIRCUIT;
 	q->circ = c;
 	q->was_sent = true;
+	q->written_us = clock_us(); /* (its bytes leave in this loop turn, or within CIRCUIT_CORK_MS) */
 	mark_dirty(c);
 	return 0;
 }
@@ -389,15 +392,22 @@ static void close_circuit(struct circuit *c, enum handback how)
 		uv_close(&c->io.handle, close_cb);
 }
 
-/* The connection failed or died: count it against the upstream when it never
- * answered (refused, reset at once, silent), then close and requeue. */
-static void fail(struct circuit *c, const char *why, int err)
+static enum upstream_error connect_error_kind(int err)
+{
+	return err == UV_ECONNREFUSED ? UERR_REFUSED : err == UV_ETIMEDOUT ? UERR_TIMEOUT : UERR_RESET;
+}
+
+/* The connection failed or died: count it (as kind, enum upstream_error)
+ * and against the upstream's health when it never answered (refused,
+ * reset at once, silent), then close and requeue. */
+static void fail(struct circuit *c, enum upstream_error kind, const char *why, int err)
 {
 	struct upstream *u = c->up;
 	if (!u)
 		return;
 	unsigned held = c->table.count + c->n_waiting;
 	METRIC_INC(&c->w->m, circuits_failed);
+	upstream_count_error(u, kind);
 	if (c->answers == 0 || c->state != C_READY || err == ERR_DEADLINE)
 		health_fail(&u->health, &c->w->rnd, worker_now(c->w));
 	log_warn_rl(CIRCUIT, "circuit %u to %s %s: %s, %u queries requeued", c->id, u->name, why,
@@ -444,7 +454,7 @@ static size_t clean_answer(struct circuit *c, struct query *q, uint8_t *msg, siz
 static void on_answer(struct circuit *c, uint8_t *msg, size_t len)
 {
 	struct worker *w = c->w;
-	struct query *q = query_for_answer(w, &c->table, msg, len);
+	struct query *q = query_for_answer_from(w, c->up->stats, &c->table, msg, len);
 	if (!q)
 		return;
 	inflight_del(&c->table, q->up_id);
@@ -511,7 +521,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			circuit_close(c, true);
 			return;
 		}
-		fail(c, "lost", nread == UV_EOF ? 0 : (int)nread);
+		fail(c, UERR_RESET, "lost", nread == UV_EOF ? 0 : (int)nread);
 		return;
 	}
 	if (c->tls) {
@@ -545,7 +555,7 @@ static void read_h2(struct circuit *c)
 	if (c->state != C_READY)
 		return;
 	if (r < 0) {
-		fail(c, "HTTP/2 protocol error", ERR_DEADLINE);
+		fail(c, UERR_RESET, "HTTP/2 protocol error", ERR_DEADLINE);
 		return;
 	}
 	mark_dirty(c);
@@ -579,6 +589,8 @@ static void h2_failed(void *arg, uint16_t up_id, bool refused, const char *why)
 		return;
 	}
 	METRIC_INC(&c->w->m, upstream_errors);
+	if (c->up)
+		upstream_count_error(c->up, UERR_RESET); /* the stream ended in an HTTP error or a reset */
 	log_warn_rl(CIRCUIT, "circuit %u to %s: %s", c->id, c->up ? c->up->name : "?", why);
 	query_dispatch_elsewhere(q, c->up);
 }
@@ -600,7 +612,7 @@ static bool start_h2(struct circuit *c)
 	if (!tls_conn_alpn_is_h2(c->tls)) {
 		log_warn_rl(CIRCUIT, "circuit %u to %s: the server does not speak HTTP/2 (ALPN h2); no query sent", c->id,
 			    c->up->name);
-		fail(c, "no HTTP/2", ERR_DEADLINE);
+		fail(c, UERR_TLS, "no HTTP/2", ERR_DEADLINE);
 		return false;
 	}
 	const struct upstream_conf *uc = c->up->conf;
@@ -608,7 +620,7 @@ static bool start_h2(struct circuit *c)
 	struct h2f_events ev = {.arg = c, .answer = h2_answer, .failed = h2_failed, .goaway = h2_goaway};
 	c->h2 = h2f_new(&o, &ev);
 	if (!c->h2) {
-		fail(c, "HTTP/2 setup failed", -ENOMEM);
+		fail(c, UERR_RESET, "HTTP/2 setup failed", -ENOMEM);
 		return false;
 	}
 	return true;
@@ -627,7 +639,7 @@ static bool tls_progress(struct circuit *c)
 			return false;
 		if (r < 0) {
 			log_warn_rl(TLS, "circuit %u to %s: TLS handshake failed: %s", c->id, c->up->name, tls_strerror(r));
-			fail(c, "TLS handshake failed", ERR_DEADLINE);
+			fail(c, UERR_TLS, "TLS handshake failed", ERR_DEADLINE);
 			return false;
 		}
 		const char *reason = NULL;
@@ -635,6 +647,7 @@ static bool tls_progress(struct circuit *c)
 		if (tls_conn_verify(c->tls, &reason, why, sizeof(why)) < 0) {
 			METRIC_INC(&c->w->m, tls_auth_failures);
 			METRIC_INC(&c->w->m, circuits_failed);
+			upstream_count_error(c->up, UERR_TLS);
 			log_warn_rl(TLS, "circuit %u to %s: certificate verification failed (reason: %s): %s; no query sent",
 				    c->id, c->up->name, reason, why);
 			/* a certificate does not fix itself in a few ms: mark the upstream
@@ -651,6 +664,7 @@ static bool tls_progress(struct circuit *c)
 		METRIC_INC(&c->w->m, tls_handshakes);
 		if (tls_conn_resumed(c->tls))
 			METRIC_INC(&c->w->m, tls_resumed);
+		STAT_INC(c->up->stats, handshakes[tls_conn_resumed(c->tls) ? 1 : 0]);
 		log_debug(TLS, "circuit %u to %s: TLS up%s", c->id, c->up->name,
 			  tls_conn_resumed(c->tls) ? ", session resumed" : "");
 		become_ready(c);
@@ -661,7 +675,7 @@ static bool tls_progress(struct circuit *c)
 			circuit_close(c, true);
 			return false;
 		}
-		fail(c, "TLS error", r == -ECONNRESET ? 0 : ERR_DEADLINE);
+		fail(c, r == -ECONNRESET ? UERR_RESET : UERR_TLS, "TLS error", r == -ECONNRESET ? 0 : ERR_DEADLINE);
 		return false;
 	}
 	return true;
@@ -677,7 +691,7 @@ static void write_cb(uv_write_t *req, int status)
 	if (c->state == C_CLOSING)
 		return;
 	if (status < 0) {
-		fail(c, "write failed", status);
+		fail(c, UERR_RESET, "write failed", status);
 		return;
 	}
 	/* whatever waits in any layer (queries not yet encrypted, or records
@@ -736,7 +750,7 @@ static void flush(struct circuit *c)
 	if (hold_back(c))
 		return;
 	if (c->h2 && c->state == C_READY && h2f_output(c->h2, &c->out) < 0) {
-		fail(c, "HTTP/2 error", ERR_DEADLINE);
+		fail(c, UERR_RESET, "HTTP/2 error", ERR_DEADLINE);
 		return;
 	}
 	if (c->tls && c->out.len) {
@@ -744,7 +758,7 @@ static void flush(struct circuit *c)
 		c->out.len = 0;
 		c->out_count = 0;
 		if (r < 0) {
-			fail(c, "TLS error", ERR_DEADLINE);
+			fail(c, UERR_TLS, "TLS error", ERR_DEADLINE);
 			return;
 		}
 	}
@@ -762,7 +776,7 @@ static void flush(struct circuit *c)
 		return;
 	}
 	if (n < 0 && n != UV_EAGAIN) {
-		fail(c, "write failed", n);
+		fail(c, UERR_RESET, "write failed", n);
 		return;
 	}
 	if (n < 0)
@@ -778,7 +792,7 @@ static void flush(struct circuit *c)
 	c->write_req.data = c;
 	int r = uv_write(&c->write_req, &c->io.stream, &b, 1, write_cb);
 	if (r < 0) {
-		fail(c, "write failed", r);
+		fail(c, UERR_RESET, "write failed", r);
 		return;
 	}
 	c->is_writing = true;
@@ -789,6 +803,7 @@ static void flush(struct circuit *c)
 static void become_ready(struct circuit *c)
 {
 	c->state = C_READY;
+	hist_observe(&c->up->stats->handshake, clock_since(c->connect_us, clock_us()));
 	c->last_active_ms = worker_now(c->w);
 	log_debug(CIRCUIT, "circuit %u to %s ready, %u queries waiting", c->id, c->up->name, c->n_waiting);
 	struct tq_entry *e;
@@ -812,7 +827,7 @@ static void connect_cb(uv_connect_t *req, int status)
 	if (c->state == C_CLOSING)
 		return;
 	if (status < 0) {
-		fail(c, "connect failed", status);
+		fail(c, connect_error_kind(status), "connect failed", status);
 		return;
 	}
 	c->tcp_fd = -1;
@@ -825,13 +840,13 @@ static void connect_cb(uv_connect_t *req, int status)
 	if (c->up->conf->kind == UPSTREAM_TLS || c->up->conf->kind == UPSTREAM_HTTPS) {
 		c->tls = tls_conn_new_client(c->up->conf->tls);
 		if (!c->tls) {
-			fail(c, "TLS setup failed", -ENOMEM);
+			fail(c, UERR_TLS, "TLS setup failed", -ENOMEM);
 			return;
 		}
 	}
 	int r = uv_read_start(&c->io.stream, alloc_cb, read_cb);
 	if (r < 0) {
-		fail(c, "read failed", r);
+		fail(c, UERR_RESET, "read failed", r);
 		return;
 	}
 	if (!c->tls) {
@@ -843,7 +858,7 @@ static void connect_cb(uv_connect_t *req, int status)
 	r = tls_conn_handshake(c->tls); /* ClientHello */
 	mark_dirty(c);
 	if (r < 0)
-		fail(c, "TLS handshake failed", ERR_DEADLINE);
+		fail(c, UERR_TLS, "TLS handshake failed", ERR_DEADLINE);
 }
 
 static void start_connect(struct circuit *c)
@@ -870,6 +885,8 @@ static void start_connect(struct circuit *c)
 	if (c->io_init)
 		c->open_handles++;
 	METRIC_INC(&w->m, circuits_opened);
+	STAT_INC(c->up->stats, connects);
+	c->connect_us = clock_us();
 	if (r < 0) {
 		/* failed at once (EMFILE, ENETUNREACH): report it from the timer,
 		 * never from here -- circuit_send() may be on the stack, and a
@@ -896,12 +913,12 @@ static void on_timer(uv_timer_t *t)
 		return;
 	case C_CONNECTING:
 		if (c->connect_err)
-			fail(c, "connect failed", c->connect_err);
+			fail(c, connect_error_kind(c->connect_err), "connect failed", c->connect_err);
 		else
-			fail(c, "connect timed out", ERR_DEADLINE);
+			fail(c, UERR_TIMEOUT, "connect timed out", ERR_DEADLINE);
 		return;
 	case C_HANDSHAKE:
-		fail(c, "TLS handshake timed out", ERR_DEADLINE);
+		fail(c, UERR_TIMEOUT, "TLS handshake timed out", ERR_DEADLINE);
 		return;
 	case C_CLOSING:
 		return;
@@ -921,7 +938,7 @@ static void on_timer(uv_timer_t *t)
 		/* a circuit with queries in flight that answers nothing is dead:
 		 * better to resend now than to let every query time out */
 		if (now >= c->last_progress_ms + stall) {
-			fail(c, "silent", ERR_DEADLINE);
+			fail(c, UERR_TIMEOUT, "silent", ERR_DEADLINE);
 			return;
 		}
 		arm(c, c->last_progress_ms + stall);

@@ -12,21 +12,34 @@
 
 struct query *query_for_answer(struct worker *w, struct inflight *t, uint8_t *msg, size_t len)
 {
+	return query_for_answer_from(w, NULL, t, msg, len);
+}
+
+struct query *query_for_answer_from(struct worker *w, struct upstream_stats *st, struct inflight *t, uint8_t *msg,
+				    size_t len)
+{
 	if (len < MSG_HDR) {
 		METRIC_INC(&w->m, mismatched);
+		if (st)
+			STAT_INC(st, errors[UERR_MISMATCH]);
 		return NULL;
 	}
 	uint16_t id = knot_wire_get_id(msg);
 	struct query *q = inflight_get(t, id);
 	if (!q) {
-		if (inflight_take_gone(t, id))
+		if (inflight_take_gone(t, id)) {
 			METRIC_INC(&w->m, late);
-		else
+		} else {
 			METRIC_INC(&w->m, mismatched);
+			if (st)
+				STAT_INC(st, errors[UERR_MISMATCH]);
+		}
 		return NULL;
 	}
 	if (!msg_answer_matches(msg, len, q->wire, &q->mi)) {
 		METRIC_INC(&w->m, mismatched); /* keep waiting for the right one */
+		if (st)
+			STAT_INC(st, errors[UERR_MISMATCH]);
 		return NULL;
 	}
 	/* a client gets only answers that parse: every record's name and
@@ -34,6 +47,8 @@ struct query *query_for_answer(struct worker *w, struct inflight *t, uint8_t *ms
 	struct msg_info ami;
 	if (msg_scan_answer(msg, len, &q->mi, &ami) < 0) {
 		METRIC_INC(&w->m, malformed_answers); /* discarded: the query waits, then SERVFAIL */
+		if (st)
+			STAT_INC(st, errors[UERR_MISMATCH]);
 		return NULL;
 	}
 	return q;
@@ -287,6 +302,7 @@ void query_try_expired(struct query *q)
 		return;
 	const struct pool *p = &w->pools[q->pool];
 	health_fail(&u->health, &w->rnd, worker_now(w)); /* a passive signal */
+	upstream_count_error(u, UERR_TIMEOUT);
 	if (p->n < 2 || worker_now(w) >= q->deadline.deadline_ms)
 		return; /* nobody else to ask: it waits on u, under its deadline */
 	query_detach(q); /* a late answer from u counts as late */

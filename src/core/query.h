@@ -20,6 +20,7 @@ struct worker;
 struct upstream;
 struct circuit;
 struct inflight;
+struct upstream_stats;
 
 #define QUERY_INLINE 512 /* most queries fit; larger ones get a heap buffer */
 /* A query in flight on a circuit that died is resent on another; after
@@ -58,6 +59,7 @@ struct query;
  * Core code calls these and never asks which kind it is. */
 struct client_ops {
 	const char *name; /* "udp", "tcp", "dot", "doh": for counters and logs */
+	uint8_t kind;     /* enum metrics_frontend (obs/metrics.h); 0 for internal callers */
 	/** The largest answer this client takes for a query with facts mi. */
 	uint16_t (*max_answer)(const struct query *q, const struct msg_info *mi);
 	/** A query from it starts (take a reference on the connection); may be NULL. */
@@ -105,6 +107,10 @@ struct query {
 	uint16_t pool;             /* the pool its route chose (w->pools) */
 	uint8_t tries;             /* members tried after the first (pools.*.retries) */
 	uint64_t sent_ms;          /* when it last went to an upstream (latency EWMA) */
+	uint64_t taken_us;         /* clock_us() when an upstream last took it (upstream_send) */
+	uint64_t written_us;       /* and when it was written to its connection or socket */
+	uint64_t start_us;         /* clock_us() when it came, with a query log only (else 0) */
+	struct upstream_stats *answered_by; /* the upstream whose answer it got (query log), else NULL */
 	uint8_t udp_tries;         /* UDP transmissions so far */
 	uint8_t added;             /* what its circuit added to it (enum rewrite_added), taken from the answer */
 	bool was_sent;             /* written to an upstream at least once */
@@ -128,6 +134,10 @@ struct query {
  * given up on), mismatched or malformed_answers; the query, if any, keeps
  * waiting. */
 struct query *query_for_answer(struct worker *w, struct inflight *t, uint8_t *msg, size_t len);
+/** The same, counting a mismatched or malformed answer against st too
+ * (its upstream's "mismatch" errors) when st is not NULL. */
+struct query *query_for_answer_from(struct worker *w, struct upstream_stats *st, struct inflight *t, uint8_t *msg,
+				    size_t len);
 
 /** Answer q from the cache when it holds a fresh answer (true: q is
  * answered and released); else mark q so that its answer is stored. A hit

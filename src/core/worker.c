@@ -72,6 +72,8 @@ static void timer_cb(uv_timer_t *t)
 	while ((e = tq_pop_expired(&w->deadlines, now))) {
 		struct query *q = tq_container(e, struct query, deadline);
 		METRIC_INC(&w->m, upstream_timeouts);
+		if (q->up && q->state != Q_IDLE)
+			upstream_count_error(q->up, UERR_TIMEOUT);
 		query_fail(q, KNOT_RCODE_SERVFAIL); /* detaches it: a later answer counts as late */
 	}
 	while ((e = tq_pop_expired(&w->udp_retry, now)))
@@ -154,6 +156,7 @@ static void close_all(struct worker *w)
 	w->n_retired = 0;
 	frontend_udp_close(w);
 	uv_close((uv_handle_t *)&w->timer, NULL);
+	uv_close((uv_handle_t *)&w->stats_timer, NULL);
 	uv_close((uv_handle_t *)&w->check, NULL);
 	uv_close((uv_handle_t *)&w->prepare, NULL);
 	uv_close((uv_handle_t *)&w->wake, NULL);
@@ -356,6 +359,46 @@ static int make_pools(struct worker *w)
 	return 0;
 }
 
+/* Add one instance's state into its block's scratch. */
+static void add_instance(struct upstream *u)
+{
+	struct upstream_stats *st = u->stats;
+	st->acc_instances++;
+	st->acc_inflight += upstream_outstanding(u);
+	st->acc_circuits += u->n_circuits;
+	if (u->health.is_down || u->health.probe_down)
+		st->acc_down = true;
+	if (u->tcp_twin) { /* its TCP twin (TC=1 retries) has the same URL: its load counts, not its health */
+		struct upstream *t = u->tcp_twin;
+		t->stats->acc_inflight += upstream_outstanding(t);
+		t->stats->acc_circuits += t->n_circuits;
+	}
+}
+
+void worker_publish_stats(struct worker *w)
+{
+	struct ustats_table *t = &w->ustats;
+	for (unsigned i = 0; i < w->n_upstreams; i++)
+		add_instance(w->upstreams[i]);
+	for (unsigned i = 0; i < w->n_retired; i++)
+		if (!w->retired[i].closed_turn) /* (closed ones are freed) */
+			add_instance(w->retired[i].u);
+	for (unsigned i = 0; i < t->n; i++) {
+		struct upstream_stats *st = t->slot[i];
+		STAT_SET(st, instances, st->acc_instances);
+		STAT_SET(st, inflight, st->acc_inflight);
+		STAT_SET(st, circuits, st->acc_circuits);
+		STAT_SET(st, up, (uint64_t)(st->acc_instances && !st->acc_down));
+		st->acc_instances = st->acc_inflight = st->acc_circuits = 0;
+		st->acc_down = false;
+	}
+}
+
+static void stats_cb(uv_timer_t *h)
+{
+	worker_publish_stats(h->data);
+}
+
 /* The oldest snapshot this worker still uses: its own, or one a retired
  * upstream's conf lives in. Read by the daemon to free older ones. */
 static void publish_min_gen(struct worker *w)
@@ -388,8 +431,10 @@ static void drain_retired(struct worker *w)
 		w->retired[k++] = *r;
 	}
 	w->n_retired = k;
-	if (changed)
+	if (changed) {
 		publish_min_gen(w);
+		worker_publish_stats(w);
+	}
 }
 
 /* A reload's snapshot: the same upstreams keep their instances (circuits,
@@ -476,6 +521,7 @@ static void apply_config(struct worker *w, const struct config *next)
 	free(kept);
 	arm_probes(w);
 	publish_min_gen(w);
+	worker_publish_stats(w);
 	log_debug(WORKER, "worker %u: configuration %lu in force (%zu upstreams kept, %zu new, %zu retiring)", w->idx,
 		  next->generation, next->n_upstreams - made, made, gone);
 	drain_retired(w);
@@ -515,10 +561,16 @@ int worker_init(struct worker *w, unsigned idx, const struct config *cfg, int *f
 	w->tx->n = 0;
 	w->tx->used = 0;
 	w->tx->m = &w->m;
+	if (ustats_table_init(&w->ustats, USTATS_MAX) < 0)
+		return -ENOMEM;
 	if (!w->udp_rbuf || make_pools(w) < 0)
 		return -ENOMEM;
 	uv_timer_init(&w->loop, &w->timer);
 	w->timer.data = w;
+	worker_publish_stats(w);
+	uv_timer_init(&w->loop, &w->stats_timer);
+	w->stats_timer.data = w;
+	uv_timer_start(&w->stats_timer, stats_cb, WORKER_STATS_MS, WORKER_STATS_MS);
 	arm_probes(w); /* the first probes */
 	uv_check_init(&w->loop, &w->check);
 	w->check.data = w;
@@ -557,6 +609,7 @@ void worker_deinit(struct worker *w)
 	route_scratch_free(w->route_scratch);
 	free(w->udp_rbuf);
 	free(w->tx);
+	ustats_table_deinit(&w->ustats); /* (the daemon reads no more: its /metrics server closed first) */
 	if (uv_loop_close(&w->loop) != 0)
 		log_warn(WORKER, "worker %u: handles left open at exit", w->idx);
 }

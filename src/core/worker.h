@@ -72,6 +72,8 @@ struct worker {
 	struct tq tcp_linger;          /* client connections draining, delay = WORKER_DRAIN_MS */
 	struct rnd rnd;                /* IDs and jitter */
 	struct metrics m;              /* counters, read by the daemon */
+	struct ustats_table ustats;    /* per-upstream counters by URL, read by the daemon (obs/metrics.h) */
+	uv_timer_t stats_timer;        /* publishes the per-upstream gauges (WORKER_STATS_MS) */
 	struct upstream **upstreams;   /* this worker's instance of each cfg->upstreams[i] (owned) */
 	unsigned n_upstreams;
 	struct pool *pools;            /* one per cfg->pools[i]; members borrowed from upstreams */
@@ -132,6 +134,14 @@ void worker_flush(struct worker *w);
 void worker_batch_done(struct worker *w);
 
 #define WORKER_BATCH_INPUTS 16
+
+/* How often a worker publishes its per-upstream gauges (in flight,
+ * circuits, up) for /metrics: they are the state of its instances, which
+ * only it may read. */
+#define WORKER_STATS_MS 200
+
+/** Publish the per-upstream gauges now (also done every WORKER_STATS_MS). */
+void worker_publish_stats(struct worker *w);
 
 /** How long a closing client connection may take to flush its answers (and
  * a stopping worker its connections): the query timeout, at least 2 s. */

@@ -28,6 +28,7 @@ static void udp_reply(struct query *q, const uint8_t *msg, size_t len)
 
 const struct client_ops frontend_udp_client = {
 	.name = "udp",
+	.kind = MF_UDP,
 	.max_answer = udp_max_answer,
 	.reply = udp_reply,
 };
@@ -59,10 +60,12 @@ int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struc
 {
 	struct msg_info mi;
 	METRIC_INC(&w->m, queries);
+	METRIC_INC(&w->m, by_frontend[from->ops->kind]);
 	w->turn_inputs++;
 	enum msg_verdict v = msg_parse_query(msg, len, &mi);
 	if (v == MSG_DROP_SHORT) {
 		METRIC_INC(&w->m, malformed);
+		METRIC_INC(&w->m, dropped_short);
 		return -1;
 	}
 	if (v == MSG_DROP_QR) {
@@ -79,8 +82,10 @@ int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struc
 		keep = mi.question_end ? mi.question_end : MSG_HDR;
 	}
 	struct query *q = worker_query_new(w, keep);
-	if (!q)
+	if (!q) {
+		METRIC_INC(&w->m, dropped_nomem);
 		return -1; /* out of memory: dropped (the client will retry) */
+	}
 	memcpy(q->wire, msg, keep);
 	q->len = (uint16_t)keep;
 	q->mi = mi;
@@ -144,5 +149,8 @@ const uint8_t *frontend_pad_answer(const uint8_t *msg, size_t *len)
 
 void frontend_reply(struct query *q, const uint8_t *msg, size_t len)
 {
-	q->client.ops->reply(q, msg, len);
+	const struct client_ops *ops = q->client.ops;
+	if (ops->kind) /* a client's, not a probe's or a prefetch's */
+		METRIC_INC(&q->w->m, by_rcode[knot_wire_get_rcode(msg)]);
+	ops->reply(q, msg, len);
 }

@@ -283,6 +283,7 @@ static uint16_t max_answer(const struct query *q, const struct msg_info *mi)
 
 static const struct client_ops doh1_client_ops = {
 	.name = "doh",
+	.kind = MF_DOH,
 	.max_answer = max_answer,
 	.start = frontend_conn_query_start,
 	.reply = reply,

@@ -428,6 +428,7 @@ static void query_reply(struct query *q, const uint8_t *msg, size_t len);
 
 static const struct client_ops tcp_client_ops = {
 	.name = "tcp",
+	.kind = MF_TCP,
 	.max_answer = stream_max_answer,
 	.start = query_start,
 	.reply = query_reply,
@@ -436,6 +437,7 @@ static const struct client_ops tcp_client_ops = {
 
 static const struct client_ops dot_client_ops = {
 	.name = "dot",
+	.kind = MF_DOT,
 	.max_answer = stream_max_answer,
 	.start = query_start,
 	.reply = query_reply,

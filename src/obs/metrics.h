@@ -1,7 +1,12 @@
-/* metrics.h -- per-worker counters. Only the owning worker writes them (a
- * relaxed atomic store of value + 1, a plain move on x86); other threads read
- * them with relaxed loads and add them up (stats lines on SIGUSR1 and at exit). */
+/* metrics.h -- per-worker counters, and per-upstream counters, gauges and
+ * histograms. Only the owning worker writes them (a relaxed atomic store of
+ * value + 1, a plain move on x86); other threads read them with relaxed
+ * loads and add them up: the stats lines on SIGUSR1 and at exit, and the
+ * Prometheus text of /metrics (metrics_render, served by obs/metrics_http.c).
+ * Nothing here takes a lock. */
 #pragma once
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define METRICS_FIELDS(X)                                                                                              \
@@ -52,12 +57,22 @@
 	X(dns64_synthesised) /* AAAA answers synthesised from A */                                                    \
 	X(dns64_filtered)    /* AAAA answers sent without their excluded addresses */                                  \
 	X(dns64_unsynthesised) /* of the lookups, those answered with the AAAA answer (no mapped A, or it failed) */  \
-	X(dns64_reverse)     /* PTR queries under a prefix answered from the IPv4 name */
+	X(dns64_reverse)     /* PTR queries under a prefix answered from the IPv4 name */ \
+	X(dropped_short)     /* client messages shorter than a header, dropped */                                    \
+	X(dropped_nomem)     /* client messages dropped for want of memory for their query */                       \
+	X(querylog_dropped)  /* query log lines lost: the worker's ring was full (obs/qlog.h) */
+
+/* Who a query came from (struct client_ops.kind): the frontend label of
+ * dnsmux_queries_total. Internal clients (probes, prefetch, DNS64's own
+ * lookups) are 0 and not counted as queries or answers. */
+enum metrics_frontend { MF_INTERNAL = 0, MF_UDP, MF_TCP, MF_DOT, MF_DOH, MF_KINDS };
 
 struct metrics {
 #define METRICS_DECL(name) uint64_t name;
 	METRICS_FIELDS(METRICS_DECL)
 #undef METRICS_DECL
+	uint64_t by_frontend[MF_KINDS]; /* client queries received, per frontend (enum metrics_frontend) */
+	uint64_t by_rcode[16];          /* answers sent to clients, per rcode (the header's 4 bits) */
 };
 
 #define METRIC_INC(m, field) __atomic_store_n(&(m)->field, (m)->field + 1, __ATOMIC_RELAXED)
@@ -67,3 +82,105 @@ struct metrics {
 void metrics_format(const struct metrics *m, char *buf, size_t cap);
 /** Add src to dst, reading src with relaxed loads (src is another thread's). */
 void metrics_sum(struct metrics *dst, const struct metrics *src);
+
+/* ---- histograms ----
+ * Fixed buckets, powers of two of microseconds: le 16 us, 32 us, ... 2^22 us
+ * (4.19 s), then +Inf. The bucket is a count-leading-zeros away, so an
+ * observation costs a few instructions; counts are kept per bucket (not
+ * cumulative) and summed on scrape, _count being their total. */
+#define HIST_MIN_LOG2 4
+#define HIST_BUCKETS 20 /* 19 bounds, 2^4 .. 2^22 us, and +Inf */
+
+struct hist {
+	uint64_t bucket[HIST_BUCKETS]; /* observations in (bound[i-1], bound[i]] */
+	uint64_t sum_us;               /* their sum, us */
+};
+
+/** The bucket of an observation of us microseconds. */
+static inline unsigned hist_index(uint64_t us)
+{
+	if (us <= (1u << HIST_MIN_LOG2))
+		return 0;
+	unsigned k = 64u - (unsigned)__builtin_clzll(us - 1) - HIST_MIN_LOG2; /* ceil(log2(us)) - MIN */
+	return k < HIST_BUCKETS - 1 ? k : HIST_BUCKETS - 1;
+}
+
+/** Record us (owning worker only). */
+static inline void hist_observe(struct hist *h, uint64_t us)
+{
+	unsigned i = hist_index(us);
+	__atomic_store_n(&h->bucket[i], h->bucket[i] + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->sum_us, h->sum_us + us, __ATOMIC_RELAXED);
+}
+
+/* ---- per upstream ----
+ * A block per upstream URL per worker, in the worker's table. Upstream
+ * instances (upstream/upstream.h) point to their block; instances come and
+ * go with reloads, blocks stay for the worker's life, so a counter never
+ * goes back and the daemon thread may read any block the table has
+ * published, whatever the worker does meanwhile. */
+enum upstream_error { UERR_TIMEOUT, UERR_RESET, UERR_REFUSED, UERR_TLS, UERR_MISMATCH, UERR_KINDS };
+
+struct upstream_stats {
+	/* counters, written on the query path */
+	uint64_t queries;              /* queries sent (each try, each resend) */
+	uint64_t errors[UERR_KINDS];   /* enum upstream_error */
+	uint64_t connects;             /* connections started */
+	uint64_t handshakes[2];        /* TLS handshakes completed: [0] full, [1] resumed */
+	struct hist latency;           /* taken by the upstream -> answered */
+	struct hist queue;             /* taken -> written to its connection or socket */
+	struct hist wire;              /* written -> answered */
+	struct hist handshake;         /* connect started -> ready (TCP connect, and TLS) */
+	/* gauges, published by the worker every WORKER_STATS_MS (worker.c) */
+	uint64_t instances;            /* live instances with this URL (0: not configured any more) */
+	uint64_t inflight;             /* queries they hold */
+	uint64_t circuits;             /* connections they have open or opening */
+	uint64_t up;                   /* 1 when none of them is down (passive failures or probes) */
+	/* the worker's scratch while it adds those up */
+	uint64_t acc_instances, acc_inflight, acc_circuits;
+	bool acc_down;
+	char name[640];                /* the URL as logged (upstream.name); immutable once published */
+};
+
+#define STAT_INC(st, field) __atomic_store_n(&(st)->field, (st)->field + 1, __ATOMIC_RELAXED)
+#define STAT_SET(st, field, v) __atomic_store_n(&(st)->field, (v), __ATOMIC_RELAXED)
+
+/* The worker's blocks: slot[0..n) are published (n stored with release
+ * after the slot is filled), never moved or freed before the table is. */
+#define USTATS_MAX 1024 /* URLs per worker; past it they share one block, upstream="other" */
+
+struct ustats_table {
+	struct upstream_stats **slot;  /* cap pointers, allocated once */
+	unsigned cap;
+	unsigned n;                    /* published: read with ustats_table_count() */
+	struct upstream_stats *other;  /* for URLs past cap, or when out of memory */
+};
+
+/** cap slots (at least 1). -ENOMEM. */
+int ustats_table_init(struct ustats_table *t, unsigned cap) __attribute__((warn_unused_result));
+/** Frees every block: only when no other thread reads the table any more. */
+void ustats_table_deinit(struct ustats_table *t);
+/** The block for name, made and published when new; when the table is
+ * full (or memory ran out), the shared "other" block. Never NULL after a
+ * successful init. Owning worker only. */
+struct upstream_stats *ustats_table_get(struct ustats_table *t, const char *name);
+/** Blocks published so far (any thread: slot[0..count) may be read). */
+unsigned ustats_table_count(const struct ustats_table *t);
+
+/* ---- the Prometheus text (version 0.0.4) ---- */
+struct metrics_source {
+	const struct metrics *m;        /* a worker's counters */
+	const struct ustats_table *t;   /* and its upstream blocks */
+};
+
+struct metrics_extra {
+	bool has_cache;
+	uint64_t cache_entries;         /* cache_usage() */
+	uint64_t querylog_dropped;      /* lines the query log's writer could not write (obs/qlog.h) */
+};
+
+/** Render every metric of n workers (summed; upstreams by URL) into a
+ * malloc'd buffer *out of *len bytes (the caller frees). -ENOMEM. Any
+ * thread: reads the sources with relaxed loads. */
+int metrics_render(const struct metrics_source *src, unsigned n, const struct metrics_extra *x, char **out,
+		   size_t *len) __attribute__((warn_unused_result));

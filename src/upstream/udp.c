@@ -58,7 +58,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_answer(struct udp_sock *s, uint8_t *msg, size_t len)
 {
 	struct worker *w = s->w;
-	struct query *q = query_for_answer(w, &s->table, msg, len);
+	struct query *q = query_for_answer_from(w, s->u ? s->u->stats : NULL, &s->table, msg, len);
 	if (!q)
 		return;
 	struct upstream *u = q->up;
@@ -90,6 +90,7 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 		if (s->u) {
 			log_warn_rl(UPSTREAM, "udp upstream %s: %s", s->u->name, uv_strerror((int)nread));
 			health_fail(&s->u->health, &s->w->rnd, worker_now(s->w));
+			upstream_count_error(s->u, nread == UV_ECONNREFUSED ? UERR_REFUSED : UERR_RESET);
 		}
 		return;
 	}
@@ -190,6 +191,7 @@ void upstream_udp_retry_expired(struct query *q)
 	q->state = Q_IDLE;
 	q->up = NULL;
 	health_fail(&u->health, &w->rnd, worker_now(w));
+	upstream_count_error(u, UERR_TIMEOUT);
 	METRIC_INC(&w->m, udp_retries);
 	query_dispatch(q, u);
 }

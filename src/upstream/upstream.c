@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <libknot/libknot.h>
 #include "circuit/circuit.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/query.h"
 #include "core/worker.h"
@@ -30,6 +31,7 @@ struct upstream *upstream_new(struct worker *w, const struct upstream_conf *conf
 	} else {
 		snprintf(u->name, sizeof(u->name), "%.*s", (int)sizeof(u->name) - 1, conf->text);
 	}
+	u->stats = ustats_table_get(&w->ustats, u->name);
 	return u;
 }
 
@@ -64,6 +66,8 @@ static int stream_send(struct upstream *u, struct query *q)
 int upstream_send(struct upstream *u, struct query *q)
 {
 	int r;
+	/* taken now; a circuit writes it now or once connected (circuit.c) */
+	q->taken_us = q->written_us = clock_us();
 	switch (u->conf->kind) {
 	case UPSTREAM_UDP: r = upstream_udp_send(u, q); break;
 	case UPSTREAM_MDNS: r = upstream_mdns_send(u, q); break;
@@ -72,6 +76,7 @@ int upstream_send(struct upstream *u, struct query *q)
 	if (r == 0) {
 		q->up = u;
 		q->sent_ms = worker_now(u->w);
+		STAT_INC(u->stats, queries);
 	}
 	return r;
 }
@@ -84,8 +89,14 @@ uint32_t upstream_outstanding(const struct upstream *u)
 	return n;
 }
 
-void upstream_note_answer(struct upstream *u, const struct query *q, uint64_t now_ms)
+void upstream_note_answer(struct upstream *u, struct query *q, uint64_t now_ms)
 {
+	struct upstream_stats *st = u->stats;
+	uint64_t now = clock_us();
+	hist_observe(&st->latency, clock_since(q->taken_us, now));
+	hist_observe(&st->queue, clock_since(q->taken_us, q->written_us));
+	hist_observe(&st->wire, clock_since(q->written_us, now));
+	q->answered_by = st;
 	if (!u->wants_rtt)
 		return;
 	uint64_t us = (now_ms - q->sent_ms) * 1000 + 1; /* the loop clock has ms; never 0 once measured */

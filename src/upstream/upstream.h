@@ -10,6 +10,7 @@
 #include <uv.h>
 #include "circuit/inflight.h"
 #include "config/config.h"
+#include "obs/metrics.h"
 #include "route/health.h"
 
 struct worker;
@@ -23,7 +24,8 @@ struct upstream {
 	struct health health;             /* failures, backoff */
 	uint32_t rtt_ewma_us;             /* answer latency, EWMA (fastest policy); 0 until measured */
 	bool wants_rtt;                   /* its pool picks by latency: keep rtt_ewma_us */
-	char name[640];                   /* for logs */
+	char name[640];                   /* for logs, and the upstream label of /metrics */
+	struct upstream_stats *stats;     /* its counters: the worker's block for name (never NULL) */
 	/* stream transports */
 	struct circuit *circuits[CONFIG_CIRCUIT_MAX_LIMIT]; /* open or opening */
 	unsigned n_circuits;
@@ -50,8 +52,15 @@ int upstream_send(struct upstream *u, struct query *q) __attribute__((warn_unuse
 /** Queries u holds now (in flight or waiting on its circuits and sockets). */
 uint32_t upstream_outstanding(const struct upstream *u);
 
-/** An answer came from u for q: note its latency (EWMA, 1/8 per sample). */
-void upstream_note_answer(struct upstream *u, const struct query *q, uint64_t now_ms);
+/** An answer came from u for q: into u's latency histograms (total, queue
+ * and wire time), and its EWMA (1/8 per sample) when its pool wants it. */
+void upstream_note_answer(struct upstream *u, struct query *q, uint64_t now_ms);
+
+/** Count an error of kind (enum upstream_error) against u. */
+static inline void upstream_count_error(struct upstream *u, enum upstream_error kind)
+{
+	STAT_INC(u->stats, errors[kind]);
+}
 
 /** Remove q from whatever table or list of u holds it. */
 void upstream_cancel(struct upstream *u, struct query *q);
