@@ -43,6 +43,7 @@ enum {
 	OPT_CHECK_CONFIG,
 	OPT_CACHE,
 	OPT_MDNS,
+	OPT_METRICS,
 };
 
 static const struct option long_opts[] = {
@@ -71,6 +72,7 @@ static const struct option long_opts[] = {
 	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
 	{"cache", required_argument, NULL, OPT_CACHE},
 	{"mdns", required_argument, NULL, OPT_MDNS},
+	{"metrics", required_argument, NULL, OPT_METRICS},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -117,6 +119,7 @@ static void usage(FILE *f)
 	      "                            here or in the file, on (64MiB) in the embedded default\n"
 	      "      --mdns IFACE          answer local. names by multicast DNS on IFACE (\"\" for every\n"
 	      "                            interface): a pool \"mdns\" and a route local. to it\n"
+	      "      --metrics ADDR:PORT   serve Prometheus metrics at http://ADDR:PORT/metrics\n"
 	      "  -c, --config FILE         YAML configuration (doc/config.md); the options here win\n"
 	      "      --check-config        check the configuration (with -c FILE) and exit 0, or 2\n"
 	      "  -v, --verbose             more logging (twice: debug)\n"
@@ -321,6 +324,10 @@ static struct config *build(char *err, size_t errlen)
 				bad("--mdns: '%s' is not an interface name", optarg);
 			snprintf(c->mdns_flag_if, sizeof(c->mdns_flag_if), "%s", optarg);
 			c->has_mdns_flag = true;
+			break;
+		case OPT_METRICS:
+			if (config_set_metrics(c, optarg, buf, sizeof(buf)) < 0)
+				bad("--metrics: %s", buf);
 			break;
 		case OPT_TRUSTED_PROXY:
 			if (config_add_trusted_proxy(c, optarg, buf, sizeof(buf)) < 0)

@@ -433,6 +433,25 @@ int config_validate(struct config *c, char *err, size_t errlen)
 	return 0;
 }
 
+int config_set_metrics(struct config *c, const char *s, char *err, size_t errlen)
+{
+	struct listen_conf l;
+	if (strcmp(s, "off") == 0) {
+		c->has_metrics = false;
+		return 0;
+	}
+	if (strstr(s, "://")) {
+		snprintf(err, errlen, "'%s': expected ADDR:PORT (plain HTTP, no scheme) or off", s);
+		return -EINVAL;
+	}
+	if (config_parse_listen(s, &l, err, errlen) < 0)
+		return -EINVAL;
+	c->metrics_addr = l.addr;
+	snprintf(c->metrics_text, sizeof(c->metrics_text), "%s", l.text);
+	c->has_metrics = true;
+	return 0;
+}
+
 int config_add_trusted_proxy(struct config *c, const char *s, char *err, size_t errlen)
 {
 	if (c->n_trusted_proxies >= CONFIG_MAX_TRUSTED_PROXIES) {

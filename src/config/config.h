@@ -187,6 +187,10 @@ struct config {
 	struct cache *cache_obj;    /* made by config_snapshot when cache.size; shared by snapshots of one size */
 	struct dns64_conf *dns64;   /* dns64: (heap, n_dns64) */
 	size_t n_dns64;
+	/* metrics: / --metrics (obs/metrics_http.h); read at start only */
+	bool has_metrics;
+	struct sockaddr_storage metrics_addr;
+	char metrics_text[80];      /* printable ADDR:PORT */
 };
 
 void config_defaults(struct config *c);
@@ -234,6 +238,9 @@ int config_parse_upstream(const char *s, struct upstream_conf *u, char *err, siz
  * mdns://IFACE) and the route "suffix: local." to it, first, plus "suffix: ."
  * to "default" when there were no routes. -EINVAL with a reason. */
 int config_validate(struct config *c, char *err, size_t errlen);
+
+/** metrics: / --metrics: "ADDR:PORT" (or "off"); -EINVAL with a reason. */
+int config_set_metrics(struct config *c, const char *s, char *err, size_t errlen);
 
 /** Add "IP" to the trusted proxies; -EINVAL with a reason. */
 int config_add_trusted_proxy(struct config *c, const char *s, char *err, size_t errlen);

@@ -1140,6 +1140,15 @@ static void k_dns64(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 	}
 }
 
+static void k_metrics(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	(void)o;
+	char why[256];
+	const char *s = scalar(x, n, p, "ADDR:PORT");
+	if (s && config_set_metrics(x->c, s, why, sizeof(why)) < 0)
+		error_at(x, n, p, "%s", why);
+}
+
 static const struct key top_keys[] = {
 	KEY_UINT("threads", struct config, threads, 1, CONFIG_MAX_THREADS),
 	KEY_DURATION("timeout", struct config, timeout_ms, 10, 600000),
@@ -1155,7 +1164,7 @@ static const struct key top_keys[] = {
 	KEY_LATER("user", "privilege drop comes with the operations work"),
 	KEY_FN("cache", k_cache),
 	KEY_FN("dns64", k_dns64),
-	KEY_LATER("metrics", "metrics come with the operations work"),
+	KEY_FN("metrics", k_metrics),
 	KEY_LATER("control", "the control socket comes with the operations work"),
 	KEY_END,
 };

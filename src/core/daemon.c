@@ -11,6 +11,7 @@
 #include "core/daemon.h"
 #include "core/worker.h"
 #include "obs/log.h"
+#include "obs/metrics_http.h"
 #include "policy/cache.h"
 #include "tls/creds.h"
 
@@ -37,6 +38,7 @@ struct daemon {
 	uv_mutex_t etcd_lock;        /* guards etcd_next */
 	struct etcd_set *etcd_next;  /* the newest set from the watcher, not applied yet */
 	bool etcd_due;               /* a set waits for room among the snapshots */
+	struct metrics_http *metrics; /* the /metrics server (metrics:), NULL without one */
 };
 
 static int bind_one(const struct listen_conf *lc, int type)
@@ -125,6 +127,40 @@ static void print_stats(struct daemon *d)
 		  (unsigned long long)entries, (unsigned long long)bytes);
 }
 
+/* /metrics: every worker's counters and upstream blocks, read with relaxed
+ * loads (obs/metrics.h); the blocks live until worker_deinit, after this
+ * server is closed. */
+static int render_metrics(void *arg, char **body, size_t *len)
+{
+	struct daemon *d = arg;
+	struct metrics_source src[CONFIG_MAX_THREADS];
+	struct metrics_extra x = {0};
+	for (unsigned i = 0; i < d->started; i++) {
+		src[i].m = &d->workers[i].m;
+		src[i].t = &d->workers[i].ustats;
+	}
+	if (d->cfg->cache_obj) {
+		uint64_t bytes;
+		x.has_cache = true;
+		cache_usage(d->cfg->cache_obj, &x.cache_entries, &bytes);
+	}
+	return metrics_render(src, d->started, &x, body, len);
+}
+
+static int start_metrics(struct daemon *d)
+{
+	const struct config *cfg = d->cfg;
+	if (!cfg->has_metrics)
+		return 0;
+	int r = metrics_http_start(&d->loop, (const struct sockaddr *)&cfg->metrics_addr, render_metrics, d, &d->metrics);
+	if (r < 0) {
+		log_err(DAEMON, "cannot serve metrics on %s: %s", cfg->metrics_text, uv_strerror(r));
+		return r;
+	}
+	log_info(DAEMON, "metrics at http://%s/metrics", cfg->metrics_text);
+	return 0;
+}
+
 /* SIGHUP: re-read the DoT certificate and key (Let's Encrypt renews every 60
  * days); established sessions keep the credentials they started with. */
 static void reload_tls(struct daemon *d)
@@ -174,6 +210,12 @@ static void release_cb(uv_timer_t *t)
 static void publish(struct daemon *d, struct config *next, const char *why)
 {
 	d->hooks->applied(next);
+	if (next->has_metrics != d->cfg->has_metrics ||
+	    (next->has_metrics && strcmp(next->metrics_text, d->cfg->metrics_text) != 0))
+		log_warn(CONFIG, "%s: metrics: a new address takes a restart; still %s", why,
+			 d->metrics ? d->cfg->metrics_text : "off");
+	if (d->metrics && next->has_metrics) /* (what the server was started with, for the next compare) */
+		snprintf(next->metrics_text, sizeof(next->metrics_text), "%s", d->cfg->metrics_text);
 	next->generation = d->cfg->generation + 1;
 	d->snaps[d->n_snaps++] = next;
 	d->cfg = next;
@@ -320,6 +362,8 @@ static void on_signal(uv_signal_t *s, int signum)
 	etcd_stop(d->etcd); /* (within ~200 ms; no set comes after it) */
 	d->etcd = NULL;
 	uv_close((uv_handle_t *)&d->etcd_async, NULL);
+	metrics_http_close(d->metrics);
+	d->metrics = NULL;
 }
 
 static void watch(struct daemon *d, uv_signal_t *s, int signum)
@@ -348,6 +392,11 @@ int daemon_run(struct config *base, struct config *cfg, const struct daemon_hook
 	if (bind_all(cfg, fds) < 0)
 		goto out_fds;
 	uv_loop_init(&d.loop);
+	if (start_metrics(&d) < 0) {
+		uv_run(&d.loop, UV_RUN_DEFAULT); /* (its listener's close) */
+		uv_loop_close(&d.loop);
+		goto out_fds;
+	}
 	watch(&d, &d.sig_int, SIGINT);
 	watch(&d, &d.sig_term, SIGTERM);
 	watch(&d, &d.sig_usr1, SIGUSR1);
