@@ -463,7 +463,7 @@ static void on_answer(struct circuit *c, uint8_t *msg, size_t len)
 	c->last_progress_ms = c->last_active_ms = now;
 	c->answers++;
 	health_ok(&c->up->health);
-	upstream_note_answer(c->up, q, now);
+	upstream_note_answer(c->up, q);
 	q->state = Q_IDLE;
 	q->circ = NULL;
 	if (q->added || c->tls) {

@@ -190,8 +190,7 @@ void query_answer_as_is(struct query *q, uint8_t *ans, size_t len)
 			return;
 		}
 	}
-	METRIC_INC(&w->m, answered); /* before the send: a client that saw it may read the counters */
-	frontend_reply(q, ans, len);
+	frontend_reply(q, ans, len); /* (counts it) */
 	worker_query_release(q);
 }
 
@@ -216,7 +215,6 @@ void query_fail(struct query *q, int rcode)
 			knot_wire_clear_cd(buf);
 		else
 			knot_wire_set_ra(buf);
-		METRIC_INC(&w->m, answered);
 		frontend_reply(q, buf, n);
 	}
 	switch (rcode) {

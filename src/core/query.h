@@ -106,10 +106,6 @@ struct query {
 	int32_t h2_stream;         /* its HTTP/2 stream on a DoH circuit */
 	uint16_t pool;             /* the pool its route chose (w->pools) */
 	uint8_t tries;             /* members tried after the first (pools.*.retries) */
-	uint64_t sent_ms;          /* when it last went to an upstream (latency EWMA) */
-	uint64_t taken_us;         /* clock_us() when an upstream last took it (upstream_send) */
-	uint64_t written_us;       /* and when it was written to its connection or socket */
-	uint64_t start_us;         /* clock_us() when it came, with a query log only (else 0) */
 	struct upstream_stats *answered_by; /* the upstream whose answer it got (query log), else NULL */
 	uint8_t udp_tries;         /* UDP transmissions so far */
 	uint8_t added;             /* what its circuit added to it (enum rewrite_added), taken from the answer */
@@ -125,6 +121,9 @@ struct query {
 	uint8_t *wire;             /* the client message, ID field holds up_id once sent */
 	struct query *next_free;   /* worker free list */
 	uint8_t inline_buf[QUERY_INLINE];
+	/* not zeroed by worker_query_new either: each is set before it is read */
+	uint64_t taken_us;         /* clock_us() when an upstream last took it (upstream_send; latency, EWMA) */
+	uint64_t written_us;       /* and when it was written to its connection or socket */
 	struct cache_key cache_key; /* its key, while cache_store (not zeroed by worker_query_new) */
 };
 

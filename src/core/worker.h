@@ -138,7 +138,7 @@ void worker_batch_done(struct worker *w);
 /* How often a worker publishes its per-upstream gauges (in flight,
  * circuits, up) for /metrics: they are the state of its instances, which
  * only it may read. */
-#define WORKER_STATS_MS 200
+#define WORKER_STATS_MS 1000
 
 /** Publish the per-upstream gauges now (also done every WORKER_STATS_MS). */
 void worker_publish_stats(struct worker *w);

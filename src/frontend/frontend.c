@@ -59,8 +59,7 @@ bool frontend_route(struct worker *w, struct query *q)
 int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct client *from)
 {
 	struct msg_info mi;
-	METRIC_INC(&w->m, queries);
-	METRIC_INC(&w->m, by_frontend[from->ops->kind]);
+	METRIC_INC(&w->m, by_frontend[from->ops->kind]); /* (queries: their sum) */
 	w->turn_inputs++;
 	enum msg_verdict v = msg_parse_query(msg, len, &mi);
 	if (v == MSG_DROP_SHORT) {
@@ -150,7 +149,8 @@ const uint8_t *frontend_pad_answer(const uint8_t *msg, size_t *len)
 void frontend_reply(struct query *q, const uint8_t *msg, size_t len)
 {
 	const struct client_ops *ops = q->client.ops;
-	if (ops->kind) /* a client's, not a probe's or a prefetch's */
-		METRIC_INC(&q->w->m, by_rcode[knot_wire_get_rcode(msg)]);
+	/* before the send: a client that saw it may read the counters; a
+	 * probe's or a prefetch's answer is counted apart (by_rcode[16]) */
+	METRIC_INC(&q->w->m, by_rcode[ops->kind ? knot_wire_get_rcode(msg) : 16]);
 	ops->reply(q, msg, len);
 }

@@ -26,10 +26,17 @@ void metrics_sum(struct metrics *dst, const struct metrics *src)
 #define METRICS_ADD(name) dst->name += __atomic_load_n(&src->name, __ATOMIC_RELAXED);
 	METRICS_FIELDS(METRICS_ADD)
 #undef METRICS_ADD
-	for (unsigned i = 0; i < MF_KINDS; i++)
-		dst->by_frontend[i] += LOAD(&src->by_frontend[i]);
-	for (unsigned i = 0; i < 16; i++)
-		dst->by_rcode[i] += LOAD(&src->by_rcode[i]);
+	for (unsigned i = 0; i < MF_KINDS; i++) {
+		uint64_t v = LOAD(&src->by_frontend[i]);
+		dst->by_frontend[i] += v;
+		dst->queries += v;
+	}
+	for (unsigned i = 0; i < 17; i++) {
+		uint64_t v = LOAD(&src->by_rcode[i]);
+		if (i < 16)
+			dst->by_rcode[i] += v;
+		dst->answered += v;
+	}
 }
 
 /* ---- the table of upstream blocks ---- */

@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 #define METRICS_FIELDS(X)                                                                                              \
-	X(queries)           /* client queries received */                                                           \
-	X(answered)          /* answers sent to clients (any rcode) */                                               \
+	X(queries)           /* client queries received (the sum of by_frontend) */                                  \
+	X(answered)          /* answers sent, to clients and internal callers (the sum of by_rcode) */               \
 	X(servfail)          /* SERVFAIL made by dnsmux (timeout, no upstream, overflow) */                          \
 	X(formerr)           /* FORMERR sent for unparseable queries */                                              \
 	X(notimp)            /* NOTIMP sent for opcodes other than QUERY */                                          \
@@ -71,8 +71,10 @@ struct metrics {
 #define METRICS_DECL(name) uint64_t name;
 	METRICS_FIELDS(METRICS_DECL)
 #undef METRICS_DECL
+	/* queries and answered are not counted on the path but made by
+	 * metrics_sum from these (one increment per query and answer less) */
 	uint64_t by_frontend[MF_KINDS]; /* client queries received, per frontend (enum metrics_frontend) */
-	uint64_t by_rcode[16];          /* answers sent to clients, per rcode (the header's 4 bits) */
+	uint64_t by_rcode[17];          /* answers sent to clients, per rcode (the header's 4 bits); [16]: to internal callers */
 };
 
 #define METRIC_INC(m, field) __atomic_store_n(&(m)->field, (m)->field + 1, __ATOMIC_RELAXED)
@@ -99,9 +101,9 @@ struct hist {
 /** The bucket of an observation of us microseconds. */
 static inline unsigned hist_index(uint64_t us)
 {
-	if (us <= (1u << HIST_MIN_LOG2))
-		return 0;
-	unsigned k = 64u - (unsigned)__builtin_clzll(us - 1) - HIST_MIN_LOG2; /* ceil(log2(us)) - MIN */
+	/* ceil(log2(us)) - MIN, without a branch: 0..16 us all land in bucket 0 */
+	uint64_t v = (us - (us != 0)) | ((1u << HIST_MIN_LOG2) - 1);
+	unsigned k = 64u - (unsigned)__builtin_clzll(v) - HIST_MIN_LOG2;
 	return k < HIST_BUCKETS - 1 ? k : HIST_BUCKETS - 1;
 }
 

@@ -321,7 +321,7 @@ static void answer(struct mdns *m, struct query *q, uint8_t *msg, size_t len)
 	struct upstream *u = m->u;
 	take(m, q);
 	health_ok(&u->health); /* mDNS silence is an answer (NXDOMAIN), never a failure */
-	upstream_note_answer(u, q, worker_now(m->w));
+	upstream_note_answer(u, q);
 	query_upstream_answer(q, u, msg, len);
 }
 

@@ -67,7 +67,7 @@ static void on_answer(struct udp_sock *s, uint8_t *msg, size_t len)
 	q->state = Q_IDLE;
 	q->up = NULL;
 	health_ok(&u->health);
-	upstream_note_answer(u, q, worker_now(w));
+	upstream_note_answer(u, q);
 	if (knot_wire_get_tc(msg)) {
 		upstream_retry_tcp(u, q);
 		return;

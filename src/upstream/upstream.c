@@ -75,7 +75,6 @@ int upstream_send(struct upstream *u, struct query *q)
 	}
 	if (r == 0) {
 		q->up = u;
-		q->sent_ms = worker_now(u->w);
 		STAT_INC(u->stats, queries);
 	}
 	return r;
@@ -89,17 +88,24 @@ uint32_t upstream_outstanding(const struct upstream *u)
 	return n;
 }
 
-void upstream_note_answer(struct upstream *u, struct query *q, uint64_t now_ms)
+void upstream_note_answer(struct upstream *u, struct query *q)
 {
 	struct upstream_stats *st = u->stats;
-	uint64_t now = clock_us();
-	hist_observe(&st->latency, clock_since(q->taken_us, now));
-	hist_observe(&st->queue, clock_since(q->taken_us, q->written_us));
-	hist_observe(&st->wire, clock_since(q->written_us, now));
+	uint64_t now = clock_us(), lat = clock_since(q->taken_us, now);
+	hist_observe(&st->latency, lat);
+	if (q->written_us == q->taken_us) {
+		/* written as it was taken (UDP: its datagram leaves at the end of
+		 * the turn): no queue time, the sum stays */
+		STAT_INC(st, queue.bucket[0]);
+		hist_observe(&st->wire, lat);
+	} else {
+		hist_observe(&st->queue, clock_since(q->taken_us, q->written_us));
+		hist_observe(&st->wire, clock_since(q->written_us, now));
+	}
 	q->answered_by = st;
 	if (!u->wants_rtt)
 		return;
-	uint64_t us = (now_ms - q->sent_ms) * 1000 + 1; /* the loop clock has ms; never 0 once measured */
+	uint64_t us = lat + 1; /* never 0 once measured */
 	u->rtt_ewma_us = u->rtt_ewma_us ? (uint32_t)((7 * (uint64_t)u->rtt_ewma_us + us) / 8) : (uint32_t)us;
 }
 

@@ -54,7 +54,7 @@ uint32_t upstream_outstanding(const struct upstream *u);
 
 /** An answer came from u for q: into u's latency histograms (total, queue
  * and wire time), and its EWMA (1/8 per sample) when its pool wants it. */
-void upstream_note_answer(struct upstream *u, struct query *q, uint64_t now_ms);
+void upstream_note_answer(struct upstream *u, struct query *q);
 
 /** Count an error of kind (enum upstream_error) against u. */
 static inline void upstream_count_error(struct upstream *u, enum upstream_error kind)

@@ -168,7 +168,7 @@ def test_counters_move_by_what_was_sent(knotd, dnsmux):
     assert s.get("dnsmux_upstream_handshake_seconds_count", upstream=up) >= 1  # the circuit's connect
     assert s.get("dnsmux_circuit_connects_total", upstream=up) >= 1
     assert s.get("dnsmux_upstream_up", upstream=up) == 1
-    # gauges are published by the worker every 200 ms
+    # gauges are published by the worker every second
     assert wait_until(lambda: metrics(d.mport).get("dnsmux_circuits", upstream=up) == 1, 3.0)
     assert metrics(d.mport).get("dnsmux_upstream_inflight", upstream=up) == 0
     assert s.get("dnsmux_upstream_errors_total", upstream=up, kind="timeout") == 0

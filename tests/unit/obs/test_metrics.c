@@ -21,6 +21,9 @@ static void buckets_are_powers_of_two(void **state)
 	assert_int_equal(hist_index(1u << 22), HIST_BUCKETS - 2);
 	assert_int_equal(hist_index((1u << 22) + 1), HIST_BUCKETS - 1);
 	assert_int_equal(hist_index(UINT64_MAX), HIST_BUCKETS - 1);
+	assert_int_equal(hist_index(1), 0);
+	assert_int_equal(hist_index(64), 2);
+	assert_int_equal(hist_index(65), 3);
 	struct hist h;
 	memset(&h, 0, sizeof(h));
 	hist_observe(&h, 100);
@@ -101,6 +104,13 @@ static void render_sums_workers_and_groups_by_url(void **state)
 		struct upstream_stats *gone = ustats_table_get(&t[w], "tcp://127.0.0.9:53");
 		gone->queries = 99; /* no instance left: not shown */
 	}
+	m[1].by_rcode[16] = 4; /* answers to probes: in answered, not in answers_total */
+	struct metrics sum;
+	memset(&sum, 0, sizeof(sum));
+	metrics_sum(&sum, &m[0]);
+	metrics_sum(&sum, &m[1]);
+	assert_int_equal(sum.queries, 8);   /* made from by_frontend */
+	assert_int_equal(sum.answered, 12); /* and from by_rcode */
 	struct metrics_source src[2] = {{&m[0], &t[0]}, {&m[1], &t[1]}};
 	struct metrics_extra x = {.has_cache = true, .cache_entries = 42, .querylog_dropped = 1};
 	char *text;
