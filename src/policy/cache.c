@@ -17,6 +17,7 @@ struct entry {
 	uint64_t expire_ms;        /* stored_ms + its TTL */
 	uint32_t ttl_s;            /* its TTL: the smallest of its records' (clamped) */
 	uint16_t key_len, msg_len, n_ttls;
+	uint16_t slack;            /* bytes allocated past the message (a cookie taken out) */
 	bool refreshing;           /* a fresh hit asked for its refresh already */
 	uint8_t data[];            /* n_ttls offsets (uint16, host order), the key, the message */
 };
@@ -37,7 +38,7 @@ struct cache {
 
 static size_t entry_size(const struct entry *e)
 {
-	return sizeof(*e) + 2u * e->n_ttls + e->key_len + e->msg_len + CACHE_MALLOC_OVERHEAD;
+	return sizeof(*e) + 2u * e->n_ttls + e->key_len + e->msg_len + e->slack + CACHE_MALLOC_OVERHEAD;
 }
 
 static const uint8_t *entry_key(const struct entry *e)
@@ -330,7 +331,6 @@ enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint
 				const struct cache_conf *cc, uint64_t now_ms)
 {
 	static __thread struct walk r;
-	static __thread uint8_t copy[MSG_MAX];
 	int rcode = knot_wire_get_rcode(ans);
 	if (len < MSG_HDR || len > MSG_MAX || knot_wire_get_tc(ans) ||
 	    (rcode != KNOT_RCODE_NOERROR && rcode != KNOT_RCODE_NXDOMAIN))
@@ -357,18 +357,6 @@ enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint
 	}
 	if (ttl == 0 || ttl == UINT32_MAX)
 		return CACHE_NOT_CACHEABLE;
-	memcpy(copy, ans, len);
-	knot_wire_set_id(copy, 0);
-	/* the cookie is between one client and the server: not for others */
-	if (r.opt_off && r.opt_off + r.opt_len == len) {
-		size_t at;
-		while ((at = msg_find_option(copy, r.opt_off, r.opt_len, MSG_OPT_COOKIE))) {
-			size_t olen = 4u + msg_get16(copy + at + 2);
-			len = msg_remove_option(copy, len, r.opt_off, at);
-			r.opt_len -= olen;
-		}
-	}
-	memcpy(copy + MSG_HDR, k->b, k->len - 6); /* the question in lower case */
 	struct entry *e = malloc(sizeof(*e) + 2 * r.n_ttls + k->len + len);
 	if (!e)
 		return CACHE_NOMEM;
@@ -377,12 +365,26 @@ enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint
 	e->ttl_s = ttl;
 	e->expire_ms = now_ms + ttl * 1000ull;
 	e->key_len = k->len;
-	e->msg_len = (uint16_t)len;
 	e->n_ttls = (uint16_t)r.n_ttls;
 	e->refreshing = false;
 	memcpy(e->data, r.ttls, 2 * r.n_ttls);
 	memcpy(e->data + 2 * r.n_ttls, k->b, k->len);
-	memcpy(entry_msg(e), copy, len);
+	uint8_t *m = e->data + 2 * r.n_ttls + k->len;
+	memcpy(m, ans, len);
+	e->slack = (uint16_t)len;
+	knot_wire_set_id(m, 0);
+	memcpy(m + MSG_HDR, k->b, k->len - 6); /* the question in lower case */
+	/* the cookie is between one client and the server: not for others */
+	if (r.opt_off && r.opt_off + r.opt_len == len && r.opt_len > 11) {
+		size_t at;
+		while ((at = msg_find_option(m, r.opt_off, r.opt_len, MSG_OPT_COOKIE))) {
+			size_t olen = 4u + msg_get16(m + at + 2);
+			len = msg_remove_option(m, len, r.opt_off, at);
+			r.opt_len -= olen;
+		}
+	}
+	e->slack = (uint16_t)(e->slack - len); /* what the cookie took, still allocated */
+	e->msg_len = (uint16_t)len;
 	struct shard *s = shard_of(c, k->hash);
 	size_t size = entry_size(e);
 	if (size > s->budget / 2) { /* (budget is fixed: no lock needed to read it) */
