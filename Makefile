@@ -39,7 +39,7 @@ test:
 	# ThreadSanitizer on the multi-worker tests (workers share TLS tickets and counters; a reload hands them a snapshot)
 	$(MAKE) $(TSAN)/build.ninja
 	ninja -C $(TSAN) dnsmux
-	DNSMUX_BIN=$(CURDIR)/$(TSAN)/dnsmux DNSMUX_TEST_MARGIN=3 $(PYTEST) tests/integration/test_threads.py tests/integration/test_reload.py tests/integration/test_metrics.py
+	DNSMUX_BIN=$(CURDIR)/$(TSAN)/dnsmux DNSMUX_TEST_MARGIN=3 $(PYTEST) tests/integration/test_threads.py tests/integration/test_reload.py tests/integration/test_metrics.py tests/integration/test_querylog.py
 
 $(FUZZ)/build.ninja:
 	CC=clang meson setup $(FUZZ) --buildtype=debugoptimized -Dfuzz=true -Db_lundef=false

@@ -368,6 +368,7 @@ static void apply_log_level(const struct config *c)
 	if (c->log_level && !g_verbosity) /* the file's log.level (1 + enum log_level), unless -v/-q said otherwise */
 		l = (enum log_level)(c->log_level - 1);
 	log_set_threshold(l);
+	log_set_target(c->log_target == 1 + LOG_TARGET_SYSLOG ? LOG_TARGET_SYSLOG : LOG_TARGET_STDERR);
 }
 
 /* SIGHUP (daemon.c): the file again, the same command line over it. */

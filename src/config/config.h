@@ -191,6 +191,9 @@ struct config {
 	bool has_metrics;
 	struct sockaddr_storage metrics_addr;
 	char metrics_text[80];      /* printable ADDR:PORT */
+	/* log: (obs/log.h, obs/qlog.h) */
+	int log_target;             /* log.target: 1 + enum log_target; 0: not set (stderr) */
+	char log_queries[1024];     /* log.queries: the query log's path; "" when off */
 };
 
 void config_defaults(struct config *c);

@@ -307,8 +307,32 @@ static void k_log_target(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 {
 	(void)o;
 	const char *s = scalar(x, n, p, "a target");
-	if (s && strcmp(s, "stderr") != 0)
-		error_at(x, n, p, "\"%s\": only stderr so far (syslog comes with the operations work)", s);
+	/* journald reads what syslog(3) writes to /dev/log: the same target */
+	static const char *const names[] = {"stderr", "syslog", "journald"};
+	for (int i = 0; s && i < 3; i++)
+		if (strcmp(s, names[i]) == 0) {
+			x->c->log_target = (i == 0 ? 0 : 1) + 1; /* 1 + enum log_target (0: not set) */
+			return;
+		}
+	if (s)
+		error_at(x, n, p, "unknown target \"%s\" (expected stderr, syslog or journald)", s);
+}
+
+static void k_log_queries(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	(void)o;
+	const char *s = scalar(x, n, p, "a path, or off");
+	if (!s)
+		return;
+	if (strcmp(s, "off") == 0 || strcmp(s, "false") == 0) {
+		x->c->log_queries[0] = '\0';
+		return;
+	}
+	if (!s[0] || strlen(s) >= sizeof(x->c->log_queries)) {
+		error_at(x, n, p, "expected a path (under %zu bytes), or off", sizeof(x->c->log_queries));
+		return;
+	}
+	snprintf(x->c->log_queries, sizeof(x->c->log_queries), "%s", s);
 }
 
 static void k_log(struct ctx *x, yaml_node_t *n, const char *p, void *o)
@@ -316,7 +340,7 @@ static void k_log(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 	static const struct key keys[] = {
 		KEY_FN("level", k_log_level),
 		KEY_FN("target", k_log_target),
-		KEY_LATER("queries", "the query log comes with the operations work"),
+		KEY_FN("queries", k_log_queries),
 		KEY_END,
 	};
 	walk(x, n, p, keys, o);

@@ -12,6 +12,7 @@
 #include "core/worker.h"
 #include "obs/log.h"
 #include "obs/metrics_http.h"
+#include "obs/qlog.h"
 #include "policy/cache.h"
 #include "tls/creds.h"
 
@@ -39,6 +40,9 @@ struct daemon {
 	struct etcd_set *etcd_next;  /* the newest set from the watcher, not applied yet */
 	bool etcd_due;               /* a set waits for room among the snapshots */
 	struct metrics_http *metrics; /* the /metrics server (metrics:), NULL without one */
+	struct qlog_writer *qlog;    /* the query log's writer (log.queries), NULL without one */
+	struct qlog_ring *qlog_rings[CONFIG_MAX_THREADS]; /* the workers' rings it drains */
+	char qlog_path[1024];        /* the file it writes */
 };
 
 static int bind_one(const struct listen_conf *lc, int type)
@@ -144,7 +148,38 @@ static int render_metrics(void *arg, char **body, size_t *len)
 		x.has_cache = true;
 		cache_usage(d->cfg->cache_obj, &x.cache_entries, &bytes);
 	}
+	x.querylog_dropped = qlog_writer_dropped(d->qlog);
 	return metrics_render(src, d->started, &x, body, len);
+}
+
+/* The query log's writer, once every worker has its ring. */
+static void start_qlog(struct daemon *d)
+{
+	if (!d->cfg->log_queries[0])
+		return;
+	for (unsigned i = 0; i < d->started; i++)
+		d->qlog_rings[i] = d->workers[i].qlog;
+	snprintf(d->qlog_path, sizeof(d->qlog_path), "%s", d->cfg->log_queries);
+	if (!(d->qlog = qlog_writer_new(&d->loop, d->qlog_path, d->qlog_rings, d->started)))
+		log_err(DAEMON, "query log %s: out of memory: no query log", d->qlog_path);
+}
+
+/* SIGHUP: the query log opened again (log rotation), at the new path if
+ * the file names one; on or off takes a restart (the workers' rings are
+ * made at start). */
+static void reopen_qlog(struct daemon *d)
+{
+	const char *want = d->cfg->log_queries;
+	if (!d->qlog) {
+		if (want[0])
+			log_warn(CONFIG, "SIGHUP: log.queries: turning the query log on takes a restart");
+		return;
+	}
+	if (!want[0])
+		log_warn(CONFIG, "SIGHUP: log.queries: turning the query log off takes a restart; still %s", d->qlog_path);
+	else
+		snprintf(d->qlog_path, sizeof(d->qlog_path), "%s", want);
+	qlog_writer_reopen(d->qlog, d->qlog_path);
 }
 
 static int start_metrics(struct daemon *d)
@@ -344,6 +379,7 @@ static void on_signal(uv_signal_t *s, int signum)
 			return;
 		reload_tls(d);
 		reload_config(d);
+		reopen_qlog(d);
 		return;
 	}
 	if (d->stopping)
@@ -423,6 +459,7 @@ int daemon_run(struct config *base, struct config *cfg, const struct daemon_hook
 		log_info(DAEMON, "ready: %u worker%s, %zu listener%s, upstreams %s", cfg->threads,
 			 cfg->threads == 1 ? "" : "s", cfg->n_listens, cfg->n_listens == 1 ? "" : "s", up);
 		follow_etcd(&d);
+		start_qlog(&d);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 		code = 0;
 	} else {
@@ -431,6 +468,8 @@ int daemon_run(struct config *base, struct config *cfg, const struct daemon_hook
 	}
 	for (unsigned i = 0; i < started; i++)
 		uv_thread_join(&d.workers[i].thread);
+	qlog_writer_close(d.qlog); /* the last lines: no worker answers any more */
+	uv_run(&d.loop, UV_RUN_DEFAULT);
 	print_stats(&d);
 	for (unsigned i = 0; i < started; i++)
 		worker_deinit(&d.workers[i]);

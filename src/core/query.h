@@ -124,6 +124,7 @@ struct query {
 	/* not zeroed by worker_query_new either: each is set before it is read */
 	uint64_t taken_us;         /* clock_us() when an upstream last took it (upstream_send; latency, EWMA) */
 	uint64_t written_us;       /* and when it was written to its connection or socket */
+	uint64_t start_us;         /* clock_us() when it came (with a query log only) */
 	struct cache_key cache_key; /* its key, while cache_store (not zeroed by worker_query_new) */
 };
 

@@ -12,6 +12,7 @@
 #include "config/snapshot.h"
 #include "frontend/frontend.h"
 #include "obs/log.h"
+#include "obs/qlog.h"
 #include "route/route.h"
 #include "upstream/probe.h"
 #include "upstream/upstream.h"
@@ -563,6 +564,8 @@ int worker_init(struct worker *w, unsigned idx, const struct config *cfg, int *f
 	w->tx->m = &w->m;
 	if (ustats_table_init(&w->ustats, USTATS_MAX) < 0)
 		return -ENOMEM;
+	if (cfg->log_queries[0] && !(w->qlog = qlog_ring_new(QLOG_RING_ENTRIES)))
+		return -ENOMEM;
 	if (!w->udp_rbuf || make_pools(w) < 0)
 		return -ENOMEM;
 	uv_timer_init(&w->loop, &w->timer);
@@ -610,6 +613,7 @@ void worker_deinit(struct worker *w)
 	free(w->udp_rbuf);
 	free(w->tx);
 	ustats_table_deinit(&w->ustats); /* (the daemon reads no more: its /metrics server closed first) */
+	qlog_ring_free(w->qlog);          /* (and its query log writer) */
 	if (uv_loop_close(&w->loop) != 0)
 		log_warn(WORKER, "worker %u: handles left open at exit", w->idx);
 }

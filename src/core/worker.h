@@ -74,6 +74,7 @@ struct worker {
 	struct metrics m;              /* counters, read by the daemon */
 	struct ustats_table ustats;    /* per-upstream counters by URL, read by the daemon (obs/metrics.h) */
 	uv_timer_t stats_timer;        /* publishes the per-upstream gauges (WORKER_STATS_MS) */
+	struct qlog_ring *qlog;        /* the query log's ring (obs/qlog.h): filled here, drained by the daemon; NULL without log.queries */
 	struct upstream **upstreams;   /* this worker's instance of each cfg->upstreams[i] (owned) */
 	unsigned n_upstreams;
 	struct pool *pools;            /* one per cfg->pools[i]; members borrowed from upstreams */

@@ -3,10 +3,12 @@
  * and writing an answer back to the right kind of client. */
 #include <string.h>
 #include <libknot/libknot.h>
+#include "core/clock.h"
 #include "core/query.h"
 #include "core/worker.h"
 #include "config/snapshot.h"
 #include "frontend/frontend.h"
+#include "obs/qlog.h"
 #include "route/route.h"
 
 /* The largest UDP answer that can leave at all, whatever the client
@@ -87,6 +89,8 @@ int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struc
 	}
 	memcpy(q->wire, msg, keep);
 	q->len = (uint16_t)keep;
+	if (w->qlog)
+		q->start_us = clock_us();
 	q->mi = mi;
 	q->client_id = knot_wire_get_id(msg);
 	q->client = *from;
@@ -146,11 +150,47 @@ const uint8_t *frontend_pad_answer(const uint8_t *msg, size_t *len)
 	return padded;
 }
 
+/* A line for the query log: the worker's ring takes it, or it is counted
+ * (the writer, on the daemon thread, formats it; obs/qlog.h). */
+static __attribute__((noinline)) void log_query(struct query *q, const uint8_t *msg)
+{
+	struct worker *w = q->w;
+	struct qlog_entry *e = qlog_ring_claim(w->qlog);
+	if (!e) {
+		METRIC_INC(&w->m, querylog_dropped);
+		return;
+	}
+	uint64_t now = clock_us(), lat = clock_since(q->start_us, now);
+	const union sockaddr_any *p = &q->client.peer;
+	e->done_us = now;
+	e->latency_us = lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
+	e->family = p->sa.sa_family == AF_INET6 ? AF_INET6 : AF_INET;
+	if (e->family == AF_INET6) {
+		memcpy(e->addr, &p->in6.sin6_addr, 16);
+		e->port = ntohs(p->in6.sin6_port);
+	} else {
+		memcpy(e->addr, &p->in.sin_addr, 4);
+		e->port = ntohs(p->in.sin_port);
+	}
+	e->frontend = q->client.ops->kind;
+	e->rcode = (uint8_t)knot_wire_get_rcode(msg);
+	e->qtype = q->mi.qtype;
+	e->qname_len = 0;
+	if (q->mi.has_question && q->mi.qname_len <= sizeof(e->qname) && MSG_HDR + q->mi.qname_len <= q->len) {
+		e->qname_len = (uint8_t)q->mi.qname_len;
+		memcpy(e->qname, q->wire + MSG_HDR, q->mi.qname_len);
+	}
+	e->upstream = q->answered_by;
+	qlog_ring_commit(w->qlog);
+}
+
 void frontend_reply(struct query *q, const uint8_t *msg, size_t len)
 {
 	const struct client_ops *ops = q->client.ops;
 	/* before the send: a client that saw it may read the counters; a
 	 * probe's or a prefetch's answer is counted apart (by_rcode[16]) */
 	METRIC_INC(&q->w->m, by_rcode[ops->kind ? knot_wire_get_rcode(msg) : 16]);
+	if (q->w->qlog && ops->kind)
+		log_query(q, msg);
 	ops->reply(q, msg, len);
 }

@@ -1,6 +1,8 @@
-/* log.h -- leveled logging to stderr, one write(2) per line so lines from
- * several workers never interleave. log_<level>(GROUP, fmt, ...); the level
- * check is a compare before any formatting. */
+/* log.h -- leveled logging to stderr (one write(2) per line so lines from
+ * several workers never interleave) or to syslog (log.target).
+ * log_<level>(GROUP, fmt, ...); the level check is a compare before any
+ * formatting. Query names are never logged at info or above: what each
+ * query asked goes to the query log (obs/qlog.h), when one is configured. */
 #pragma once
 #include <stdbool.h>
 
@@ -14,6 +16,11 @@ static inline void log_set_threshold(enum log_level l)
 {
 	__atomic_store_n(&log_threshold, l, __ATOMIC_RELAXED);
 }
+
+/* log.target: stderr, or syslog(3) (also what journald reads) */
+enum log_target { LOG_TARGET_STDERR = 0, LOG_TARGET_SYSLOG = 1 };
+/** Switch the target (at start and on a reload; any thread may be logging). */
+void log_set_target(enum log_target t);
 
 void log_write(enum log_level lvl, const char *group, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
