@@ -129,17 +129,19 @@ static void b64(const char *s, char *out)
 	out[k] = '\0';
 }
 
-/* {"key":B64,"value":B64,"mod_revision":"R"} */
+#define KV_MAX 4096 /* what kv() may write: base64 of a 749-byte key and a 1,499-byte value, and the JSON */
+
+/* {"key":B64,"value":B64,"mod_revision":"R"} into out (KV_MAX bytes) */
 static char *kv(char *out, const char *key, const char *val, int rev)
 {
 	char k[1000], v[2000];
 	b64(key, k);
 	if (!val) {
-		sprintf(out, "{\"key\":\"%s\",\"mod_revision\":\"%d\"}", k, rev);
+		snprintf(out, KV_MAX, "{\"key\":\"%s\",\"mod_revision\":\"%d\"}", k, rev);
 		return out;
 	}
 	b64(val, v);
-	sprintf(out, "{\"key\":\"%s\",\"value\":\"%s\",\"mod_revision\":\"%d\"}", k, v, rev);
+	snprintf(out, KV_MAX, "{\"key\":\"%s\",\"value\":\"%s\",\"mod_revision\":\"%d\"}", k, v, rev);
 	return out;
 }
 
@@ -147,7 +149,7 @@ static void range_then_events(void **state)
 {
 	(void)state;
 	struct etcd_state *st = etcd_state_new("/dnsrouter/");
-	char a[3000], b[3000], c[3000], d[3000], body[16000];
+	char a[KV_MAX], b[KV_MAX], c[KV_MAX], d[KV_MAX], body[4 * KV_MAX + 100];
 	sprintf(body, "{\"header\":{\"revision\":\"7\"},\"kvs\":[%s,%s,%s,%s],\"count\":\"4\"}",
 		kv(a, "/dnsrouter/a", "10.0.0.1:53,^a\\.$", 3), kv(b, "/dnsrouter/b", "garbage", 4),
 		kv(c, "/dnsrouter/c", "{\"upstream\":\"udp://10.0.0.3\",\"suffix\":\"c.example.\"}", 5),
