@@ -793,6 +793,21 @@ static void r_cache(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 		rc->r->no_cache = !on;
 }
 
+/* The zeroed array for a list of at most max items (n a sequence), or NULL
+ * with the error said ("at most MAX WHAT", or no memory). */
+static void *list_alloc(struct ctx *x, yaml_node_t *n, const char *p, size_t max, const char *what, size_t size)
+{
+	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (count > max) {
+		error_at(x, n, p, "at most %zu %s", max, what);
+		return NULL;
+	}
+	void *a = calloc(count ? count : 1, size);
+	if (!a)
+		error_at(x, n, p, "out of memory");
+	return a;
+}
+
 static void k_routes(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 {
 	(void)o;
@@ -807,16 +822,8 @@ static void k_routes(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 	}
 	if (x->c->routes)
 		return; /* a second routes: key (walk said "given twice"); n_routes counts the first */
-	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (count > CONFIG_MAX_ROUTES) {
-		error_at(x, n, p, "at most %d routes", CONFIG_MAX_ROUTES);
+	if (!(x->c->routes = list_alloc(x, n, p, CONFIG_MAX_ROUTES, "routes", sizeof(*x->c->routes))))
 		return;
-	}
-	x->c->routes = calloc(count ? count : 1, sizeof(*x->c->routes));
-	if (!x->c->routes) {
-		error_at(x, n, p, "out of memory");
-		return;
-	}
 	for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
 		yaml_node_t *e = node(x, *i);
 		char ip[520];
@@ -1121,16 +1128,8 @@ static void k_dns64(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 	}
 	if (x->c->dns64)
 		return; /* a second dns64: key (walk said "given twice") */
-	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (count > CONFIG_MAX_DNS64) {
-		error_at(x, n, p, "at most %d entries", CONFIG_MAX_DNS64);
+	if (!(x->c->dns64 = list_alloc(x, n, p, CONFIG_MAX_DNS64, "entries", sizeof(*x->c->dns64))))
 		return;
-	}
-	x->c->dns64 = calloc(count ? count : 1, sizeof(*x->c->dns64));
-	if (!x->c->dns64) {
-		error_at(x, n, p, "out of memory");
-		return;
-	}
 	for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
 		yaml_node_t *e = node(x, *i);
 		char ip[520];
