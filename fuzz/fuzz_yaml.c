@@ -88,9 +88,10 @@ static void lookups(const struct config *c)
 		uint8_t dn[KNOT_DNAME_MAXLEN];
 		CHECK(knot_dname_from_str(dn, names[i], sizeof(dn)));
 		for (size_t k = 0; k < 3; k++) {
-			int line = -1;
-			int p = route_lookup(t, s, dn, k == 1 ? KNOT_RRTYPE_AAAA : KNOT_RRTYPE_A, clients[k], &line);
+			const struct route_conf *rc = NULL;
+			int p = route_lookup(t, s, dn, k == 1 ? KNOT_RRTYPE_AAAA : KNOT_RRTYPE_A, clients[k], &rc);
 			CHECK(p == -1 || (p >= 0 && (size_t)p < c->n_pools));
+			CHECK(p == -1 || (rc >= c->routes && rc < c->routes + c->n_routes && rc->pool == (unsigned)p));
 		}
 	}
 	route_scratch_free(s);

@@ -352,7 +352,7 @@ static int add_mdns_bridge(struct config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	/* first: the file's routes are in line order (config_route_at_line), ours have line 0 */
+	/* first (line 0: not from the file) */
 	memmove(r + 1, r, c->n_routes * sizeof(*r));
 	memset(r, 0, add * sizeof(*r));
 	r[0].kind = ROUTE_SUFFIX;

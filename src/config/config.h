@@ -182,8 +182,6 @@ struct config {
 	char mdns_flag_if[16];      /* its interface */
 	struct cache_conf cache;    /* cache: */
 	bool cache_given;           /* cache: or --cache said (else only the embedded default caches) */
-	bool any_no_cache_route;    /* a route says cache: false (config_snapshot) */
-	size_t n_file_routes;       /* routes[0..n_file_routes) are the file's, in line order; etcd's follow */
 	struct cache *cache_obj;    /* made by config_snapshot when cache.size; shared by snapshots of one size */
 	struct dns64_conf *dns64;   /* dns64: (heap, n_dns64) */
 	size_t n_dns64;

@@ -232,19 +232,6 @@ void config_release(struct config *c, const struct config *successor)
 	free(c);
 }
 
-const struct route_conf *config_route_at_line(const struct config *c, int line)
-{
-	size_t lo = 0, hi = c->n_file_routes;
-	while (lo < hi) { /* the file's routes are in line order */
-		size_t mid = lo + (hi - lo) / 2;
-		if ((int)c->routes[mid].line < line)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < c->n_file_routes && (int)c->routes[lo].line == line ? &c->routes[lo] : NULL;
-}
-
 struct config *config_snapshot(const struct config *base, const struct etcd_set *set, const struct config *prev,
 			       char *err, size_t errlen)
 {
@@ -254,16 +241,11 @@ struct config *config_snapshot(const struct config *base, const struct etcd_set 
 		return NULL;
 	}
 	char why[512];
-	c->n_file_routes = c->n_routes;
 	if (set && c->has_etcd && config_add_etcd(c, set, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "etcd: %s", why);
 		config_release(c, NULL);
 		return NULL;
 	}
-	if (set && c->has_etcd && base->n_routes == 0)
-		c->n_file_routes = 0; /* (the implicit default route came first) */
-	for (size_t i = 0; i < c->n_routes; i++)
-		c->any_no_cache_route |= c->routes[i].no_cache;
 	if (config_build_routes(c, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "%s: %s", base->file[0] ? base->file : "dnsmux", why);
 		config_release(c, NULL);

@@ -44,9 +44,6 @@ struct etcd_set;
 struct config *config_snapshot(const struct config *base, const struct etcd_set *set, const struct config *prev,
 			       char *err, size_t errlen);
 
-/** The route written at line (route_lookup's *route), or NULL. */
-const struct route_conf *config_route_at_line(const struct config *c, int line);
-
 /** Free c (a heap snapshot) with its route table and the TLS contexts it
  * does not share with successor (the snapshot made after it, or NULL). */
 void config_release(struct config *c, const struct config *successor);

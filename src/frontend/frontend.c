@@ -6,7 +6,6 @@
 #include "core/clock.h"
 #include "core/query.h"
 #include "core/worker.h"
-#include "config/snapshot.h"
 #include "frontend/frontend.h"
 #include "obs/qlog.h"
 #include "route/route.h"
@@ -42,19 +41,15 @@ bool frontend_route(struct worker *w, struct query *q)
 		q->pool = (uint16_t)w->default_pool;
 		return true;
 	}
-	int line = -1;
-	int p = route_lookup(t, w->route_scratch, q->wire + MSG_HDR, q->mi.qtype, &q->client.peer.sa,
-			     w->cfg->any_no_cache_route ? &line : NULL);
+	const struct route_conf *rc = NULL;
+	int p = route_lookup(t, w->route_scratch, q->wire + MSG_HDR, q->mi.qtype, &q->client.peer.sa, &rc);
 	if (p < 0) {
 		METRIC_INC(&w->m, no_route);
 		query_fail(q, KNOT_RCODE_SERVFAIL);
 		return false;
 	}
 	q->pool = (uint16_t)p;
-	if (line >= 0) {
-		const struct route_conf *r = config_route_at_line(w->cfg, line);
-		q->no_cache = r && r->no_cache;
-	}
+	q->no_cache = rc->no_cache;
 	return true;
 }
 

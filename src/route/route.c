@@ -643,7 +643,7 @@ static const struct rule *lookup_regex(const struct route_table *t, struct route
 }
 
 int route_lookup(const struct route_table *t, struct route_scratch *s, const uint8_t *qname, uint16_t qtype,
-		 const struct sockaddr *client, int *route)
+		 const struct sockaddr *client, const struct route_conf **route)
 {
 	struct qname q;
 	q.wire = qname;
@@ -660,6 +660,6 @@ int route_lookup(const struct route_table *t, struct route_scratch *s, const uin
 	if (!hit)
 		return -1;
 	if (route)
-		*route = hit->rc->line ? (int)hit->rc->line : 0;
+		*route = hit->rc;
 	return (int)hit->rc->pool;
 }

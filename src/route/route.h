@@ -31,7 +31,7 @@ void route_scratch_free(struct route_scratch *s);
 
 /** The pool for a query for qname (wire form, any case), qtype, from client
  * (may be NULL: client conditions then fail). Returns the pool's index, or -1
- * when no route matches. The matching route's line in the file goes to
- * *route when not NULL (for logs). */
+ * when no route matches. The matching route (in the configuration the table
+ * was made from: its line, its cache flag) goes to *route when not NULL. */
 int route_lookup(const struct route_table *t, struct route_scratch *s, const uint8_t *qname, uint16_t qtype,
-		 const struct sockaddr *client, int *route);
+		 const struct sockaddr *client, const struct route_conf **route);
