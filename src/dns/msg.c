@@ -126,6 +126,59 @@ int msg_scan_answer(uint8_t *wire, size_t len, const struct msg_info *q, struct 
 	return r;
 }
 
+/* The offset after the name at off, or len + 1 when it runs past len
+ * (labels are not checked: the message was). */
+static size_t skip_name_unchecked(const uint8_t *wire, size_t len, size_t off)
+{
+	while (off < len) {
+		uint8_t b = wire[off];
+		if (b == 0)
+			return off + 1;
+		if ((b & 0xc0) == 0xc0)
+			return off + 2;
+		off += (size_t)b + 1;
+	}
+	return len + 1;
+}
+
+void msg_answer_facts(const uint8_t *wire, size_t len, struct msg_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->min_ttl = UINT32_MAX;
+	if (len < MSG_HDR)
+		return;
+	uint16_t qd;
+	uint32_t an_ns, total;
+	counts(wire, &qd, &an_ns, &total);
+	size_t off = MSG_HDR;
+	for (unsigned i = 0; i < qd; i++)
+		off = skip_name_unchecked(wire, len, off) + 4;
+	for (uint32_t i = 0; i < total; i++) {
+		size_t p = skip_name_unchecked(wire, len, off);
+		if (p + 10 > len)
+			return;
+		uint16_t type = msg_get16(wire + p), rdlen = msg_get16(wire + p + 8);
+		size_t end = p + 10 + rdlen;
+		if (end > len)
+			return;
+		if (type == OPT_TYPE) {
+			f->opt_off = (uint16_t)off;
+			f->opt_len = (uint16_t)(end - off);
+		} else {
+			uint32_t ttl = (uint32_t)msg_get16(wire + p + 4) << 16 | msg_get16(wire + p + 6);
+			if (type == KNOT_RRTYPE_SOA && rdlen >= 20) {
+				uint32_t minimum = (uint32_t)msg_get16(wire + end - 4) << 16 | msg_get16(wire + end - 2);
+				if (minimum < ttl)
+					ttl = minimum;
+			}
+			if (ttl < f->min_ttl)
+				f->min_ttl = ttl;
+			f->has_ttl = true;
+		}
+		off = end;
+	}
+}
+
 /* The question alone, for the error reply to a query that fails later checks. */
 static void question_only(const uint8_t *wire, size_t len, struct msg_info *mi)
 {

@@ -83,6 +83,21 @@ int msg_scan(const uint8_t *wire, size_t len, struct msg_info *mi) __attribute__
 int msg_scan_answer(uint8_t *wire, size_t len, const struct msg_info *q, struct msg_info *mi)
 	__attribute__((warn_unused_result));
 
+/* What the client side needs of an answer on its way out (msg_answer_facts). */
+struct msg_facts {
+	uint32_t min_ttl;      /* the smallest TTL of the records but the OPT (a SOA's MINIMUM counted) */
+	bool has_ttl;          /* there was such a record */
+	uint16_t opt_off;      /* offset of the OPT record, 0 when there is none */
+	uint16_t opt_len;      /* its whole length */
+};
+
+/** For a message already checked (msg_scan or msg_scan_answer passed it,
+ * or dnsmux built it), the facts of one cheap walk: the smallest TTL (RFC
+ * 8484 5.1; for a SOA the lesser of its TTL and MINIMUM, RFC 2308 5) and
+ * where the OPT record is. It follows no compression pointer and never
+ * reads past len: a message nobody checked gets wrong facts, nothing worse. */
+void msg_answer_facts(const uint8_t *wire, size_t len, struct msg_facts *f);
+
 /** Does the answer carry QR=1 and the question (qname compared
  * case-insensitively, qtype, qclass) of the query? */
 bool msg_answer_matches(const uint8_t *ans, size_t ans_len, const uint8_t *q, const struct msg_info *qi);

@@ -377,46 +377,6 @@ bool doh_request_start(struct tcp_client *tc, const struct doh_request *r, const
 	return true;
 }
 
-/* RFC 8484 5.1: the freshness lifetime is at most the smallest TTL in the
- * answer; for a negative answer, the SOA's (RFC 2308 5: min of its TTL and
- * MINIMUM). The OPT record's "TTL" is no TTL. Returns false when there is
- * no record to take it from. *has_opt: the message has an OPT record (else
- * there is nothing to pad, and frontend_pad_answer need not scan it again). */
-static bool min_ttl(const uint8_t *m, size_t len, uint32_t *out, bool *has_opt)
-{
-	struct msg_info mi;
-	*has_opt = false;
-	if (msg_scan(m, len, &mi) < 0)
-		return false;
-	*has_opt = mi.opt_off != 0;
-	size_t off = mi.question_end ? mi.question_end : MSG_HDR;
-	uint32_t n = (uint32_t)knot_wire_get_ancount(m) + knot_wire_get_nscount(m) + knot_wire_get_arcount(m);
-	bool any = false;
-	uint32_t best = UINT32_MAX;
-	for (uint32_t i = 0; i < n; i++) {
-		/* msg_scan checked every owner: a root or a bare pointer (most
-		 * owners) needs no second walk */
-		int nl = m[off] == 0 ? 1 : (m[off] & 0xc0) == 0xc0 ? 2 : knot_dname_wire_check(m + off, m + len, m);
-		size_t p = off + (size_t)nl;
-		uint16_t type = msg_get16(m + p), rdlen = msg_get16(m + p + 8);
-		uint32_t ttl = ((uint32_t)msg_get16(m + p + 4) << 16) | msg_get16(m + p + 6);
-		if (type != KNOT_RRTYPE_OPT) {
-			if (type == KNOT_RRTYPE_SOA && rdlen >= 20) {
-				uint32_t minimum = ((uint32_t)msg_get16(m + p + 10 + rdlen - 4) << 16) |
-						   msg_get16(m + p + 10 + rdlen - 2);
-				if (minimum < ttl)
-					ttl = minimum;
-			}
-			if (ttl < best)
-				best = ttl;
-			any = true;
-		}
-		off = p + 10 + rdlen;
-	}
-	*out = best;
-	return any;
-}
-
 static json_t *json_section(const knot_pkt_t *pkt, knot_section_t sec, char *txt, size_t cap)
 {
 	const knot_pktsection_t *s = knot_pkt_section(pkt, sec);
@@ -489,10 +449,13 @@ static size_t json_answer(const uint8_t *msg, size_t len, uint8_t *buf, size_t c
 void doh_response_for_answer(const struct query *q, enum doh_kind kind, const uint8_t *msg, size_t len,
 			     uint8_t *buf, size_t cap, struct doh_response *out)
 {
-	uint32_t ttl;
-	bool has_opt;
-	out->has_max_age = min_ttl(msg, len, &ttl, &has_opt);
-	out->max_age = out->has_max_age ? ttl : 0;
+	/* RFC 8484 5.1: the freshness lifetime is at most the smallest TTL in
+	 * the answer; for a negative answer, the SOA's (RFC 2308 5). Every
+	 * answer that reaches a client was checked (or built here). */
+	struct msg_facts f;
+	msg_answer_facts(msg, len, &f);
+	out->has_max_age = f.has_ttl;
+	out->max_age = f.has_ttl ? f.min_ttl : 0;
 	out->status = 200;
 	if (kind == DOH_KIND_JSON) {
 		out->content_type = "application/dns-json";
@@ -503,8 +466,8 @@ void doh_response_for_answer(const struct query *q, enum doh_kind kind, const ui
 		return;
 	}
 	out->content_type = "application/dns-message";
-	if (has_opt && frontend_conn_is_tls(q->client.u.stream.conn))
-		msg = frontend_pad_answer(msg, &len); /* RFC 8467 4.1, as on the DoT listener */
+	if (f.opt_off && frontend_conn_is_tls(q->client.u.stream.conn))
+		msg = frontend_pad_answer(msg, &len, &f); /* RFC 8467 4.1, as on the DoT listener */
 	out->body = msg;
 	out->len = len;
 }

@@ -130,18 +130,22 @@ int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struc
 /* RFC 8467 4.1 and RFC 7830 4: over TLS, answers to queries with EDNS are
  * padded to a multiple of 468 bytes (in a copy: msg may sit in a circuit's
  * read buffer). Returns msg itself when there is nothing to pad. */
-const uint8_t *frontend_pad_answer(const uint8_t *msg, size_t *len)
+const uint8_t *frontend_pad_answer(const uint8_t *msg, size_t *len, const struct msg_facts *facts)
 {
 	static __thread uint8_t padded[MSG_MAX];
-	struct msg_info mi;
-	if (msg_scan(msg, *len, &mi) < 0 || !mi.opt_off || mi.opt_off + mi.opt_len != *len ||
-	    msg_find_option(msg, mi.opt_off, mi.opt_len, MSG_OPT_PADDING))
+	struct msg_facts own;
+	if (!facts) {
+		msg_answer_facts(msg, *len, &own);
+		facts = &own;
+	}
+	if (!facts->opt_off || facts->opt_off + facts->opt_len != *len ||
+	    msg_find_option(msg, facts->opt_off, facts->opt_len, MSG_OPT_PADDING))
 		return msg;
 	uint16_t pad = msg_padding_for(*len, PAD_ANSWER_BLOCK);
 	if (*len + 4 + pad > MSG_MAX)
 		return msg;
 	memcpy(padded, msg, *len);
-	*len = msg_append_option(padded, *len, mi.opt_off, MSG_OPT_PADDING, pad);
+	*len = msg_append_option(padded, *len, facts->opt_off, MSG_OPT_PADDING, pad);
 	return padded;
 }
 

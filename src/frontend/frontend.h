@@ -43,8 +43,9 @@ int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struc
 
 /** Over TLS, an answer to a query with EDNS padded to a multiple of 468
  * bytes (RFC 8467 4.1, RFC 7830 4), in a thread-local copy (msg may sit in
- * a circuit's read buffer). Returns msg itself when there is nothing to pad. */
-const uint8_t *frontend_pad_answer(const uint8_t *msg, size_t *len);
+ * a circuit's read buffer). Returns msg itself when there is nothing to pad.
+ * facts: msg_answer_facts of msg if the caller has them, else NULL. */
+const uint8_t *frontend_pad_answer(const uint8_t *msg, size_t *len, const struct msg_facts *facts);
 
 /* What the HTTP layers (frontend/h1.c, h2.c, doh.c) use of a client
  * connection of frontend/tcp.c. */

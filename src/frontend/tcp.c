@@ -530,7 +530,7 @@ static void query_reply(struct query *q, const uint8_t *msg, size_t len)
 		return;
 	}
 	if (tc->tls)
-		msg = frontend_pad_answer(msg, &len);
+		msg = frontend_pad_answer(msg, &len, NULL);
 	uint8_t pfx[2] = {(uint8_t)(len >> 8), (uint8_t)len};
 	if (tc->tls) {
 		if (tls_conn_write2(tc->tls, pfx, 2, msg, len) < 0) {

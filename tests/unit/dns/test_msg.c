@@ -525,6 +525,50 @@ static void scan_answers(void **state)
 	assert_false(mi.has_question);
 }
 
+/* msg_answer_facts: the smallest TTL (a SOA's MINIMUM counted, the OPT's
+ * "TTL" not), the OPT's place; a cut message stays in bounds. */
+static void answer_facts(void **state)
+{
+	(void)state;
+	static struct pb p;
+	struct msg_facts f;
+	const uint8_t addr[4] = {192, 0, 2, 7};
+	pb_hdr(&p, 1, PB_QR, 1, 2, 0, 1);
+	pb_question(&p, "www.example.com", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_u16(&p, 0xc000 | MSG_HDR);
+	pb_rr_tail(&p, KNOT_RRTYPE_A, KNOT_CLASS_IN, 300, addr, 4);
+	pb_u16(&p, 0xc000 | MSG_HDR);
+	pb_rr_tail(&p, KNOT_RRTYPE_A, KNOT_CLASS_IN, 42, addr, 4);
+	size_t opt = p.len;
+	pb_u8(&p, 0);
+	pb_rr_tail(&p, 41, 1232, 0, NULL, 0); /* OPT, "TTL" 0: not a TTL */
+	msg_answer_facts(p.b, p.len, &f);
+	assert_true(f.has_ttl);
+	assert_int_equal(f.min_ttl, 42);
+	assert_int_equal(f.opt_off, opt);
+	assert_int_equal(f.opt_len, 11);
+	for (size_t cut = 0; cut < p.len; cut++) /* in bounds, and no OPT past the end */
+		msg_answer_facts(p.b, cut, &f), assert_int_equal(f.opt_off, 0);
+
+	/* NXDOMAIN: the SOA's MINIMUM below its TTL */
+	uint8_t soa[22 + 20] = {0};
+	soa[0] = 0, soa[1] = 0;                /* MNAME, RNAME: the root */
+	soa[2 + 16] = 0, soa[2 + 19] = 30;     /* MINIMUM 30 */
+	pb_hdr(&p, 1, PB_QR | 3, 1, 0, 1, 0);
+	pb_question(&p, "nx.example.com", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_u8(&p, 0);
+	pb_rr_tail(&p, KNOT_RRTYPE_SOA, KNOT_CLASS_IN, 3600, soa, 22);
+	msg_answer_facts(p.b, p.len, &f);
+	assert_true(f.has_ttl);
+	assert_int_equal(f.min_ttl, 30);
+	assert_int_equal(f.opt_off, 0);
+
+	pb_hdr(&p, 1, PB_QR | 2, 1, 0, 0, 0); /* SERVFAIL: no record, no TTL */
+	pb_question(&p, "www.example.com", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	msg_answer_facts(p.b, p.len, &f);
+	assert_false(f.has_ttl);
+}
+
 /* ---- msg_answer_matches -------------------------------------------------- */
 
 struct qa {
@@ -1307,6 +1351,7 @@ int main(void)
 		cmocka_unit_test(misplaced_or_duplicate_opt),
 		cmocka_unit_test(over_max_length),
 		cmocka_unit_test(scan_answers),
+		cmocka_unit_test(answer_facts),
 		cmocka_unit_test(answer_matches),
 		cmocka_unit_test(answer_mismatches),
 		cmocka_unit_test(truncate_for_512_and_1232_clients),
