@@ -141,6 +141,7 @@ static void usage(FILE *f)
 	      "9.9.9.9 (dns.quad9.net) and 1.1.1.1 (cloudflare-dns.com).\n"
 	      "SIGINT/SIGTERM stop gracefully; SIGUSR1 logs counters; SIGHUP re-reads --tls-cert/--tls-key\n"
 	      "and the -c FILE (unchanged upstreams keep their connections; a bad file changes nothing).\n"
+	      "Socket activation (LISTEN_FDS) and NOTIFY_SOCKET as systemd passes them: doc/service.md.\n"
 	      "See doc/dnsmux.md.\n",
 	      f);
 }

@@ -469,8 +469,11 @@ static void warn_unreadable(const char *what, const char *path, const struct pri
 static int drop_privileges(const struct config *cfg, struct privdrop *p)
 {
 	char err[512];
-	if (!cfg->user)
+	if (!cfg->user) {
+		if (privdrop_shed_caps())
+			log_info(DAEMON, "listeners bound: capabilities given up (uid %u)", (unsigned)geteuid());
 		return 0;
+	}
 	if (privdrop_lookup(cfg->user, p, err, sizeof(err)) < 0 || privdrop_apply(p, cfg->chroot_dir, err, sizeof(err)) < 0) {
 		log_err(DAEMON, "cannot drop privileges: %s", err);
 		return -EPERM;

@@ -147,6 +147,13 @@ int privdrop_apply(struct privdrop *p, const char *chroot_dir, char *err, size_t
 	return r;
 }
 
+bool privdrop_shed_caps(void)
+{
+	if (geteuid() == 0 || caps_empty())
+		return false;
+	return caps_clear() == 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;
+}
+
 /* One line of a status file, "Name:\tvalue", checked. */
 static bool line_ok(const char *line, const struct privdrop *p, char *bad, size_t badlen)
 {

@@ -32,6 +32,13 @@ int privdrop_lookup(const char *name, struct privdrop *p, char *err, size_t errl
 int privdrop_apply(struct privdrop *p, const char *chroot_dir, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/** Without --user and not root (systemd's User= or DynamicUser= with
+ * AmbientCapabilities=CAP_NET_BIND_SERVICE, say): give up whatever
+ * capability is left once the listeners are bound -- effective,
+ * permitted, inheritable, ambient -- and set no_new_privs. True when there
+ * was one to give up. One thread, as privdrop_apply. */
+bool privdrop_shed_caps(void);
+
 /** Every thread of this process (/proc/self/task/N/status): uid and gid
  * p's in all four fields, no supplementary group, CapEff, CapPrm, CapInh and
  * CapAmb zero. 0, or -EPERM naming the first thread and line that is not.

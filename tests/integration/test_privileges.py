@@ -194,6 +194,29 @@ def test_key_only_root_can_read(dnsmux, knotd, pki, conf_dir):
     assert r.stdout.split() == [helpers.WWW_A], r
 
 
+@needs_netns
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv (util-linux)")
+def test_ambient_capability_given_up_after_binding(netns, ns_knotd, tmp_path):  # noqa: F811
+    """As systemd runs it with User= and AmbientCapabilities=CAP_NET_BIND_SERVICE
+    (setpriv does the same here): port 53 is bound with the capability,
+    which no thread keeps afterwards."""
+    d = Dnsmux(["--listen", "127.0.0.1:53", "--threads", "2", "--upstream", "udp://127.0.0.1:%d" % ORIGIN_PORT],
+               tmp_path, 0, netns=netns)
+    d.wrapper = ["setpriv", "--reuid=%d" % NOBODY.pw_uid, "--regid=%d" % NOBODY.pw_gid, "--clear-groups",
+                 "--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service"]
+    d.start()
+    try:
+        assert "capabilities given up (uid %d)" % NOBODY.pw_uid in d.log()
+        for tid, st in task_status(d.pid).items():
+            for cap in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+                assert int(st[cap], 16) == 0, (tid, cap, st[cap])
+            assert st["NoNewPrivs"].strip() == "1"
+        assert ns_dig(netns, 53, "www.test.") == [helpers.WWW_A]
+    finally:
+        problems = d.problems()
+    assert not problems, "\n".join(problems)
+
+
 def test_unknown_user_exits_2_naming_it(knotd, tmp_path):
     port = free_port()
     r = run_dnsmux(["--user", "no-such-user-dnsmux", "--listen", "127.0.0.1:%d" % port, "--upstream", knotd.url("udp")])
