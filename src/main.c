@@ -14,6 +14,8 @@
 #include "config/snapshot.h"
 #include "core/clock.h"
 #include "core/daemon.h"
+#include "core/privdrop.h"
+#include "core/systemd.h"
 #include "route/route.h"
 #include "obs/log.h"
 
@@ -44,6 +46,8 @@ enum {
 	OPT_CACHE,
 	OPT_MDNS,
 	OPT_METRICS,
+	OPT_USER,
+	OPT_CHROOT,
 };
 
 static const struct option long_opts[] = {
@@ -73,6 +77,8 @@ static const struct option long_opts[] = {
 	{"cache", required_argument, NULL, OPT_CACHE},
 	{"mdns", required_argument, NULL, OPT_MDNS},
 	{"metrics", required_argument, NULL, OPT_METRICS},
+	{"user", required_argument, NULL, OPT_USER},
+	{"chroot", required_argument, NULL, OPT_CHROOT},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -120,6 +126,10 @@ static void usage(FILE *f)
 	      "      --mdns IFACE          answer local. names by multicast DNS on IFACE (\"\" for every\n"
 	      "                            interface): a pool \"mdns\" and a route local. to it\n"
 	      "      --metrics ADDR:PORT   serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+	      "      --user NAME           once the listeners are bound, run as NAME: its uid and gid, no\n"
+	      "                            supplementary groups, no capabilities, no_new_privs\n"
+	      "      --chroot DIR          and chroot to DIR first (with --user); what a SIGHUP reads (-c FILE,\n"
+	      "                            --tls-cert, --tls-key, --ca-file) must then be at its path inside DIR\n"
 	      "  -c, --config FILE         YAML configuration (doc/config.md); the options here win\n"
 	      "      --check-config        check the configuration (with -c FILE) and exit 0, or 2\n"
 	      "  -v, --verbose             more logging (twice: debug)\n"
@@ -131,6 +141,7 @@ static void usage(FILE *f)
 	      "9.9.9.9 (dns.quad9.net) and 1.1.1.1 (cloudflare-dns.com).\n"
 	      "SIGINT/SIGTERM stop gracefully; SIGUSR1 logs counters; SIGHUP re-reads --tls-cert/--tls-key\n"
 	      "and the -c FILE (unchanged upstreams keep their connections; a bad file changes nothing).\n"
+	      "Socket activation (LISTEN_FDS) and NOTIFY_SOCKET as systemd passes them: doc/service.md.\n"
 	      "See doc/dnsmux.md.\n",
 	      f);
 }
@@ -247,6 +258,8 @@ static void fit_fd_limit(struct config *c)
 	c->tcp_max_clients = cap;
 }
 
+static struct systemd_fd g_passed[SYSTEMD_MAX_FDS]; /* socket activation: what systemd passed */
+static size_t g_n_passed;
 static int g_argc;
 static char **g_argv;
 static const char *g_file; /* -c FILE */
@@ -329,6 +342,8 @@ static struct config *build(char *err, size_t errlen)
 			if (config_set_metrics(c, optarg, buf, sizeof(buf)) < 0)
 				bad("--metrics: %s", buf);
 			break;
+		case OPT_USER: c->user = optarg; break;
+		case OPT_CHROOT: c->chroot_dir = optarg; break;
 		case OPT_TRUSTED_PROXY:
 			if (config_add_trusted_proxy(c, optarg, buf, sizeof(buf)) < 0)
 				bad("--trusted-proxy: %s", buf);
@@ -347,8 +362,11 @@ static struct config *build(char *err, size_t errlen)
 	/* a small --max-inflight alone lowers the per-circuit default with it */
 	if (!circuit_inflight_set && c->circuit_inflight > c->max_inflight)
 		c->circuit_inflight = c->max_inflight;
-	if (c->n_listens == 0 && c->n_upstreams == 0 && !g_file)
-		config_apply_embedded(c);
+	bool bare = c->n_listens == 0 && c->n_upstreams == 0 && !g_file;
+	if (g_n_passed && systemd_adopt(c, g_passed, g_n_passed, !reloading, buf, sizeof(buf)) < 0)
+		bad("%s", buf);
+	if (bare)
+		config_apply_embedded(c); /* (on the passed sockets, when there are any) */
 	if (config_validate(c, buf, sizeof(buf)) < 0) {
 		if (g_file)
 			snprintf(err, errlen, "%s: %s", g_file, buf);
@@ -371,6 +389,15 @@ static void apply_log_level(const struct config *c)
 	log_set_target(c->log_target == 1 + LOG_TARGET_SYSLOG ? LOG_TARGET_SYSLOG : LOG_TARGET_STDERR);
 }
 
+/* user: and chroot: as the process started with them: a reload cannot
+ * change what was dropped. */
+static char g_user[64], g_chroot[4096];
+
+static bool same_opt(const char *now, const char *at_start)
+{
+	return strcmp(now ? now : "", at_start) == 0;
+}
+
 /* SIGHUP (daemon.c): the file again, the same command line over it. */
 static struct config *reload(char *err, size_t errlen)
 {
@@ -384,6 +411,9 @@ static struct config *reload(char *err, size_t errlen)
 	}
 	next = build(err, errlen);
 	reloading = false;
+	if (next && (!same_opt(next->user, g_user) || !same_opt(next->chroot_dir, g_chroot)))
+		log_warn(CONFIG, "SIGHUP: user: and chroot: take a restart; still user '%s'%s%s", g_user[0] ? g_user : "(none)",
+			 g_chroot[0] ? ", chroot " : "", g_chroot);
 	return next;
 }
 
@@ -414,11 +444,20 @@ int main(int argc, char **argv)
 		else if (opt == 'q')
 			g_verbosity = -1;
 	}
+	g_n_passed = systemd_listen_fds(g_passed, SYSTEMD_MAX_FDS);
 	struct config *base = build(errs, sizeof(errs));
 	if (!base) {
 		fprintf(stderr, "%s\n", errs);
 		return 2;
 	}
+	struct privdrop who;
+	if (base->user && privdrop_lookup(base->user, &who, errs, sizeof(errs)) < 0) {
+		fprintf(stderr, "dnsmux: %s%s%s\n", g_file ? g_file : "", g_file ? ": " : "", errs);
+		config_release(base, NULL);
+		return 2;
+	}
+	snprintf(g_user, sizeof(g_user), "%s", base->user ? base->user : "");
+	snprintf(g_chroot, sizeof(g_chroot), "%s", base->chroot_dir ? base->chroot_dir : "");
 	apply_log_level(base);
 	if (check_only && !g_file)
 		bad("--check-config needs -c FILE");

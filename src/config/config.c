@@ -40,7 +40,8 @@ void config_apply_embedded(struct config *c)
 	c->embedded_default = true;
 	if (!c->cache_given) /* DESIGN.md: the embedded default caches */
 		c->cache.size = CONFIG_CACHE_SIZE_DEFAULT;
-	for (size_t i = 0; i < sizeof(listens) / sizeof(*listens); i++)
+	bool has_listens = c->n_listens != 0; /* socket activation's, the passed sockets (core/systemd.h) */
+	for (size_t i = 0; !has_listens && i < sizeof(listens) / sizeof(*listens); i++)
 		if (config_parse_listen(listens[i], &c->listens[c->n_listens], err, sizeof(err)) == 0)
 			c->n_listens++;
 	for (size_t i = 0; i < sizeof(upstreams) / sizeof(*upstreams); i++)
@@ -424,6 +425,11 @@ int config_validate(struct config *c, char *err, size_t errlen)
 				 (c->listens[i].protos & LISTEN_HTTP) ? "https" : "tls", c->listens[i].text);
 			return -EINVAL;
 		}
+	}
+	if (c->chroot_dir && (c->chroot_dir[0] != '/' || !c->user)) {
+		snprintf(err, errlen, "chroot %s: %s", c->chroot_dir,
+			 c->chroot_dir[0] != '/' ? "not an absolute path" : "needs a user to drop to (root can leave a chroot)");
+		return -EINVAL;
 	}
 	if (c->circuit_inflight > c->max_inflight) {
 		snprintf(err, errlen, "--circuit-inflight (%u) exceeds --max-inflight (%u)", c->circuit_inflight,

@@ -25,6 +25,8 @@ struct listen_conf {
 	int protos;                   /* LISTEN_UDP | LISTEN_TCP, LISTEN_TLS, LISTEN_HTTP [| LISTEN_TLS] */
 	struct sockaddr_storage addr; /* where to bind */
 	char text[80];                /* printable "ADDR:PORT" */
+	int passed_fd[2];             /* socket activation (core/systemd.h): the socket systemd passed for the UDP [0]
+	                               * and the stream [1] part; 0: none, bind one (passed fds start at 3) */
 };
 
 enum upstream_kind { UPSTREAM_UDP, UPSTREAM_TCP, UPSTREAM_UNIX, UPSTREAM_TLS, UPSTREAM_HTTPS, UPSTREAM_MDNS };
@@ -159,6 +161,8 @@ struct config {
 	const char *ca_file;        /* PEM CA bundle for tls:// upstreams; NULL: the system store */
 	const char *tls_cert;       /* DoT listener certificate chain (PEM) */
 	const char *tls_key;        /* and its key */
+	const char *user;           /* user: / --user: drop to it once the listeners are bound (core/privdrop.h); NULL: stay */
+	const char *chroot_dir;     /* chroot: / --chroot: and chroot here first; NULL: none */
 	char **strings;             /* the file's strings these fields point to (heap, n_strings; config_free frees
 	                             * them, and the command line may point a field elsewhere) */
 	size_t n_strings;

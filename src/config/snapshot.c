@@ -43,6 +43,8 @@ struct config *config_dup(const struct config *base)
 	c->ca_file = remap(base->ca_file, base, c);
 	c->tls_cert = remap(base->tls_cert, base, c);
 	c->tls_key = remap(base->tls_key, base, c);
+	c->user = remap(base->user, base, c);
+	c->chroot_dir = remap(base->chroot_dir, base, c);
 	if (base->n_dns64) {
 		if (!(c->dns64 = malloc(base->n_dns64 * sizeof(*c->dns64))))
 			goto fail;

@@ -1,5 +1,6 @@
 /* daemon.c -- see daemon.h. The main thread binds sockets (so "address in
  * use" is reported before anything starts), then only waits for signals. */
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 #include "config/etcd.h"
 #include "config/snapshot.h"
 #include "core/daemon.h"
+#include "core/privdrop.h"
+#include "core/systemd.h"
 #include "core/worker.h"
 #include "obs/log.h"
 #include "obs/metrics_http.h"
@@ -45,6 +48,25 @@ struct daemon {
 	char qlog_path[1024];        /* the file it writes */
 };
 
+/* What a listener socket needs besides its address, bound here or passed
+ * by systemd: a large receive buffer, and the destination address of each
+ * datagram on a wildcard UDP listener. */
+static int tune(int fd, const struct listen_conf *lc, int type)
+{
+	int one = 1;
+	if (type != SOCK_DGRAM)
+		return 0;
+	int buf = 4 * 1024 * 1024;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)); /* best effort, capped by rmem_max */
+	/* on 0.0.0.0 / [::], an answer must leave from the address the query
+	 * was sent to (frontend/udp.c): ask for it with every datagram */
+	if (config_addr_is_any(&lc->addr) &&
+	    (lc->addr.ss_family == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))
+					   : setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one))) < 0)
+		return -errno;
+	return 0;
+}
+
 static int bind_one(const struct listen_conf *lc, int type)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&lc->addr;
@@ -52,34 +74,48 @@ static int bind_one(const struct listen_conf *lc, int type)
 	int fd = socket(sa->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	int one = 1;
+	int one = 1, e = 0;
 	/* one socket per worker on the same address; the kernel spreads clients */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
 	    (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) ||
-	    (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	if (type == SOCK_DGRAM) {
-		int buf = 4 * 1024 * 1024;
-		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)); /* best effort, capped by rmem_max */
-		/* on 0.0.0.0 / [::], an answer must leave from the address the query
-		 * was sent to (frontend/udp.c): ask for it with every datagram */
-		if (config_addr_is_any(&lc->addr) &&
-		    (sa->sa_family == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))
-					      : setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one))) < 0) {
-			int e = -errno;
-			close(fd);
-			return e;
-		}
-	}
-	if (bind(fd, sa, len) < 0 || (type == SOCK_STREAM && listen(fd, 1024) < 0)) {
-		int e = -errno;
+	    (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0))
+		e = -errno;
+	if (!e)
+		e = tune(fd, lc, type);
+	if (!e && (bind(fd, sa, len) < 0 || (type == SOCK_STREAM && listen(fd, 1024) < 0)))
+		e = -errno;
+	if (e) {
 		close(fd);
 		return e;
 	}
 	return fd;
+}
+
+/* A socket systemd passed, for worker w: the first takes it, the others a
+ * duplicate. One socket cannot be rebound per worker (SO_REUSEPORT needs the
+ * same owner, and a socket unit's was made by root for a process that may
+ * never be root), so the workers share it: each polls it, whichever reads
+ * first gets the datagram or connection. */
+static int passed_one(const struct listen_conf *lc, int type, unsigned w)
+{
+	int fd = lc->passed_fd[type == SOCK_STREAM];
+	if (w > 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, SYSTEMD_LISTEN_FDS_START)) < 0)
+		return -errno;
+	int r = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ? -errno : tune(fd, lc, type);
+	if (r == 0 && type == SOCK_STREAM && w == 0 && listen(fd, 1024) < 0) /* (systemd listens already; again is harmless) */
+		r = -errno;
+	if (r < 0 && w > 0)
+		close(fd);
+	return r < 0 ? r : fd;
+}
+
+static const char *part_name(const struct listen_conf *lc, int p)
+{
+	if (!p)
+		return "udp";
+	if (lc->protos & LISTEN_HTTP)
+		return lc->protos & LISTEN_TLS ? "https" : "http";
+	return lc->protos & LISTEN_TLS ? "tls" : "tcp";
 }
 
 /* fds[w][2*i] (UDP) and fds[w][2*i+1] (TCP) for listener i of worker w; -1 when unused. */
@@ -94,13 +130,11 @@ static int bind_all(const struct config *cfg, int *fds)
 			for (int p = 0; p < 2; p++) {
 				if (!(lc->protos & (p ? LISTEN_TCP | LISTEN_TLS | LISTEN_HTTP : LISTEN_UDP)))
 					continue;
-				int fd = bind_one(lc, p ? SOCK_STREAM : SOCK_DGRAM);
+				int type = p ? SOCK_STREAM : SOCK_DGRAM;
+				int fd = lc->passed_fd[p] ? passed_one(lc, type, w) : bind_one(lc, type);
 				if (fd < 0) {
-					log_err(DAEMON, "cannot bind %s://%s: %s",
-						p ? (lc->protos & LISTEN_HTTP ? (lc->protos & LISTEN_TLS ? "https" : "http")
-									       : lc->protos & LISTEN_TLS ? "tls" : "tcp")
-						  : "udp",
-						lc->text, strerror(-fd));
+					log_err(DAEMON, "cannot %s %s://%s: %s", lc->passed_fd[p] ? "use the passed socket for" : "bind",
+						part_name(lc, p), lc->text, strerror(-fd));
 					return fd;
 				}
 				fds[w * per + 2 * i + (size_t)p] = fd;
@@ -367,6 +401,14 @@ static void reload_config(struct daemon *d)
 	follow_etcd(d); /* a new etcd: section: its backends come with its first set */
 }
 
+/* After a reload, good or bad: serving again, with which configuration. */
+static void notify_ready(struct daemon *d)
+{
+	char state[96];
+	snprintf(state, sizeof(state), "READY=1\nSTATUS=configuration %lu in force", d->cfg->generation);
+	systemd_notify(state);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct daemon *d = s->data;
@@ -377,14 +419,17 @@ static void on_signal(uv_signal_t *s, int signum)
 	if (signum == SIGHUP) {
 		if (d->stopping)
 			return;
+		systemd_notify("RELOADING=1");
 		reload_tls(d);
 		reload_config(d);
 		reopen_qlog(d);
+		notify_ready(d);
 		return;
 	}
 	if (d->stopping)
 		return;
 	d->stopping = 1;
+	systemd_notify("STOPPING=1");
 	log_info(DAEMON, "signal %d: stopping, letting queries in flight finish (up to %u ms)", signum,
 		 d->cfg->timeout_ms);
 	for (unsigned i = 0; i < d->cfg->threads; i++)
@@ -409,6 +454,54 @@ static void watch(struct daemon *d, uv_signal_t *s, int signum)
 	uv_signal_start(s, on_signal, signum);
 }
 
+/* A file a SIGHUP reads again that the user cannot read: said now, not at
+ * the first reload. */
+static void warn_unreadable(const char *what, const char *path, const struct privdrop *p)
+{
+	char why[128];
+	if (path && path[0] && !privdrop_can_read(path, why, sizeof(why)))
+		log_warn(DAEMON, "%s %s is not readable by user '%s' (%s): a SIGHUP cannot reload it", what, path, p->user,
+			 why);
+}
+
+/* --user / --chroot, once every socket that needs root is bound and before
+ * any worker thread exists. */
+static int drop_privileges(const struct config *cfg, struct privdrop *p)
+{
+	char err[512];
+	if (!cfg->user) {
+		if (privdrop_shed_caps())
+			log_info(DAEMON, "listeners bound: capabilities given up (uid %u)", (unsigned)geteuid());
+		return 0;
+	}
+	if (privdrop_lookup(cfg->user, p, err, sizeof(err)) < 0 || privdrop_apply(p, cfg->chroot_dir, err, sizeof(err)) < 0) {
+		log_err(DAEMON, "cannot drop privileges: %s", err);
+		return -EPERM;
+	}
+	log_info(DAEMON, "running as user '%s' (uid %u, gid %u), no supplementary groups, no capabilities%s%s",
+		 p->user, (unsigned)p->uid, (unsigned)p->gid, cfg->chroot_dir ? ", chroot " : "",
+		 cfg->chroot_dir ? cfg->chroot_dir : "");
+	warn_unreadable("the configuration file", cfg->file, p);
+	if (cfg->tls_server) {
+		warn_unreadable("the certificate", cfg->tls_cert, p);
+		warn_unreadable("the key", cfg->tls_key, p);
+	}
+	return 0;
+}
+
+/* Once the workers run: every thread has what the drop left. */
+static int verify_drop(const struct config *cfg, struct privdrop *p)
+{
+	char err[512];
+	if (!cfg->user)
+		return 0;
+	if (privdrop_verify_threads(p, err, sizeof(err)) < 0) {
+		log_err(DAEMON, "privileges: %s", err);
+		return -EPERM;
+	}
+	return 0;
+}
+
 int daemon_run(struct config *base, struct config *cfg, const struct daemon_hooks *hooks)
 {
 	struct daemon d = {.cfg = cfg, .snaps = {cfg}, .n_snaps = 1, .base = base, .hooks = hooks};
@@ -420,6 +513,7 @@ int daemon_run(struct config *base, struct config *cfg, const struct daemon_hook
 	d.workers = calloc(cfg->threads, sizeof(*d.workers));
 	int code = 1;
 	unsigned started = 0;
+	struct privdrop priv = {.task_fd = -1};
 	signal(SIGPIPE, SIG_IGN);
 	if (!fds || !d.workers) {
 		log_err(DAEMON, "out of memory");
@@ -428,7 +522,9 @@ int daemon_run(struct config *base, struct config *cfg, const struct daemon_hook
 	if (bind_all(cfg, fds) < 0)
 		goto out_fds;
 	uv_loop_init(&d.loop);
-	if (start_metrics(&d) < 0) {
+	systemd_notify_open(); /* (before a chroot hides the socket) */
+	if (start_metrics(&d) < 0 || drop_privileges(cfg, &priv) < 0) {
+		metrics_http_close(d.metrics);
 		uv_run(&d.loop, UV_RUN_DEFAULT); /* (its listener's close) */
 		uv_loop_close(&d.loop);
 		goto out_fds;
@@ -451,13 +547,14 @@ int daemon_run(struct config *base, struct config *cfg, const struct daemon_hook
 			break;
 		}
 	}
-	if (started == cfg->threads) {
+	if (started == cfg->threads && verify_drop(cfg, &priv) == 0) {
 		char up[512] = "";
 		size_t n = 0;
 		for (size_t i = 0; i < cfg->n_upstreams && n < sizeof(up); i++)
 			n += (size_t)snprintf(up + n, sizeof(up) - n, "%s%s", i ? " " : "", cfg->upstreams[i].text);
 		log_info(DAEMON, "ready: %u worker%s, %zu listener%s, upstreams %s", cfg->threads,
 			 cfg->threads == 1 ? "" : "s", cfg->n_listens, cfg->n_listens == 1 ? "" : "s", up);
+		notify_ready(&d);
 		follow_etcd(&d);
 		start_qlog(&d);
 		uv_run(&d.loop, UV_RUN_DEFAULT);

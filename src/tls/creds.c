@@ -1,7 +1,10 @@
 /* creds.c -- TLS client and server contexts (see creds.h). */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <gnutls/gnutls.h>
 #include "tls/creds.h"
 
@@ -42,8 +45,21 @@ void tls_client_ctx_deinit(struct tls_client_ctx *c)
 	pthread_mutex_destroy(&c->lock);
 }
 
+/* GnuTLS says only "Error while reading file" when a file cannot be
+ * opened: after --user drops root, a key readable by root alone is the
+ * usual reason, and the message must say so. */
+static bool unreadable(const char *what, const char *path, char *err, size_t err_len)
+{
+	if (access(path, R_OK) == 0)
+		return false;
+	snprintf(err, err_len, "%s %s: cannot read it as uid %u: %s", what, path, (unsigned)geteuid(), strerror(errno));
+	return true;
+}
+
 static struct tls_server_creds *load(const char *cert, const char *key, char *err, size_t err_len)
 {
+	if (unreadable("--tls-cert", cert, err, err_len) || unreadable("--tls-key", key, err, err_len))
+		return NULL;
 	struct tls_server_creds *c = calloc(1, sizeof(*c));
 	if (!c) {
 		snprintf(err, err_len, "out of memory");

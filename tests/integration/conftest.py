@@ -583,6 +583,7 @@ class Dnsmux:
         self.argv = argv
         self.netns = netns  # run inside this network namespace (which has only lo)
         self.wrapper = []  # a command that execs the binary (same pid), e.g. prlimit_wrapper()
+        self.pass_fds = ()  # descriptors it inherits (socket activation: test_privileges.py)
         self.stderr_path = workdir / ("dnsmux-%d.stderr" % n)
         self.stdout_path = workdir / ("dnsmux-%d.stdout" % n)
         self.proc = None
@@ -602,7 +603,7 @@ class Dnsmux:
         prefix += self.wrapper
         with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
             self.proc = subprocess.Popen(prefix + [str(DNSMUX_BIN), *self.argv], stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=err, env=dnsmux_env())
+                                         stdout=out, stderr=err, env=dnsmux_env(), pass_fds=self.pass_fds)
         _children.append(self.proc)
         deadline = time.monotonic() + ready_timeout
         while True:

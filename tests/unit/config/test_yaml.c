@@ -60,6 +60,34 @@ static void tls_paths_are_the_configs(void **state)
 	assert_int_equal(cfg.n_strings, 0);
 }
 
+/* user: and chroot: are strings of the file; a chroot is absolute and
+ * comes with a user (config_validate). */
+static void user_and_chroot(void **state)
+{
+	(void)state;
+	char err[1024];
+	assert_int_equal(load("user: nobody\nchroot: /var/empty\nlisten: [127.0.0.1:53]\n"
+			      "pools: {default: {members: [udp://127.0.0.1:5300]}}\n",
+			      err, sizeof(err)),
+			 0);
+	assert_string_equal(cfg.user, "nobody");
+	assert_string_equal(cfg.chroot_dir, "/var/empty");
+	assert_int_equal(config_validate(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(load("chroot: var/empty\nuser: nobody\nlisten: [127.0.0.1:53]\n"
+			      "pools: {default: {members: [udp://127.0.0.1:5300]}}\n",
+			      err, sizeof(err)),
+			 0);
+	assert_int_equal(config_validate(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not an absolute path"));
+	assert_int_equal(load("chroot: /var/empty\nlisten: [127.0.0.1:53]\npools: {default: {members: [udp://127.0.0.1:5300]}}\n",
+			      err, sizeof(err)),
+			 0);
+	assert_int_equal(config_validate(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "needs a user"));
+	assert_int_equal(load("user: [nobody]\n", err, sizeof(err)), -EINVAL);
+	assert_lines(err);
+}
+
 static void routes_twice_is_an_error(void **state)
 {
 	(void)state;
@@ -150,6 +178,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(tls_paths_are_the_configs),
+		cmocka_unit_test(user_and_chroot),
 		cmocka_unit_test(routes_twice_is_an_error),
 		cmocka_unit_test(a_key_given_twice_is_one_error),
 		cmocka_unit_test(newlines_are_escaped),
