@@ -39,12 +39,20 @@ struct route_table;
 struct cache;
 
 /* An address list (CONFIG.md "Address list"): the first element containing
- * the address decides; a '!' element says no; no match says no. */
+ * the address decides; a '!' element says no; no match says no. Each
+ * element is kept as the bits and mask it compares, in the byte order of
+ * the address in a sockaddr, so that a match is a few AND and compare
+ * instructions: a listener's acl is matched on every query. */
+union addr_bits {
+	uint64_t w[2];    /* IPv6: the 16 bytes */
+	uint32_t v4;      /* IPv4: the first 4 */
+};
 struct addr_elem {
-	struct sockaddr_storage net; /* family and address bits */
-	uint8_t prefix;              /* bits that must match */
-	bool negate;                 /* '!' */
-	bool any;                    /* "any" (both families) */
+	union addr_bits net;  /* the prefix's bits, host bits zero */
+	union addr_bits mask; /* the bits that must match */
+	uint8_t family;   /* AF_INET, AF_INET6, or 0: "any" (every address of both families) */
+	uint8_t prefix;   /* length in bits, as written */
+	bool negate;      /* '!' */
 };
 struct addr_list {
 	struct addr_elem e[CONFIG_MAX_ADDRS];
@@ -213,8 +221,26 @@ void config_free(struct config *c);
  * "localhost", "private" expands to several); appends to l. -EINVAL with a reason. */
 int config_parse_addr(struct addr_list *l, const char *s, char *err, size_t errlen);
 
-/** Does the address list allow a? */
-bool config_addr_match(const struct addr_list *l, const struct sockaddr *a);
+/** The mask of the first bits bits of a len-byte address (4 or 16), in the
+ * address's byte order: its first len bytes, the rest zero. */
+void config_prefix_mask(unsigned bits, size_t len, uint64_t mask[2]);
+
+/** config_addr_match for an address of any family. */
+bool config_addr_match_any(const struct addr_list *l, const struct sockaddr *a);
+
+/** Does the address list allow a? (No address, AF_UNSPEC: only any.)
+ * Inline for IPv4: a listener's acl is asked on every query, and most
+ * match their first element (127.0.0.0/8 of the default). */
+static inline bool config_addr_match(const struct addr_list *l, const struct sockaddr *a)
+{
+	if (a->sa_family != AF_INET)
+		return config_addr_match_any(l, a);
+	uint32_t v = ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr;
+	for (const struct addr_elem *e = l->e, *end = l->e + l->n; e < end; e++)
+		if (!e->family || (e->family == AF_INET && (v & e->mask.v4) == e->net.v4))
+			return !e->negate;
+	return false;
+}
 
 /** Parse a size: "512", "64KiB", "64MiB", "1GiB" (also KB, MB, GB: the same powers of 2), into bytes. */
 int config_parse_size(const char *s, uint64_t *bytes);

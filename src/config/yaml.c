@@ -287,6 +287,28 @@ static const char *keep(struct ctx *x, yaml_node_t *n, const char *path)
 	return x->c->strings[x->c->n_strings++] = copy;
 }
 
+/* An address list (CONFIG.md "Address list") into l, emptied first. */
+static bool as_addr_list(struct ctx *x, yaml_node_t *n, const char *path, struct addr_list *l)
+{
+	if (n->type != YAML_SEQUENCE_NODE) {
+		error_at(x, n, path, "expected an address list, as [localhost, private] or [\"!10.1.0.0/16\", 10.0.0.0/8]");
+		return false;
+	}
+	memset(l, 0, sizeof(*l));
+	bool ok = true;
+	for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
+		yaml_node_t *e = node(x, *i);
+		const char *s = scalar(x, e, path, "an address, a prefix, any, none, localhost or private");
+		char why[300];
+		if (!s || config_parse_addr(l, s, why, sizeof(why)) < 0) {
+			if (s)
+				error_at(x, e, path, "%s", why);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
 /* ---- top level ---- */
 
 static void k_log_level(struct ctx *x, yaml_node_t *n, const char *p, void *o)
@@ -768,21 +790,11 @@ static void r_qtype(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 static void r_client(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 {
 	struct route_ctx *rc = o;
-	if (n->type != YAML_SEQUENCE_NODE) {
-		error_at(x, n, p, "expected an address list");
-		return;
-	}
 	free(rc->r->clients); /* client: given twice (walk said so): the last one */
 	rc->r->clients = calloc(1, sizeof(*rc->r->clients));
 	if (!rc->r->clients)
 		return;
-	for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
-		yaml_node_t *e = node(x, *i);
-		const char *s = scalar(x, e, p, "an address, a prefix, any, none, localhost or private");
-		char why[300];
-		if (s && config_parse_addr(rc->r->clients, s, why, sizeof(why)) < 0)
-			error_at(x, e, p, "%s", why);
-	}
+	(void)as_addr_list(x, n, p, rc->r->clients);
 }
 
 static void r_cache(struct ctx *x, yaml_node_t *n, const char *p, void *o)
@@ -1076,19 +1088,8 @@ static void d_suffix(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 
 static void d_list(struct ctx *x, yaml_node_t *n, const char *p, struct addr_list *l, bool *has)
 {
-	if (n->type != YAML_SEQUENCE_NODE) {
-		error_at(x, n, p, "expected an address list");
-		return;
-	}
-	memset(l, 0, sizeof(*l));
 	*has = true;
-	for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
-		yaml_node_t *e = node(x, *i);
-		const char *s = scalar(x, e, p, "an address, a prefix, any, none, localhost or private");
-		char why[300];
-		if (s && config_parse_addr(l, s, why, sizeof(why)) < 0)
-			error_at(x, e, p, "%s", why);
-	}
+	(void)as_addr_list(x, n, p, l);
 }
 
 static void d_clients(struct ctx *x, yaml_node_t *n, const char *p, void *o)
