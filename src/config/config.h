@@ -59,6 +59,16 @@ struct addr_list {
 	unsigned n;
 };
 
+/* ratelimit: of a listener (policy/ratelimit.h): a token bucket per client
+ * prefix; qps 0: no rate limit */
+struct ratelimit_conf {
+	uint32_t qps;         /* tokens added per second */
+	uint32_t burst;       /* the bucket's size (qps when not given) */
+	uint32_t slip;        /* UDP: every slip-th query over the rate gets an empty TC=1 answer; 0: none */
+	uint32_t ipv4_prefix; /* clients grouped by this many bits (32) */
+	uint32_t ipv6_prefix; /* and these (64) */
+};
+
 struct upstream_conf {
 	enum upstream_kind kind;
 	struct sockaddr_storage addr; /* IP and port, or sockaddr_un for unix */
