@@ -419,6 +419,11 @@ int config_validate(struct config *c, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < c->n_listens; i++) {
+		struct listen_conf *l = &c->listens[i];
+		if (!l->has_acl)
+			config_default_acl(l);
+		if (l->rl.qps && !l->rl.burst)
+			l->rl.burst = l->rl.qps;
 		if ((c->listens[i].protos & LISTEN_TLS) && (!c->tls_cert || !c->tls_key)) {
 			snprintf(err, errlen, "--listen %s://%s needs --tls-cert and --tls-key",
 				 (c->listens[i].protos & LISTEN_HTTP) ? "https" : "tls", c->listens[i].text);
@@ -428,6 +433,50 @@ int config_validate(struct config *c, char *err, size_t errlen)
 	if (c->circuit_inflight > c->max_inflight) {
 		snprintf(err, errlen, "--circuit-inflight (%u) exceeds --max-inflight (%u)", c->circuit_inflight,
 			 c->max_inflight);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void config_ratelimit_defaults(struct ratelimit_conf *rl)
+{
+	memset(rl, 0, sizeof(*rl));
+	rl->slip = 2;         /* as BIND's RRL: every other query over the rate gets a TC=1 answer */
+	rl->ipv4_prefix = 32;
+	rl->ipv6_prefix = 64; /* as dnsdist's MaxQPSIPRule: one bucket per /64 */
+}
+
+void config_default_acl(struct listen_conf *l)
+{
+	char err[128];
+	/* (cannot fail: 8 elements of an empty list) */
+	memset(&l->acl, 0, sizeof(l->acl));
+	if (l->protos & LISTEN_TLS) {
+		(void)config_parse_addr(&l->acl, "any", err, sizeof(err));
+		return;
+	}
+	(void)config_parse_addr(&l->acl, "localhost", err, sizeof(err));
+	(void)config_parse_addr(&l->acl, "private", err, sizeof(err));
+}
+
+int config_parse_addr_csv(struct addr_list *l, const char *s, char *err, size_t errlen)
+{
+	char elem[INET6_ADDRSTRLEN + 8];
+	memset(l, 0, sizeof(*l));
+	while (*s) {
+		size_t n = strcspn(s, ", ");
+		if (n >= sizeof(elem)) {
+			snprintf(err, errlen, "'%.*s': too long for an address or prefix", (int)n, s);
+			return -EINVAL;
+		}
+		memcpy(elem, s, n);
+		elem[n] = '\0';
+		if (n && config_parse_addr(l, elem, err, errlen) < 0)
+			return -EINVAL;
+		s += n + (s[n] != '\0');
+	}
+	if (l->n == 0) {
+		snprintf(err, errlen, "an empty list (write none to refuse every client)");
 		return -EINVAL;
 	}
 	return 0;

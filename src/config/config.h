@@ -18,15 +18,6 @@
 #define CONFIG_MAX_THREADS 64
 #define CONFIG_CIRCUIT_MAX_LIMIT 16
 
-/* LISTEN_HTTP: DoH over the stream (with LISTEN_TLS: https://, alone: http://) */
-enum listen_proto { LISTEN_UDP = 1, LISTEN_TCP = 2, LISTEN_TLS = 4, LISTEN_HTTP = 8 };
-
-struct listen_conf {
-	int protos;                   /* LISTEN_UDP | LISTEN_TCP, LISTEN_TLS, LISTEN_HTTP [| LISTEN_TLS] */
-	struct sockaddr_storage addr; /* where to bind */
-	char text[80];                /* printable "ADDR:PORT" */
-};
-
 enum upstream_kind { UPSTREAM_UDP, UPSTREAM_TCP, UPSTREAM_UNIX, UPSTREAM_TLS, UPSTREAM_HTTPS, UPSTREAM_MDNS };
 
 #define CONFIG_MAX_PINS 8
@@ -59,6 +50,9 @@ struct addr_list {
 	unsigned n;
 };
 
+/* LISTEN_HTTP: DoH over the stream (with LISTEN_TLS: https://, alone: http://) */
+enum listen_proto { LISTEN_UDP = 1, LISTEN_TCP = 2, LISTEN_TLS = 4, LISTEN_HTTP = 8 };
+
 /* ratelimit: of a listener (policy/ratelimit.h): a token bucket per client
  * prefix; qps 0: no rate limit */
 struct ratelimit_conf {
@@ -67,6 +61,19 @@ struct ratelimit_conf {
 	uint32_t slip;        /* UDP: every slip-th query over the rate gets an empty TC=1 answer; 0: none */
 	uint32_t ipv4_prefix; /* clients grouped by this many bits (32) */
 	uint32_t ipv6_prefix; /* and these (64) */
+};
+
+struct ratelimit;
+
+struct listen_conf {
+	int protos;                   /* LISTEN_UDP | LISTEN_TCP, LISTEN_TLS, LISTEN_HTTP [| LISTEN_TLS] */
+	struct sockaddr_storage addr; /* where to bind */
+	char text[80];                /* printable "ADDR:PORT" */
+	bool has_acl;                 /* acl: or --acl given; else config_validate sets the default */
+	struct addr_list acl;         /* who may query (DoH behind a trusted proxy: the client it names) */
+	struct ratelimit_conf rl;     /* ratelimit: */
+	struct ratelimit *rl_table;   /* the buckets (rl.qps > 0), made by config_snapshot; a snapshot's own, or
+	                               * shared with the one before it (config/snapshot.h) */
 };
 
 struct upstream_conf {
@@ -230,6 +237,19 @@ void config_free(struct config *c);
 /** Parse one address-list element ("10.0.0.0/8", "!192.0.2.1", "any",
  * "localhost", "private" expands to several); appends to l. -EINVAL with a reason. */
 int config_parse_addr(struct addr_list *l, const char *s, char *err, size_t errlen);
+
+/** Parse "10.0.0.0/8,!10.1.0.0/16,localhost" (commas or spaces between
+ * elements) into l, emptied first (--acl); -EINVAL with a reason. */
+int config_parse_addr_csv(struct addr_list *l, const char *s, char *err, size_t errlen);
+
+/** A rate limit's defaults but qps (0: off): burst qps (made so by
+ * config_validate), slip 2, prefixes /32 and /64. */
+void config_ratelimit_defaults(struct ratelimit_conf *rl);
+
+/** The acl of a listener that has none given: any for DoT and https://
+ * DoH (they are made to face the Internet), [localhost, private] for UDP,
+ * TCP and cleartext http:// DoH (for a reverse proxy on the same host). */
+void config_default_acl(struct listen_conf *l);
 
 /** The mask of the first bits bits of a len-byte address (4 or 16), in the
  * address's byte order: its first len bytes, the rest zero. */

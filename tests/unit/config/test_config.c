@@ -2,7 +2,7 @@
  * list"), as listeners' acl, routes' client conditions and DNS64 use them:
  * the first element containing the address decides, '!' says no, no match
  * says no; prefixes at and off their boundaries, both families, the named
- * sets. No event loop. */
+ * sets; the --acl form; each listener kind's default acl. No event loop. */
 #include <arpa/inet.h>
 #include "test.h"
 #include "config/config.h"
@@ -112,11 +112,50 @@ static void bad_elements(void **state)
 	assert_int_equal(config_parse_addr(&l, "192.0.2.1", why, sizeof(why)), -EINVAL);
 }
 
+static void comma_form(void **state)
+{
+	(void)state;
+	struct addr_list l;
+	char why[200];
+	assert_int_equal(config_parse_addr_csv(&l, "!127.0.0.2,localhost, 192.0.2.0/24", why, sizeof(why)), 0);
+	assert_int_equal(l.n, 4);
+	assert_false(allows(&l, "127.0.0.2"));
+	assert_true(allows(&l, "127.0.0.1"));
+	assert_true(allows(&l, "192.0.2.77"));
+	assert_int_equal(config_parse_addr_csv(&l, "", why, sizeof(why)), -EINVAL);
+	assert_int_equal(config_parse_addr_csv(&l, ",,", why, sizeof(why)), -EINVAL);
+	assert_int_equal(config_parse_addr_csv(&l, "10.0.0.0/8,bogus", why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "bogus"));
+}
+
+static void default_acl_by_kind(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *url;
+		bool public_allowed;
+	} rows[] = {
+		{"127.0.0.1:53", false}, {"udp://127.0.0.1:53", false},  {"tcp://127.0.0.1:53", false},
+		{"http://127.0.0.1:8053", false}, {"tls://127.0.0.1:853", true}, {"https://127.0.0.1:443", true},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct listen_conf lc;
+		char why[200];
+		assert_int_equal(config_parse_listen(rows[i].url, &lc, why, sizeof(why)), 0);
+		config_default_acl(&lc);
+		assert_true(allows(&lc.acl, "127.0.0.1"));
+		assert_true(allows(&lc.acl, "192.168.0.10"));
+		assert_int_equal(allows(&lc.acl, "203.0.113.1"), rows[i].public_allowed);
+		assert_int_equal(allows(&lc.acl, "2001:db8::1"), rows[i].public_allowed);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(first_match_decides), cmocka_unit_test(prefix_boundaries),
 		cmocka_unit_test(named_sets),          cmocka_unit_test(bad_elements),
+		cmocka_unit_test(comma_form),          cmocka_unit_test(default_acl_by_kind),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
