@@ -113,6 +113,7 @@ static void apply_forwarded(struct worker *w, const struct doh_request *r, struc
 	else
 		return;
 	c->peer = a;
+	c->via_proxy = true;
 }
 
 /* Value of parameter key in the query string qs (qs_len bytes; not

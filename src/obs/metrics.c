@@ -300,7 +300,9 @@ static void global_part(struct sbuf *b, const struct metrics *m, const struct me
 	put(b, "dnsmux_cache_misses_total %llu\n", (unsigned long long)m->cache_misses);
 	family(b, "dnsmux_cache_entries", "gauge", "Answers in the cache.");
 	put(b, "dnsmux_cache_entries %llu\n", (unsigned long long)(x->has_cache ? x->cache_entries : 0));
-	family(b, "dnsmux_dropped_total", "counter", "Messages dropped without an answer, by reason.");
+	family(b, "dnsmux_dropped_total", "counter",
+	       "Messages dropped without an answer, by reason; acl and ratelimit: queries refused by policy (dropped "
+	       "over UDP, answered REFUSED over streams).");
 	const struct {
 		const char *reason;
 		uint64_t v;
@@ -309,9 +311,13 @@ static void global_part(struct sbuf *b, const struct metrics *m, const struct me
 		{"nomem", m->dropped_nomem},          {"send_error", m->send_errors},
 		{"late_answer", m->late},             {"mismatched_answer", m->mismatched},
 		{"malformed_answer", m->malformed_answers},
+		{"acl", m->dropped_acl},              {"ratelimit", m->dropped_ratelimit},
 	};
 	for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
 		put(b, "dnsmux_dropped_total{reason=\"%s\"} %llu\n", drops[i].reason, (unsigned long long)drops[i].v);
+	family(b, "dnsmux_ratelimit_slipped_total", "counter",
+	       "UDP queries over the rate answered with an empty TC=1 answer (slip), of dropped_total{reason=\"ratelimit\"}.");
+	put(b, "dnsmux_ratelimit_slipped_total %llu\n", (unsigned long long)m->ratelimit_slipped);
 	family(b, "dnsmux_querylog_dropped_total", "counter", "Query log lines lost (ring full, or the file not writable).");
 	put(b, "dnsmux_querylog_dropped_total %llu\n", (unsigned long long)(m->querylog_dropped + x->querylog_dropped));
 }

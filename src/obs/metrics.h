@@ -60,6 +60,9 @@
 	X(dns64_reverse)     /* PTR queries under a prefix answered from the IPv4 name */ \
 	X(dropped_short)     /* client messages shorter than a header, dropped */                                    \
 	X(dropped_nomem)     /* client messages dropped for want of memory for their query */                       \
+	X(dropped_acl)       /* queries from clients their listener's acl refuses: dropped (UDP), else REFUSED */   \
+	X(dropped_ratelimit) /* queries over their client's rate: dropped or slipped (UDP), else REFUSED */          \
+	X(ratelimit_slipped) /* of those, UDP ones answered with an empty TC=1 answer (slip) */                     \
 	X(querylog_dropped)  /* query log lines lost: the worker's ring was full (obs/qlog.h) */
 
 /* Who a query came from (struct client_ops.kind): the frontend label of
