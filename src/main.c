@@ -14,12 +14,9 @@
 #include "config/snapshot.h"
 #include "core/clock.h"
 #include "core/daemon.h"
+#include "core/version.h"
 #include "route/route.h"
 #include "obs/log.h"
-
-#ifndef DNSMUX_VERSION
-#define DNSMUX_VERSION "0.1.0"
-#endif
 
 enum {
 	OPT_BIND_UDP = 256,
@@ -44,6 +41,7 @@ enum {
 	OPT_CACHE,
 	OPT_MDNS,
 	OPT_METRICS,
+	OPT_CONTROL,
 };
 
 static const struct option long_opts[] = {
@@ -73,6 +71,7 @@ static const struct option long_opts[] = {
 	{"cache", required_argument, NULL, OPT_CACHE},
 	{"mdns", required_argument, NULL, OPT_MDNS},
 	{"metrics", required_argument, NULL, OPT_METRICS},
+	{"control", required_argument, NULL, OPT_CONTROL},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -120,12 +119,14 @@ static void usage(FILE *f)
 	      "      --mdns IFACE          answer local. names by multicast DNS on IFACE (\"\" for every\n"
 	      "                            interface): a pool \"mdns\" and a route local. to it\n"
 	      "      --metrics ADDR:PORT   serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+	      "      --control PATH        serve dnsmux-ctl on the unix socket PATH (status, stats, reload,\n"
+	      "                            cache-flush)\n"
 	      "  -c, --config FILE         YAML configuration (doc/config.md); the options here win\n"
 	      "      --check-config        check the configuration (with -c FILE) and exit 0, or 2\n"
 	      "  -v, --verbose             more logging (twice: debug)\n"
 	      "  -q, --quiet               warnings and errors only\n"
 	      "  -h, --help                this text\n"
-	      "  -V, --version             version\n"
+	      "  -V, --version             version, and the libraries' versions\n"
 	      "\n"
 	      "Without --listen and --upstream: listen on 127.0.0.1:53, forward over DNS-over-TLS to\n"
 	      "9.9.9.9 (dns.quad9.net) and 1.1.1.1 (cloudflare-dns.com).\n"
@@ -329,12 +330,16 @@ static struct config *build(char *err, size_t errlen)
 			if (config_set_metrics(c, optarg, buf, sizeof(buf)) < 0)
 				bad("--metrics: %s", buf);
 			break;
+		case OPT_CONTROL:
+			if (config_set_control(c, optarg, buf, sizeof(buf)) < 0)
+				bad("--control: %s", buf);
+			break;
 		case OPT_TRUSTED_PROXY:
 			if (config_add_trusted_proxy(c, optarg, buf, sizeof(buf)) < 0)
 				bad("--trusted-proxy: %s", buf);
 			break;
 		case 'h': usage(stdout); exit(0);
-		case 'V': printf("dnsmux %s\n", DNSMUX_VERSION); exit(0);
+		case 'V': version_print(stdout); exit(0);
 		case ':': bad("option %s needs a value", g_argv[optind - 1]);
 		default:
 			if (optopt)
