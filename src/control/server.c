@@ -1,7 +1,7 @@
-/* server.c -- the control socket (see server.h). The shape of the /metrics
- * server (obs/metrics_http.c) on a unix socket: a list of connections, each
- * a pipe and a timer, freed when both have closed. What a command does is
- * the daemon's (core/daemon.c, the handle callback); parsing is
+/* server.c -- the control socket (see server.h): its file (a stale one
+ * replaced, ours removed at close) and its requests. The connections'
+ * life is core/oneshot.c's, as the /metrics server's; what a command does
+ * is the daemon's (core/daemon.c, the handle callback); parsing is
  * control/command.c's. */
 #include <errno.h>
 #include <stdbool.h>
@@ -13,83 +13,27 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "control/server.h"
+#include "core/oneshot.h"
 #include "obs/json.h"
 #include "obs/log.h"
 
 #define ERR_MAX 16384 /* a reload's errors: main.c's buffer */
 
 struct control_server {
-	uv_pipe_t listener;
-	uv_loop_t *loop;
+	struct oneshot os;     /* first: core/oneshot.h frees it */
 	control_handle_fn *handle;
 	void *arg;
-	struct cconn *conns;   /* open connections (list) */
-	unsigned n_conns;
-	bool is_closing;
-	bool listener_closed;
 	dev_t dev;             /* the socket file made at start, removed at close if still it */
 	ino_t ino;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
 struct cconn {
-	uv_pipe_t pipe;
-	uv_timer_t timer;          /* CONTROL_TIMEOUT_MS from accept */
-	uv_write_t wr;
-	uv_shutdown_t sd;
-	struct control_server *srv;
-	struct cconn *next, **pprev;
-	unsigned open_handles;     /* freed at 0 */
-	bool is_closing;
-	bool answered;             /* the reply is on its way: no more input */
+	struct oneshot_conn oc;    /* first */
 	struct control_peer peer;
 	size_t len;                /* bytes of the request read */
 	char rbuf[COMMAND_REQUEST_MAX];
-	char *reply;               /* the JSON text written (heap) */
 };
-
-static void maybe_free_server(struct control_server *s)
-{
-	if (s->is_closing && s->listener_closed && s->n_conns == 0)
-		free(s);
-}
-
-static void conn_close_cb(uv_handle_t *h)
-{
-	struct cconn *c = h->data;
-	if (--c->open_handles > 0)
-		return;
-	struct control_server *s = c->srv;
-	*c->pprev = c->next;
-	if (c->next)
-		c->next->pprev = c->pprev;
-	s->n_conns--;
-	free(c->reply);
-	free(c);
-	maybe_free_server(s);
-}
-
-static void conn_close(struct cconn *c)
-{
-	if (c->is_closing)
-		return;
-	c->is_closing = true;
-	uv_close((uv_handle_t *)&c->timer, conn_close_cb);
-	uv_close((uv_handle_t *)&c->pipe, conn_close_cb);
-}
-
-static void shutdown_cb(uv_shutdown_t *req, int status)
-{
-	(void)status;
-	conn_close(req->data);
-}
-
-static void write_cb(uv_write_t *req, int status)
-{
-	struct cconn *c = req->data;
-	if (status < 0 || c->is_closing || uv_shutdown(&c->sd, (uv_stream_t *)&c->pipe, shutdown_cb) < 0)
-		conn_close(c);
-}
 
 /* o as one line of text with its newline (heap), or NULL; takes o. */
 static char *line_of(json_t *o)
@@ -108,10 +52,17 @@ static char *line_of(json_t *o)
 	return line;
 }
 
-/* {"ok": false, "error": why} */
+/* {"ok": false, "error": why}, why without a final newline (a reload's
+ * errors come a line each) */
 static char *error_text(const char *why)
 {
-	return line_of(json_pack("{s:b, s:o}", "ok", 0, "error", json_text(why)));
+	size_t n = strlen(why);
+	while (n && why[n - 1] == '\n')
+		n--;
+	char *t = strndup(why, n);
+	json_t *o = t ? json_pack("{s:b, s:o}", "ok", 0, "error", json_text(t)) : NULL;
+	free(t);
+	return line_of(o);
 }
 
 /* {"ok": true, then result's members}; takes result. */
@@ -128,126 +79,85 @@ static char *ok_text(json_t *result)
 
 static void send_reply(struct cconn *c, char *text)
 {
-	c->answered = true;
-	uv_read_stop((uv_stream_t *)&c->pipe);
-	c->reply = text;
 	if (!text) {
-		conn_close(c); /* (out of memory: the client sees no reply) */
+		oneshot_conn_close(&c->oc); /* (out of memory: the client sees no reply) */
 		return;
 	}
 	uv_buf_t b = uv_buf_init(text, (unsigned)strlen(text));
-	c->wr.data = c->sd.data = c;
-	if (uv_write(&c->wr, (uv_stream_t *)&c->pipe, &b, 1, write_cb) < 0)
-		conn_close(c);
+	oneshot_reply(&c->oc, &b, 1, text);
 }
 
 /* One request line: parsed, carried out by the daemon, answered. */
 static void run(struct cconn *c, size_t len)
 {
 	static char err[ERR_MAX];
+	struct control_server *s = (struct control_server *)c->oc.srv;
 	struct command cmd;
 	if (command_parse(c->rbuf, len, &cmd, err, sizeof(err)) < 0) {
 		log_debug(DAEMON, "control: pid %ld: bad request: %s", c->peer.pid, err);
 		send_reply(c, error_text(err));
 		return;
 	}
-	json_t *result = c->srv->handle(c->srv->arg, &cmd, &c->peer, err, sizeof(err));
+	json_t *result = s->handle(s->arg, &cmd, &c->peer, err, sizeof(err));
 	send_reply(c, result ? ok_text(result) : error_text(err[0] ? err : "failed"));
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void buffer(struct oneshot_conn *oc, uv_buf_t *buf)
 {
-	struct cconn *c = h->data;
-	(void)suggested;
-	buf->base = c->rbuf + c->len;
-	buf->len = sizeof(c->rbuf) - c->len;
+	struct cconn *c = (struct cconn *)oc;
+	*buf = uv_buf_init(c->rbuf + c->len, (unsigned)(sizeof(c->rbuf) - c->len));
 }
 
-static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+static void input(struct oneshot_conn *oc, ssize_t nread, const uv_buf_t *buf)
 {
-	struct cconn *c = st->data;
+	struct cconn *c = (struct cconn *)oc;
 	(void)buf;
-	if (nread == 0 || c->answered)
-		return;
-	if (nread == UV_EOF) {
-		run(c, c->len); /* a request without its newline ends at EOF */
-		return;
-	}
 	if (nread < 0) {
-		conn_close(c);
+		run(c, c->len); /* (UV_EOF) a request without its newline ends there */
 		return;
 	}
 	const char *nl = memchr(c->rbuf + c->len, '\n', (size_t)nread);
 	c->len += (size_t)nread;
-	if (nl)
-		run(c, (size_t)(nl - c->rbuf)); /* (bytes after it are not read: one request per connection) */
-	else if (c->len == sizeof(c->rbuf)) {
+	if (nl) {
+		run(c, (size_t)(nl - c->rbuf)); /* (bytes after it are dropped: one request per connection) */
+	} else if (c->len == sizeof(c->rbuf)) {
 		char why[80];
 		snprintf(why, sizeof(why), "request longer than %d bytes", COMMAND_REQUEST_MAX - 1);
 		send_reply(c, error_text(why));
 	}
 }
 
-static void timer_cb(uv_timer_t *t)
+static void start(struct oneshot_conn *oc)
 {
-	struct cconn *c = t->data;
-	log_debug(DAEMON, "control: pid %ld: no whole request within %d ms: closed", c->peer.pid, CONTROL_TIMEOUT_MS);
-	conn_close(c);
-}
-
-static void peer_of(struct cconn *c)
-{
+	struct cconn *c = (struct cconn *)oc;
 	struct ucred uc;
 	socklen_t len = sizeof(uc);
 	uv_os_fd_t fd;
 	c->peer.pid = c->peer.uid = -1;
-	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0) {
+	if (uv_fileno((uv_handle_t *)&oc->h.pipe, &fd) == 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0) {
 		c->peer.pid = uc.pid;
 		c->peer.uid = uc.uid;
 	}
 }
 
-static void connection_cb(uv_stream_t *l, int status)
+static void busy(struct oneshot_conn *oc)
 {
-	struct control_server *s = l->data;
-	if (status < 0 || s->is_closing)
-		return;
-	struct cconn *c = calloc(1, sizeof(*c));
-	if (!c)
-		return; /* (it waits in the backlog; tried again with the next one) */
-	c->srv = s;
-	uv_pipe_init(s->loop, &c->pipe, 0);
-	uv_timer_init(s->loop, &c->timer);
-	c->pipe.data = c->timer.data = c;
-	c->open_handles = 2;
-	c->next = s->conns;
-	c->pprev = &s->conns;
-	if (s->conns)
-		s->conns->pprev = &c->next;
-	s->conns = c;
-	s->n_conns++;
-	if (uv_accept(l, (uv_stream_t *)&c->pipe) < 0) {
-		conn_close(c);
-		return;
-	}
-	if (s->n_conns > CONTROL_MAX_CONNS) {
-		char why[80];
-		snprintf(why, sizeof(why), "busy: %d control connections open; try again", CONTROL_MAX_CONNS);
-		char *busy = error_text(why);
-		if (busy) {
-			uv_buf_t b = uv_buf_init(busy, (unsigned)strlen(busy));
-			(void)uv_try_write((uv_stream_t *)&c->pipe, &b, 1); /* (a fresh socket's buffer takes it) */
-			free(busy);
-		}
-		log_warn_rl(DAEMON, "control: %u connections open, more closed at once", s->n_conns - 1);
-		conn_close(c);
-		return;
-	}
-	peer_of(c);
-	uv_timer_start(&c->timer, timer_cb, CONTROL_TIMEOUT_MS, 0);
-	if (uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb) < 0)
-		conn_close(c);
+	char why[80];
+	snprintf(why, sizeof(why), "busy: %d control connections open; try again", CONTROL_MAX_CONNS);
+	send_reply((struct cconn *)oc, error_text(why));
 }
+
+static const struct oneshot_ops ops = {
+	.conn_size = sizeof(struct cconn),
+	.max_conns = CONTROL_MAX_CONNS,
+	.max_busy = CONTROL_MAX_BUSY,
+	.timeout_ms = CONTROL_TIMEOUT_MS,
+	.name = "control",
+	.start = start,
+	.busy = busy,
+	.buffer = buffer,
+	.input = input,
+};
 
 /* A file at path: replaced only when it is a socket no one accepts on (a
  * dnsmux that did not exit cleanly), never a live one or another file. */
@@ -314,13 +224,6 @@ static int bind_path(struct control_server *s, const struct sockaddr_un *sun, ch
 	return fd;
 }
 
-static void listener_close_cb(uv_handle_t *h)
-{
-	struct control_server *s = h->data;
-	s->listener_closed = true;
-	maybe_free_server(s);
-}
-
 int control_server_start(uv_loop_t *loop, const char *path, control_handle_fn *handle, void *arg,
 			 struct control_server **out, char *err, size_t errlen)
 {
@@ -335,7 +238,9 @@ int control_server_start(uv_loop_t *loop, const char *path, control_handle_fn *h
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	s->loop = loop;
+	s->os.loop = loop;
+	s->os.ops = &ops;
+	s->os.is_pipe = true;
 	s->handle = handle;
 	s->arg = arg;
 	memcpy(s->path, sun.sun_path, sizeof(s->path));
@@ -345,18 +250,16 @@ int control_server_start(uv_loop_t *loop, const char *path, control_handle_fn *h
 		free(s);
 		return fd;
 	}
-	uv_pipe_init(loop, &s->listener, 0);
-	s->listener.data = s;
-	r = uv_pipe_open(&s->listener, fd);
+	uv_pipe_init(loop, &s->os.listener.pipe, 0);
+	r = uv_pipe_open(&s->os.listener.pipe, fd);
 	if (r < 0)
 		close(fd); /* (not the handle's) */
 	else
-		r = uv_listen((uv_stream_t *)&s->listener, 16, connection_cb);
+		r = oneshot_listen(&s->os, 16);
 	if (r < 0) {
 		snprintf(err, errlen, "%s: %s", path, uv_strerror(r));
 		unlink(path);
-		s->is_closing = true;
-		uv_close((uv_handle_t *)&s->listener, listener_close_cb);
+		oneshot_close(&s->os);
 		return r;
 	}
 	*out = s;
@@ -366,13 +269,10 @@ int control_server_start(uv_loop_t *loop, const char *path, control_handle_fn *h
 void control_server_close(struct control_server *s)
 {
 	struct stat st;
-	if (!s || s->is_closing)
+	if (!s || s->os.is_closing)
 		return;
-	s->is_closing = true;
-	for (struct cconn *c = s->conns; c; c = c->next)
-		conn_close(c);
-	uv_close((uv_handle_t *)&s->listener, listener_close_cb);
 	/* only our own file: one put there since (by hand) stays */
 	if (stat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino && unlink(s->path) < 0)
 		log_warn(DAEMON, "control: cannot remove %s: %s", s->path, strerror(errno));
+	oneshot_close(&s->os);
 }

@@ -12,7 +12,8 @@
 #include <uv.h>
 #include "control/command.h"
 
-#define CONTROL_MAX_CONNS 16     /* at once; more are answered "busy" and closed */
+#define CONTROL_MAX_CONNS 16     /* served at once; more are answered "busy" */
+#define CONTROL_MAX_BUSY 16      /* and past those, closed at once */
 #define CONTROL_TIMEOUT_MS 5000  /* from accept to the reply written */
 #define CONTROL_SOCKET_MODE 0660 /* owner and group (doc/control.md: who may use it) */
 
