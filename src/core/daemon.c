@@ -175,19 +175,20 @@ static void start_qlog(struct daemon *d)
 		log_err(DAEMON, "query log %s: out of memory: no query log", d->qlog_path);
 }
 
-/* SIGHUP: the query log opened again (log rotation), at the new path if
- * the file names one; on or off takes a restart (the workers' rings are
- * made at start). */
-static void reopen_qlog(struct daemon *d)
+/* SIGHUP (or the control socket: why): the query log opened again (log
+ * rotation), at the new path if the file names one; on or off takes a
+ * restart (the workers' rings are made at start). */
+static void reopen_qlog(struct daemon *d, const char *why)
 {
 	const char *want = d->cfg->log_queries;
 	if (!d->qlog) {
 		if (want[0])
-			log_warn(CONFIG, "SIGHUP: log.queries: turning the query log on takes a restart");
+			log_warn(CONFIG, "%s: log.queries: turning the query log on takes a restart", why);
 		return;
 	}
 	if (!want[0])
-		log_warn(CONFIG, "SIGHUP: log.queries: turning the query log off takes a restart; still %s", d->qlog_path);
+		log_warn(CONFIG, "%s: log.queries: turning the query log off takes a restart; still %s", why,
+			 d->qlog_path);
 	else
 		snprintf(d->qlog_path, sizeof(d->qlog_path), "%s", want);
 	qlog_writer_reopen(d->qlog, d->qlog_path);
@@ -395,7 +396,7 @@ static int reload_all(struct daemon *d, const char *why, char *tls, size_t tlsle
 	reload_tls(d, why, tls, tlslen);
 	if (d->hooks)
 		r = reload_config(d, why, err, errlen);
-	reopen_qlog(d);
+	reopen_qlog(d, why);
 	return r;
 }
 

@@ -5,7 +5,8 @@ stats counters move by exactly the queries sent, summed over --threads 2;
 reload answers the new generation and the new routes answer, or a bad
 file's FILE:LINE:COL with exit 1 and the old configuration still
 answering; cache-flush of everything, of one name, of a name and below,
-each checked at an origin that counts its queries; bad commands are an
+each checked at an origin that counts its queries, and again and again
+while two workers answer from the cache; bad commands are an
 error exit; a client that sends nothing holds up nobody, and the 17th
 connection is told "busy"; the socket is 0660, a stale one is replaced and
 a live one is not; dnsmux --version names the libraries."""
@@ -23,7 +24,7 @@ import dns.rcode
 import pytest
 
 import helpers
-from conftest import DNSMUX_BIN, MARGIN, dnsmux_env, free_port, run_dnsmux, short_tmpdir, wait_until
+from conftest import DNSMUX_BIN, MARGIN, Sampler, dnsmux_env, free_port, run_dnsmux, short_tmpdir, wait_until
 from test_reload import EXAMPLE  # the zone example. with www.example. A 192.0.2.1
 
 CTL = Path(os.environ.get("DNSMUX_CTL_BIN", DNSMUX_BIN.parent / "dnsmux-ctl"))
@@ -242,6 +243,19 @@ def test_cache_flush_all_one_name_and_below(knotd_factory, dnsmux, sock_path):
     assert ask_all() == 4
     st = ctl_json(sock_path, "stats")["counters"]
     assert st["cache_misses"] == 4 + 1 + 4 + 1 + 4 and st["cache_hits"] == 4 + 3 + 4 + 0 + 3, st
+
+
+def test_cache_flush_while_two_workers_answer(knotd, dnsmux, sock_path):
+    """The flush takes the shards' locks beside the workers (ThreadSanitizer
+    runs this too): under a load of cached names, every answer stays right."""
+    d = dnsmux("--control", sock_path, "--cache", "4MiB", "--threads", 2, upstream=knotd.url("tcp"))
+    items = [("n%d.test." % (i % 50), "A") for i in range(1500)]
+    with Sampler(lambda: ctl_json(sock_path, "cache-flush", "test.")["flushed"], interval=0.05) as samp:
+        results = helpers.run_udp_load(d.port, items, clients=20, timeout=5.0)
+    flushed = [v for v in samp.values if isinstance(v, int)]
+    assert not helpers.summarize(results)
+    assert len(flushed) >= 3 and sum(flushed) > 0, samp.values
+    assert d.alive()
 
 
 def test_bad_commands(knotd, dnsmux, sock_path):
