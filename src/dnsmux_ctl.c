@@ -102,7 +102,7 @@ static int connect_to(const char *path, int timeout_s)
 static void send_all(int fd, const char *p, size_t n)
 {
 	while (n) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL); /* (a closed socket: an error, not SIGPIPE) */
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
