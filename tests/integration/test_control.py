@@ -14,6 +14,7 @@ a live one is not; dnsmux --version names the libraries."""
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -205,6 +206,13 @@ def test_reload_a_good_file_and_a_bad_one(knotd, knotd_factory, dnsmux, tmp_path
     conf.write_text(ONE_POOL.format(sock=sock_path, up=knotd.url("tcp")))
     assert ctl_json(sock_path, "reload")["generation"] == 3
     assert a_of(d.port, "www.example.")[0] != dns.rcode.NOERROR
+    d.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: ctl_json(sock_path, "status")["generation"] == 4, 5.0)
+    # a new control: path takes a restart: the socket stays where it is
+    conf.write_text(ONE_POOL.format(sock=sock_path.parent / "other.sock", up=knotd.url("tcp")))
+    assert ctl_json(sock_path, "reload")["generation"] == 5
+    assert "control: a new path takes a restart; still %s" % sock_path in d.log()
+    assert not os.path.lexists(sock_path.parent / "other.sock")
 
 
 def test_reload_without_a_file(knotd, dnsmux, sock_path):
