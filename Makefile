@@ -36,10 +36,11 @@ test:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		DNSMUX_BIN=$(CURDIR)/$(ASAN)/dnsmux DNSMUX_TEST_MARGIN=2 \
 		$(PYTEST) tests/integration
-	# ThreadSanitizer on the multi-worker tests (workers share TLS tickets and counters; a reload hands them a snapshot)
+	# ThreadSanitizer on the multi-worker tests (workers share TLS tickets and counters; a reload hands them a
+	# snapshot; the control socket reads the counters and flushes the cache beside them)
 	$(MAKE) $(TSAN)/build.ninja
-	ninja -C $(TSAN) dnsmux
-	DNSMUX_BIN=$(CURDIR)/$(TSAN)/dnsmux DNSMUX_TEST_MARGIN=3 $(PYTEST) tests/integration/test_threads.py tests/integration/test_reload.py tests/integration/test_metrics.py tests/integration/test_querylog.py
+	ninja -C $(TSAN) dnsmux dnsmux-ctl
+	DNSMUX_BIN=$(CURDIR)/$(TSAN)/dnsmux DNSMUX_TEST_MARGIN=3 $(PYTEST) tests/integration/test_threads.py tests/integration/test_reload.py tests/integration/test_metrics.py tests/integration/test_querylog.py tests/integration/test_control.py
 
 $(FUZZ)/build.ninja:
 	CC=clang meson setup $(FUZZ) --buildtype=debugoptimized -Dfuzz=true -Db_lundef=false

@@ -16,12 +16,9 @@
 #include "core/daemon.h"
 #include "core/privdrop.h"
 #include "core/systemd.h"
+#include "core/version.h"
 #include "route/route.h"
 #include "obs/log.h"
-
-#ifndef DNSMUX_VERSION
-#define DNSMUX_VERSION "0.1.0"
-#endif
 
 enum {
 	OPT_BIND_UDP = 256,
@@ -50,6 +47,7 @@ enum {
 	OPT_CHROOT,
 	OPT_ACL,
 	OPT_RATELIMIT,
+	OPT_CONTROL,
 };
 
 static const struct option long_opts[] = {
@@ -83,6 +81,7 @@ static const struct option long_opts[] = {
 	{"chroot", required_argument, NULL, OPT_CHROOT},
 	{"acl", required_argument, NULL, OPT_ACL},
 	{"ratelimit", required_argument, NULL, OPT_RATELIMIT},
+	{"control", required_argument, NULL, OPT_CONTROL},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -142,12 +141,14 @@ static void usage(FILE *f)
 	      "                            supplementary groups, no capabilities, no_new_privs\n"
 	      "      --chroot DIR          and chroot to DIR first (with --user); what a SIGHUP reads (-c FILE,\n"
 	      "                            --tls-cert, --tls-key, --ca-file) must then be at its path inside DIR\n"
+	      "      --control PATH        serve dnsmux-ctl on the unix socket PATH (status, stats, reload,\n"
+	      "                            cache-flush)\n"
 	      "  -c, --config FILE         YAML configuration (doc/config.md); the options here win\n"
 	      "      --check-config        check the configuration (with -c FILE) and exit 0, or 2\n"
 	      "  -v, --verbose             more logging (twice: debug)\n"
 	      "  -q, --quiet               warnings and errors only\n"
 	      "  -h, --help                this text\n"
-	      "  -V, --version             version\n"
+	      "  -V, --version             version, and the libraries' versions\n"
 	      "\n"
 	      "Without --listen and --upstream: listen on 127.0.0.1:53, forward over DNS-over-TLS to\n"
 	      "9.9.9.9 (dns.quad9.net) and 1.1.1.1 (cloudflare-dns.com).\n"
@@ -400,12 +401,16 @@ static struct config *build(char *err, size_t errlen)
 			parse_ratelimit(optarg, &rl);
 			has_rl = true;
 			break;
+		case OPT_CONTROL:
+			if (config_set_control(c, optarg, buf, sizeof(buf)) < 0)
+				bad("--control: %s", buf);
+			break;
 		case OPT_TRUSTED_PROXY:
 			if (config_add_trusted_proxy(c, optarg, buf, sizeof(buf)) < 0)
 				bad("--trusted-proxy: %s", buf);
 			break;
 		case 'h': usage(stdout); exit(0);
-		case 'V': printf("dnsmux %s\n", DNSMUX_VERSION); exit(0);
+		case 'V': version_print(stdout); exit(0);
 		case ':': bad("option %s needs a value", g_argv[optind - 1]);
 		default:
 			if (optopt)

@@ -507,6 +507,20 @@ int config_set_metrics(struct config *c, const char *s, char *err, size_t errlen
 	return 0;
 }
 
+int config_set_control(struct config *c, const char *s, char *err, size_t errlen)
+{
+	if (strcmp(s, "off") == 0) {
+		c->control_path[0] = '\0';
+		return 0;
+	}
+	if (!s[0] || strlen(s) >= sizeof(c->control_path)) {
+		snprintf(err, errlen, "'%s': expected a unix socket path (under %zu bytes) or off", s, sizeof(c->control_path));
+		return -EINVAL;
+	}
+	snprintf(c->control_path, sizeof(c->control_path), "%s", s);
+	return 0;
+}
+
 int config_add_trusted_proxy(struct config *c, const char *s, char *err, size_t errlen)
 {
 	if (c->n_trusted_proxies >= CONFIG_MAX_TRUSTED_PROXIES) {

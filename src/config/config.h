@@ -218,6 +218,8 @@ struct config {
 	bool has_metrics;
 	struct sockaddr_storage metrics_addr;
 	char metrics_text[80];      /* printable ADDR:PORT */
+	/* control: / --control (control/server.h); read at start only */
+	char control_path[108];     /* the unix socket's path (sun_path's size); "" when off */
 	/* log: (obs/log.h, obs/qlog.h) */
 	int log_target;             /* log.target: 1 + enum log_target; 0: not set (stderr) */
 	char log_queries[1024];     /* log.queries: the query log's path; "" when off */
@@ -302,6 +304,9 @@ int config_validate(struct config *c, char *err, size_t errlen);
 
 /** metrics: / --metrics: "ADDR:PORT" (or "off"); -EINVAL with a reason. */
 int config_set_metrics(struct config *c, const char *s, char *err, size_t errlen);
+
+/** control: / --control: a unix socket path (or "off"); -EINVAL with a reason. */
+int config_set_control(struct config *c, const char *s, char *err, size_t errlen);
 
 /** Add "IP" to the trusted proxies; -EINVAL with a reason. */
 int config_add_trusted_proxy(struct config *c, const char *s, char *err, size_t errlen);

@@ -1230,6 +1230,15 @@ static void k_metrics(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 		error_at(x, n, p, "%s", why);
 }
 
+static void k_control(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	(void)o;
+	char why[300];
+	const char *s = scalar(x, n, p, "a unix socket path");
+	if (s && config_set_control(x->c, s, why, sizeof(why)) < 0)
+		error_at(x, n, p, "%s", why);
+}
+
 static const struct key top_keys[] = {
 	KEY_UINT("threads", struct config, threads, 1, CONFIG_MAX_THREADS),
 	KEY_DURATION("timeout", struct config, timeout_ms, 10, 600000),
@@ -1247,7 +1256,7 @@ static const struct key top_keys[] = {
 	KEY_FN("cache", k_cache),
 	KEY_FN("dns64", k_dns64),
 	KEY_FN("metrics", k_metrics),
-	KEY_LATER("control", "the control socket comes with the operations work"),
+	KEY_FN("control", k_control),
 	KEY_END,
 };
 

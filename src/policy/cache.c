@@ -408,7 +408,25 @@ enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint
 	return CACHE_STORED;
 }
 
-size_t cache_flush(struct cache *c, const uint8_t *name)
+/* Is the entry's qname name (nl bytes, lower case), or with below, a name
+ * under it? The key starts with the qname, lower case, uncompressed: its
+ * label starts are walked until as many bytes as name's remain. */
+static bool flush_match(const struct entry *e, const uint8_t *name, size_t nl, bool below)
+{
+	const uint8_t *k = entry_key(e);
+	size_t kl = (size_t)e->key_len - 6; /* the qname's bytes */
+	if (!below)
+		return kl == nl && memcmp(k, name, nl) == 0;
+	for (size_t p = 0; p < kl && kl - p >= nl; p += (size_t)k[p] + 1) {
+		if (kl - p == nl)
+			return memcmp(k + p, name, nl) == 0;
+		if (k[p] == 0)
+			break;
+	}
+	return false;
+}
+
+size_t cache_flush(struct cache *c, const uint8_t *name, bool below)
 {
 	uint8_t low[KNOT_DNAME_MAXLEN];
 	size_t nl = 0, dropped = 0;
@@ -425,7 +443,7 @@ size_t cache_flush(struct cache *c, const uint8_t *name)
 		for (uint32_t b = 0; b < s->n_buckets; b++) {
 			struct entry **p = &s->buckets[b];
 			while (*p) {
-				if (!name || ((*p)->key_len == nl + 6 && memcmp(entry_key(*p), low, nl) == 0)) {
+				if (!name || flush_match(*p, low, nl, below)) {
 					drop(s, p);
 					dropped++;
 				} else {
