@@ -37,6 +37,22 @@ def test_every_option_is_in_dnsmux_8():
     assert not missing, "dnsmux --help options not described in doc/man/dnsmux.8: %s" % missing
 
 
+def test_dnsmux_ctl_8_describes_dnsmux_ctl():
+    """When dnsmux-ctl is built beside dnsmux: its options and commands."""
+    ctl = DNSMUX_BIN.parent / "dnsmux-ctl"
+    if not (ctl.is_file() and os.access(ctl, os.X_OK)):
+        pytest.skip("no dnsmux-ctl beside %s" % DNSMUX_BIN)
+    r = subprocess.run([str(ctl), "--help"], capture_output=True, text=True, timeout=15)
+    assert r.returncode == 0, r.stderr
+    words = set(re.findall(r"(?<![\w-])--?[a-zA-Z][a-z0-9-]*", r.stdout))
+    commands = r.stdout.split("Commands:", 1)[1].split("Options:", 1)[0] if "Commands:" in r.stdout else ""
+    words |= set(re.findall(r"^\s+([a-z][a-z-]+)", commands, re.M))
+    assert {"status", "stats", "reload", "cache-flush"} <= words, r.stdout
+    page = (MAN / "dnsmux-ctl.8").read_text()
+    missing = sorted(w for w in words if roff(w) not in page)
+    assert not missing, "dnsmux-ctl --help words not described in doc/man/dnsmux-ctl.8: %s" % missing
+
+
 def yaml_keys():
     src = (REPO / "src" / "config" / "yaml.c").read_text()
     keys = sorted(set(re.findall(r'\bKEY_[A-Z]+\(\s*"([a-z0-9-]+)"', src)))
