@@ -74,7 +74,8 @@ def test_keys_still_to_come_are_the_ones_yaml_c_rejects():
     recognises and rejects (KEY_LATER): once a key works, the page must
     describe it as working."""
     page = (MAN / "dnsmux.yaml.5").read_text()
-    section = page.split(".SS Keys of work still to come", 1)[1].split("\n.S", 1)[0]
+    section = page.split(".SS Keys of work still to come", 1)[1].split("\n.S", 1)[0] if (
+        ".SS Keys of work still to come" in page) else ""
     named = set(re.findall(r"([a-z0-9\\-]+):", section))
     named = {n.replace("\\-", "-") for n in named}
     assert named == set(yaml_keys("LATER")), "to come in the page: %s; KEY_LATER in yaml.c: %s" % (
