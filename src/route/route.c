@@ -20,16 +20,24 @@ static const uint8_t TAIL_LENS[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32};
 
 struct rule {
 	const struct route_conf *rc;
+	bool has_conditions; /* rc has a qtype or client condition */
 	pcre2_code *re;      /* regex rules */
 	bool is_jit;         /* re is JIT-compiled: pcre2_jit_match */
 	struct rule *next;   /* suffix rules: the next (in file order) for the same suffix */
 };
 
-struct bucket {
-	const uint8_t *suffix; /* lower-case wire form (the rule's); NULL: empty */
-	uint32_t hash;
+/* One suffix: its rules, and what find() compares on a hash match. */
+struct entry {
+	const uint8_t *suffix; /* lower-case wire form (the rule's) */
 	uint32_t len;          /* its length in bytes */
 	struct rule *rules;    /* in file order */
+};
+
+/* 8 bytes a slot, so that the probe of a name no rule has (the common
+ * case: one slot read) touches as little of the table as it can. */
+struct bucket {
+	uint32_t hash;         /* suffix_key() of the entry's suffix */
+	uint32_t ent;          /* 1 + index into entries; 0: empty */
 };
 
 /* The regexes (ascending indexes into regex_rules) whose match must end
@@ -45,8 +53,9 @@ struct tail {
 struct route_table {
 	struct bucket *buckets;  /* open addressing, mask + 1 of them */
 	uint32_t mask;
+	struct entry *entries;   /* one per distinct suffix */
+	uint32_t n_entries;
 	uint64_t depths[2];      /* bit d: some suffix rule has d labels (d < 128) */
-	unsigned max_depth;
 	struct rule *suffix_rules;
 	size_t n_suffix;
 	struct rule *regex_rules; /* file order */
@@ -122,9 +131,61 @@ static unsigned label_offsets(const uint8_t *n, uint8_t off[KNOT_DNAME_MAXLABELS
 	return k;
 }
 
-/* a (any case) and b (lower case) are the same len bytes, compared as
- * hash_bytes reads them. */
-static bool same_name(const uint8_t *a, const uint8_t *b, uint32_t len)
+/* ---- suffix hashes ----
+ * A suffix is hashed 8 bytes at a time from its end, which is the query
+ * name's end: its words are the name's last words, the same for every
+ * suffix of the name, so one walk over them serves the hashes of all the
+ * suffixes probed, shortest to longest (each word read once), then the
+ * 0-7 bytes in front of a suffix's last full word finish its hash. Each
+ * word is ORed with 0x20 in every byte: 'A'..'Z' become 'a'..'z' (and
+ * a few other bytes fall onto each other, a rare false hit that
+ * same_name() refuses), so the name needs no lower-case copy. */
+#define HASH_K 0x9e3779b97f4a7c15ull
+#define HASH_SEED 0x243f6a8885a308d3ull
+#define FOLD_HASH 0x2020202020202020ull
+
+/* h continued with the words of name n (len bytes) from its end, 8 bytes
+ * at a time from *rolled bytes (a multiple of 8) on, until the suffix of
+ * slen bytes has no whole word left; *rolled: the bytes taken. */
+static inline __attribute__((always_inline)) uint64_t roll(uint64_t h, const uint8_t *n, unsigned len,
+							   unsigned slen, unsigned *rolled)
+{
+	unsigned done = *rolled;
+	for (; done + 8 <= slen; done += 8)
+		h = (h ^ (load8(n + len - 8 - done) | FOLD_HASH)) * HASH_K;
+	*rolled = done;
+	return h;
+}
+
+/* The key of the suffix of slen bytes of name n (len bytes), from h with
+ * its whole words rolled in: the slen % 8 bytes in front of them (read
+ * without touching a byte outside the name) and the length finish it. */
+static inline __attribute__((always_inline)) uint32_t finish(uint64_t h, const uint8_t *n, unsigned len,
+							     unsigned slen)
+{
+	unsigned r = slen % 8, from = len - slen;
+	uint64_t w = 0;
+	if (r && from + r >= 8)
+		w = load8(n + from + r - 8) >> (64 - 8 * r);
+	else if (r && len >= 8)
+		w = (load8(n) >> (8 * from)) & ((1ull << (8 * r)) - 1);
+	else
+		for (unsigned i = 0; i < r; i++) /* a name of under 8 bytes */
+			w |= (uint64_t)n[from + i] << (8 * i);
+	h = (h ^ (w | FOLD_HASH) ^ slen) * HASH_K;
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+/* A whole wire name's (len bytes) hash, as the lookup makes it. */
+static uint32_t suffix_hash(const uint8_t *n, unsigned len)
+{
+	unsigned rolled = 0;
+	return finish(roll(HASH_SEED, n, len, len, &rolled), n, len, len);
+}
+
+/* a (any case) and b (lower case) are the same len bytes, as case-blind
+ * DNS compares them. */
+static bool same_folded(const uint8_t *a, const uint8_t *b, uint32_t len)
 {
 	if (len < 8) {
 		uint64_t wa = 0, wb = 0;
@@ -141,20 +202,37 @@ static bool same_name(const uint8_t *a, const uint8_t *b, uint32_t len)
 	return !(diff | (fold8(load8(a + len - 8)) ^ load8(b + len - 8)));
 }
 
-/* The bucket of suffix n (any case, len bytes, hash h), or the empty one
- * where it would go. */
+/* The same, trying the bytes as they are first: most names are asked in
+ * lower case. */
+static bool same_name(const uint8_t *a, const uint8_t *b, uint32_t len)
+{
+	if (len >= 8) {
+		uint64_t diff = load8(a + len - 8) ^ load8(b + len - 8);
+		for (uint32_t i = 0; i + 8 <= len; i += 8)
+			diff |= load8(a + i) ^ load8(b + i);
+		if (!diff)
+			return true;
+	}
+	return same_folded(a, b, len);
+}
+
+/* The slot of suffix n (any case, len bytes, key h): its entry's, or the
+ * empty one where it would go (building the table; probe() is the
+ * lookup's). */
 static struct bucket *find(const struct route_table *t, const uint8_t *n, uint32_t len, uint32_t h)
 {
 	for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
 		struct bucket *b = &t->buckets[i];
-		if (!b->suffix)
+		if (!b->ent)
 			return b;
-		if (b->hash == h && b->len == len && same_name(n, b->suffix, len))
+		const struct entry *e = &t->entries[b->ent - 1];
+		if (b->hash == h && e->len == len && same_name(n, e->suffix, len))
 			return b;
 	}
 }
 
-static bool conditions_hold(const struct route_conf *rc, uint16_t qtype, const struct sockaddr *client)
+static __attribute__((noinline)) bool conditions_hold(const struct route_conf *rc, uint16_t qtype,
+						      const struct sockaddr *client)
 {
 	if (rc->n_qtypes) {
 		bool any = false;
@@ -169,7 +247,7 @@ static bool conditions_hold(const struct route_conf *rc, uint16_t qtype, const s
 static struct rule *first_that_holds(struct rule *r, uint16_t qtype, const struct sockaddr *client)
 {
 	for (; r; r = r->next)
-		if (conditions_hold(r->rc, qtype, client))
+		if (!r->has_conditions || conditions_hold(r->rc, qtype, client))
 			return r;
 	return NULL;
 }
@@ -339,6 +417,7 @@ static int add_regex(struct route_table *t, const struct route_conf *rc, char *e
 	int code;
 	PCRE2_SIZE off;
 	r->rc = rc;
+	r->has_conditions = rc->n_qtypes || rc->clients;
 	r->re = pcre2_compile((PCRE2_SPTR)rc->regex, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS, &code, &off, NULL);
 	if (!r->re) {
 		snprintf(err, errlen, "route at line %u: regex '%s' does not compile", rc->line, rc->regex);
@@ -354,21 +433,22 @@ static void add_suffix(struct route_table *t, const struct route_conf *rc, struc
 	struct rule *r = &t->suffix_rules[t->n_suffix++];
 	uint8_t off[KNOT_DNAME_MAXLABELS];
 	unsigned k = label_offsets(rc->suffix, off);
-	uint32_t len = (uint32_t)knot_dname_size(rc->suffix), h = hash_bytes(rc->suffix, len);
+	uint32_t len = (uint32_t)knot_dname_size(rc->suffix), h = suffix_hash(rc->suffix, len);
 	r->rc = rc;
+	r->has_conditions = rc->n_qtypes || rc->clients;
 	t->depths[k / 64] |= 1ull << (k % 64);
-	if (k > t->max_depth)
-		t->max_depth = k;
 	struct bucket *b = find(t, rc->suffix, len, h);
-	if (!b->suffix) {
-		b->suffix = rc->suffix;
+	if (!b->ent) {
+		struct entry *e = &t->entries[t->n_entries++];
+		e->suffix = rc->suffix;
+		e->len = len;
+		e->rules = r;
 		b->hash = h;
-		b->len = len;
-		b->rules = r;
+		b->ent = t->n_entries;
 	} else {
-		tails[b - t->buckets]->next = r;
+		tails[b->ent - 1]->next = r;
 	}
-	tails[b - t->buckets] = r;
+	tails[b->ent - 1] = r;
 }
 
 struct route_table *route_table_new(const struct config *c, char *err, size_t errlen)
@@ -393,12 +473,13 @@ struct route_table *route_table_new(const struct config *c, char *err, size_t er
 		size *= 2;
 	t->mask = size - 1;
 	t->buckets = calloc(size, sizeof(*t->buckets));
+	t->entries = calloc(n_s + 1, sizeof(*t->entries));
 	t->suffix_rules = calloc(n_s + 1, sizeof(struct rule));
 	t->regex_rules = calloc(n_r + 1, sizeof(struct rule));
 	t->root_rules = calloc(n_root + 1, sizeof(struct rule));
 	/* file order is kept within each kind; a suffix's rules chain in it */
-	tails = calloc(size, sizeof(*tails));
-	if (!t->buckets || !t->suffix_rules || !t->regex_rules || !t->root_rules || !tails)
+	tails = calloc(n_s + 1, sizeof(*tails)); /* by entry */
+	if (!t->buckets || !t->entries || !t->suffix_rules || !t->regex_rules || !t->root_rules || !tails)
 		goto nomem;
 	for (size_t i = 0; i < c->n_routes; i++) {
 		const struct route_conf *rc = &c->routes[i];
@@ -408,6 +489,7 @@ struct route_table *route_table_new(const struct config *c, char *err, size_t er
 		} else if (rc->suffix[0] == 0) {
 			struct rule *r = &t->root_rules[t->n_root];
 			r->rc = rc;
+			r->has_conditions = rc->n_qtypes || rc->clients;
 			if (t->n_root)
 				t->root_rules[t->n_root - 1].next = r;
 			t->n_root++;
@@ -438,6 +520,7 @@ void route_table_free(struct route_table *t)
 	free(t->tails);
 	free(t->untailed);
 	free(t->buckets);
+	free(t->entries);
 	free(t->suffix_rules);
 	free(t->regex_rules);
 	free(t->root_rules);
@@ -471,30 +554,69 @@ struct qname {
 	const uint8_t *wire;    /* any case */
 	uint32_t len;           /* wire length */
 	unsigned k;             /* labels (the root not counted) */
-	uint8_t off[KNOT_DNAME_MAXLABELS];
+	const uint8_t *off;     /* where each starts (route_lookup's) */
 	char text[KNOT_DNAME_TXT_MAXLEN + 1]; /* lower case, final dot; made when a regex runs */
 	size_t text_len;
 	bool has_text;
 };
 
-static const struct rule *lookup_suffix(const struct route_table *t, const struct qname *q, uint16_t qtype,
-					const struct sockaddr *client)
+/* Slot i's entry holds suffix n (any case, len bytes): its first rule
+ * whose conditions hold, or NULL, in *r; false: another suffix (a hash
+ * collision), probe on. Out of line: the probe loop stays small. */
+static __attribute__((noinline)) bool entry_hit(const struct route_table *t, uint32_t ent, const uint8_t *n,
+						uint32_t len, uint16_t qtype, const struct sockaddr *client,
+						const struct rule **r)
 {
-	unsigned stop = q->k > t->max_depth ? q->k - t->max_depth : 0;
-	/* longest first: from the deepest label count a rule has, to 1; only
-	 * the label counts some rule has are hashed and probed */
-	for (unsigned i = stop; i < q->k; i++) {
-		unsigned d = q->k - i;
-		if (!(t->depths[d / 64] & (1ull << (d % 64))))
-			continue;
-		const uint8_t *n = q->wire + q->off[i];
-		uint32_t len = q->len - q->off[i];
-		struct bucket *b = find(t, n, len, hash_bytes(n, len));
-		const struct rule *r = b->suffix ? first_that_holds(b->rules, qtype, client) : NULL;
-		if (r)
-			return r;
+	const struct entry *e = &t->entries[ent - 1];
+	if (e->len != len || !same_name(n, e->suffix, len))
+		return false;
+	*r = first_that_holds(e->rules, qtype, client);
+	return true;
+}
+
+/* The suffix of slen bytes of name n (len bytes): its rule (kept in
+ * *best if one holds) when the table has it. *h and *rolled: the hash so
+ * far, continued (roll) from the shorter suffix probed before. */
+static inline __attribute__((always_inline)) void probe(const struct route_table *t, const uint8_t *n,
+							unsigned len, unsigned slen, uint64_t *h, unsigned *rolled,
+							uint16_t qtype, const struct sockaddr *client,
+							const struct rule **best)
+{
+	*h = roll(*h, n, len, slen, rolled);
+	uint32_t key = finish(*h, n, len, slen);
+	for (uint32_t i = key & t->mask;; i = (i + 1) & t->mask) {
+		struct bucket b = t->buckets[i];
+		const struct rule *r = NULL;
+		if (!b.ent)
+			return;
+		if (b.hash == key && entry_hit(t, b.ent, n + len - slen, slen, qtype, client, &r)) {
+			*best = r ? r : *best;
+			return;
+		}
 	}
-	return NULL;
+}
+
+/* The rule of the longest of name n's suffixes in the table with one whose
+ * conditions hold (n: len bytes, k labels starting at off[]). Only the
+ * label counts some rule has are probed, shortest to longest, each
+ * suffix's hash continuing the shorter one's words: the last rule kept is
+ * the longest's. (Scalars, not struct qname: a store through uint8_t *
+ * would make the compiler reload a struct's fields.) */
+static const struct rule *lookup_suffix(const struct route_table *t, const uint8_t *n, unsigned len,
+					const uint8_t *off, unsigned k, uint16_t qtype, const struct sockaddr *client)
+{
+	uint64_t h = HASH_SEED;
+	unsigned rolled = 0;
+	const struct rule *best = NULL;
+	/* the label counts 1..k some rule has */
+	for (uint64_t bits = t->depths[0] & (k < 63 ? (2ull << k) - 1 : ~0ull); bits; bits &= bits - 1)
+		probe(t, n, len, len - off[k - (unsigned)__builtin_ctzll(bits)], &h, &rolled, qtype, client, &best);
+	if (k < 64 || !t->depths[1])
+		return best;
+	for (uint64_t bits = t->depths[1] & (k < 127 ? (2ull << (k - 64)) - 1 : ~0ull); bits; bits &= bits - 1)
+		probe(t, n, len, len - off[k - 64 - (unsigned)__builtin_ctzll(bits)], &h, &rolled, qtype, client,
+		      &best);
+	return best;
 }
 
 /* q's text form, lower case, as knot_dname_to_str writes it (then lower
@@ -611,11 +733,20 @@ static bool regex_matches(const struct rule *r, struct route_scratch *s, const s
 }
 
 /* The first regex rule in file order that matches and whose conditions
- * hold, among the untailed ones and those listed under a tail q ends with:
- * a merge of those ascending lists. */
-static const struct rule *lookup_regex(const struct route_table *t, struct route_scratch *s, struct qname *q,
-				       uint16_t qtype, const struct sockaddr *client)
+ * hold, among the untailed ones and those listed under a tail the name
+ * ends with: a merge of those ascending lists. Off the common path: here
+ * is the room for the text form. */
+static __attribute__((noinline)) const struct rule *lookup_regex(const struct route_table *t,
+								 struct route_scratch *s, const uint8_t *n,
+								 unsigned len, const uint8_t *off, unsigned k,
+								 uint16_t qtype, const struct sockaddr *client)
 {
+	struct qname qn, *q = &qn;
+	qn.wire = n;
+	qn.len = len;
+	qn.k = k;
+	qn.off = off;
+	qn.has_text = false;
 	const struct tail *hits[sizeof(TAIL_LENS)];
 	const uint32_t *list[sizeof(TAIL_LENS) + 1];
 	uint32_t left[sizeof(TAIL_LENS) + 1];
@@ -645,16 +776,16 @@ static const struct rule *lookup_regex(const struct route_table *t, struct route
 int route_lookup(const struct route_table *t, struct route_scratch *s, const uint8_t *qname, uint16_t qtype,
 		 const struct sockaddr *client, const struct route_conf **route)
 {
-	struct qname q;
-	q.wire = qname;
-	q.has_text = false;
-	q.k = label_offsets(qname, q.off);
-	q.len = q.k ? q.off[q.k - 1] + qname[q.off[q.k - 1]] + 2u : 1u;
+	uint8_t off[KNOT_DNAME_MAXLABELS];
+	unsigned k = 0, o = 0;
+	for (unsigned c; (c = qname[o]); o += c + 1u)
+		off[k++] = (uint8_t)o;
+	unsigned len = o + 1;
 	const struct rule *hit = NULL;
 	if (t->n_suffix)
-		hit = lookup_suffix(t, &q, qtype, client);
+		hit = lookup_suffix(t, qname, len, off, k, qtype, client);
 	if (!hit && t->n_regex)
-		hit = lookup_regex(t, s, &q, qtype, client);
+		hit = lookup_regex(t, s, qname, len, off, k, qtype, client);
 	if (!hit && t->n_root)
 		hit = first_that_holds(t->root_rules, qtype, client);
 	if (!hit)
