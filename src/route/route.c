@@ -66,6 +66,8 @@ struct route_table {
 	unsigned tail_max;       /* the longest tail */
 	uint64_t last8[16];      /* bit (mix of a tail's last 8 bytes) >> 54: some tail ends so */
 	bool has_short_tail;     /* a tail under 8 bytes: no last8 filter */
+	uint64_t tail_keys[4];   /* bit key >> 24: some tail ends ".L." with suffix_hash("L.") == key */
+	bool has_unkeyed_tail;   /* a tail that may end a text without that form: no tail_keys filter */
 	uint32_t *untailed;      /* indexes of the regexes without a tail, ascending */
 	uint32_t n_untailed;
 	struct rule *root_rules;  /* "suffix: .", file order */
@@ -157,22 +159,29 @@ static inline __attribute__((always_inline)) uint64_t roll(uint64_t h, const uin
 	return h;
 }
 
+/* The r bytes n[from..from + r) (r <= 8) of a name of len bytes as a
+ * little-endian word, zero above, read without touching a byte outside
+ * the name: the 8 bytes that end where they end, or the name's first 8. */
+static inline __attribute__((always_inline)) uint64_t bytes_at(const uint8_t *n, unsigned from, unsigned r,
+							       unsigned len)
+{
+	uint64_t w = 0;
+	if (r && from + r >= 8)
+		return load8(n + from + r - 8) >> (64 - 8 * r);
+	if (r && len >= 8)
+		return (load8(n) >> (8 * from)) & ((1ull << (8 * r)) - 1);
+	for (unsigned i = 0; i < r; i++) /* a name of under 8 bytes */
+		w |= (uint64_t)n[from + i] << (8 * i);
+	return w;
+}
+
 /* The key of the suffix of slen bytes of name n (len bytes), from h with
  * its whole words rolled in: the slen % 8 bytes in front of them (read
  * without touching a byte outside the name) and the length finish it. */
 static inline __attribute__((always_inline)) uint32_t finish(uint64_t h, const uint8_t *n, unsigned len,
 							     unsigned slen)
 {
-	unsigned r = slen % 8, from = len - slen;
-	uint64_t w = 0;
-	if (r && from + r >= 8)
-		w = load8(n + from + r - 8) >> (64 - 8 * r);
-	else if (r && len >= 8)
-		w = (load8(n) >> (8 * from)) & ((1ull << (8 * r)) - 1);
-	else
-		for (unsigned i = 0; i < r; i++) /* a name of under 8 bytes */
-			w |= (uint64_t)n[from + i] << (8 * i);
-	h = (h ^ (w | FOLD_HASH) ^ slen) * HASH_K;
+	h = (h ^ (bytes_at(n, len - slen, slen % 8, len) | FOLD_HASH) ^ slen) * HASH_K;
 	return (uint32_t)(h ^ (h >> 32));
 }
 
@@ -275,14 +284,15 @@ static size_t skip_class(const char *p, size_t i)
 }
 
 /* The literal text every match of regex p must end with (lower case, into
- * out, at most TAIL_MAX bytes kept: the last ones), or 0 when there is none
+ * out, cut to the longest of TAIL_LENS it holds: its last bytes; and into
+ * whole, uncut but for TAIL_MAX, *whole_len bytes), or 0 when there is none
  * this reader is sure of. Sure means: p ends with an unescaped '$' right
  * after a run of plain literals (letters, digits, '-', '_', escaped
  * punctuation) that no quantifier follows, and p has no alternation, no
  * (?...) or (*...) (options such as x change what the text means) and no
  * \Q. The subject never holds a newline (knot_dname_to_str escapes it), so
  * '$' is its end. Anything else: 0, and the regex is tried for every name. */
-static size_t literal_tail(const char *p, char out[TAIL_MAX])
+static size_t literal_tail(const char *p, char out[TAIL_MAX], char whole[TAIL_MAX], size_t *whole_len)
 {
 	size_t len = strlen(p), i = 0, run = 0;
 	char buf[TAIL_MAX];
@@ -325,6 +335,9 @@ static size_t literal_tail(const char *p, char out[TAIL_MAX])
 			cut = TAIL_LENS[j];
 	for (size_t j = 0; j < cut; j++)
 		out[j] = buf[(run - cut + j) % TAIL_MAX];
+	for (size_t j = 0; j < keep; j++)
+		whole[j] = buf[(run - keep + j) % TAIL_MAX];
+	*whole_len = keep;
 	return cut;
 }
 
@@ -342,6 +355,38 @@ static unsigned last8_bit(uint64_t w)
 	return (unsigned)((w * 0x9e3779b97f4a7c15ull) >> 54);
 }
 
+/* A tail "X.L." (L a last label of plain characters) can end the text of
+ * a name only if the name's last label is L (case aside), or holds a dot
+ * of its own: libknot writes a dot inside a label as "\." and every other
+ * byte it escapes with a backslash, so the ".L" before the final dot is
+ * either the label boundary and L itself, or a "\." and the bytes after
+ * a '.' in the last label. The wire form of "L." is then hashed as a
+ * suffix is; 1 with *key, or 0 when the tail cannot end any text (every
+ * text ends with '.'), or -1 when it has another form (no dot before L, an
+ * empty L, a character libknot escapes). */
+static int tail_key(const struct route_table *t, const char *text, size_t len, uint32_t *key)
+{
+	if (text[len - 1] != '.')
+		return 0;
+	size_t from = len - 1;
+	while (from > 0 && text[from - 1] != '.')
+		from--;
+	if (from == 0 || from == len - 1)
+		return -1;
+	uint8_t wire[TAIL_MAX + 2];
+	size_t n = len - 1 - from;
+	wire[0] = (uint8_t)n;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = (uint8_t)text[from + i];
+		if (!t->plain[c] || c == '.')
+			return -1;
+		wire[1 + i] = c;
+	}
+	wire[1 + n] = 0;
+	*key = suffix_hash(wire, (unsigned)n + 2);
+	return 1;
+}
+
 /* The tail index over the compiled regex rules: each regex with a tail is
  * listed under it, the others in untailed. */
 static int build_tails(struct route_table *t)
@@ -355,8 +400,8 @@ static int build_tails(struct route_table *t)
 	if (!t->tails || !t->untailed)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < t->n_regex; i++) {
-		char text[TAIL_MAX];
-		size_t len = literal_tail(t->regex_rules[i].rc->regex, text);
+		char text[TAIL_MAX], whole[TAIL_MAX];
+		size_t whole_len, len = literal_tail(t->regex_rules[i].rc->regex, text, whole, &whole_len);
 		if (!len) {
 			t->untailed[t->n_untailed++] = i;
 			continue;
@@ -374,6 +419,12 @@ static int build_tails(struct route_table *t)
 		idx[x->n++] = i;
 		x->idx = idx;
 		t->tail_lens |= 1ull << len;
+		uint32_t key;
+		int kind = tail_key(t, whole, whole_len, &key);
+		if (kind > 0)
+			t->tail_keys[(key >> 24) / 64] |= 1ull << ((key >> 24) % 64);
+		else if (kind < 0)
+			t->has_unkeyed_tail = true;
 		if (len < 8) {
 			t->has_short_tail = true;
 		} else {
@@ -732,6 +783,38 @@ static bool regex_matches(const struct rule *r, struct route_scratch *s, const s
 	return pcre2_match(r->re, (PCRE2_SPTR)q->text, q->text_len, 0, 0, s->md, NULL) >= 0;
 }
 
+/* Whether some byte of n[from..to) (inside a name of len bytes) is '.'. */
+static bool has_dot(const uint8_t *n, unsigned from, unsigned to, unsigned len)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t zero = 0;
+	for (; to - from > 8; from += 8) {
+		uint64_t x = load8(n + from) ^ ('.' * ones);
+		zero |= (x - ones) & ~x & high;
+	}
+	/* the bytes above the last ones read are 0 here, not '.' */
+	uint64_t x = bytes_at(n, from, to - from, len) ^ ('.' * ones);
+	return zero | ((x - ones) & ~x & high);
+}
+
+/* Whether a regex tail may end the text of name n (len bytes, k labels at
+ * off[]): when every tail has a key (tail_key), only a name whose last
+ * label has one of theirs, or holds a dot, may. Two words read for most
+ * names, no text made. */
+static bool tails_may_end(const struct route_table *t, const uint8_t *n, unsigned len, const uint8_t *off,
+			  unsigned k)
+{
+	if (t->has_unkeyed_tail)
+		return true;
+	if (!k)
+		return false; /* "." */
+	unsigned slen = len - off[k - 1], rolled = 0;
+	if (has_dot(n, off[k - 1] + 1, len - 1, len))
+		return true;
+	uint32_t key = finish(roll(HASH_SEED, n, len, slen, &rolled), n, len, slen);
+	return t->tail_keys[(key >> 24) / 64] & (1ull << ((key >> 24) % 64));
+}
+
 /* The first regex rule in file order that matches and whose conditions
  * hold, among the untailed ones and those listed under a tail the name
  * ends with: a merge of those ascending lists. Off the common path: here
@@ -739,7 +822,8 @@ static bool regex_matches(const struct rule *r, struct route_scratch *s, const s
 static __attribute__((noinline)) const struct rule *lookup_regex(const struct route_table *t,
 								 struct route_scratch *s, const uint8_t *n,
 								 unsigned len, const uint8_t *off, unsigned k,
-								 uint16_t qtype, const struct sockaddr *client)
+								 bool try_tails, uint16_t qtype,
+								 const struct sockaddr *client)
 {
 	struct qname qn, *q = &qn;
 	qn.wire = n;
@@ -750,7 +834,7 @@ static __attribute__((noinline)) const struct rule *lookup_regex(const struct ro
 	const struct tail *hits[sizeof(TAIL_LENS)];
 	const uint32_t *list[sizeof(TAIL_LENS) + 1];
 	uint32_t left[sizeof(TAIL_LENS) + 1];
-	unsigned nl = t->tail_lens ? matching_tails(t, q, hits) : 0;
+	unsigned nl = try_tails ? matching_tails(t, q, hits) : 0;
 	for (unsigned i = 0; i < nl; i++) {
 		list[i] = hits[i]->idx;
 		left[i] = hits[i]->n;
@@ -784,8 +868,11 @@ int route_lookup(const struct route_table *t, struct route_scratch *s, const uin
 	const struct rule *hit = NULL;
 	if (t->n_suffix)
 		hit = lookup_suffix(t, qname, len, off, k, qtype, client);
-	if (!hit && t->n_regex)
-		hit = lookup_regex(t, s, qname, len, off, k, qtype, client);
+	if (!hit && t->n_regex) {
+		bool try_tails = t->tail_lens && tails_may_end(t, qname, len, off, k);
+		if (try_tails || t->n_untailed)
+			hit = lookup_regex(t, s, qname, len, off, k, try_tails, qtype, client);
+	}
 	if (!hit && t->n_root)
 		hit = first_that_holds(t->root_rules, qtype, client);
 	if (!hit)

@@ -264,6 +264,65 @@ static void suffix_depths(void **state)
 	route_table_free(t);
 }
 
+/* The filter in front of the tail index: a name tries the tailed regexes
+ * only if its last label is the one a tail ends with (".L."), in any case,
+ * or holds a dot itself (libknot writes it "\."), whatever the tail's
+ * length; a tail of another form turns the filter off. */
+static void regex_tail_keys(void **state)
+{
+	(void)state;
+	load(POOLS "routes:\n"
+		   "  - {regex: '\\.example\\.$', pool: a}\n"
+		   "  - {regex: '^[ab]*\\.shard1\\.longtldname\\.$', pool: b}\n"
+		   "  - {regex: 'never$', pool: c}\n"); /* the text always ends with '.' */
+	char err[256];
+	struct route_table *t = route_table_new(&cfg, err, sizeof(err));
+	assert_non_null(t);
+	struct route_scratch *s = route_scratch_new(t);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	uint8_t dn[KNOT_DNAME_MAXLEN];
+	assert_int_equal(lookup(t, s, "www.example.", 1, NULL), 0);
+	assert_int_equal(lookup(t, s, "WWW.EXAMPLE.", 1, NULL), 0);
+	assert_int_equal(lookup(t, s, "www.xexample.", 1, NULL), -1);
+	assert_int_equal(lookup(t, s, "example.", 1, NULL), -1);
+	assert_int_equal(lookup(t, s, "ab.shard1.LongTLDName.", 1, NULL), 1);
+	assert_int_equal(lookup(t, s, "ab.shard1.longtldnames.", 1, NULL), -1);
+	assert_int_equal(lookup(t, s, "never.", 1, NULL), -1);
+	assert_int_equal(lookup(t, s, ".", 1, NULL), -1);
+	/* one last label "foo.example": the text "foo\.example." ends with ".example." */
+	memcpy(dn, "\x0b" "foo.example\x00", 13);
+	assert_int_equal(route_lookup(t, s, dn, 1, (struct sockaddr *)&a, NULL), 0);
+	/* a dot in a longer last label, "a.b.c.example" */
+	memcpy(dn, "\x01x\x0d" "a.b.c.example\x00", 17);
+	assert_int_equal(route_lookup(t, s, dn, 1, (struct sockaddr *)&a, NULL), 0);
+	memcpy(dn, "\x01x\x0d" "a.b.c.exampld\x00", 17);
+	assert_int_equal(route_lookup(t, s, dn, 1, (struct sockaddr *)&a, NULL), -1);
+	route_scratch_free(s);
+	route_table_free(t);
+	/* "ample." has no dot before its last label, "a\\$" is the text of the
+	 * label "a$": no filter, still found */
+	load(POOLS "routes:\n"
+		   "  - {regex: '\\.example\\.$', pool: a}\n"
+		   "  - {regex: '[0-9]ample\\.$', pool: b}\n"
+		   "  - {regex: '\\.a\\\\\\$\\.$', pool: c}\n");
+	t = route_table_new(&cfg, err, sizeof(err));
+	s = route_scratch_new(t);
+	assert_int_equal(lookup(t, s, "www.example.", 1, NULL), 0);
+	assert_int_equal(lookup(t, s, "www.x1ample.", 1, NULL), 1);
+	assert_int_equal(lookup(t, s, "www.xample.", 1, NULL), -1);
+	memcpy(dn, "\x01x\x02" "a$\x00", 6);
+	assert_int_equal(route_lookup(t, s, dn, 1, (struct sockaddr *)&a, NULL), 2);
+	route_scratch_free(s);
+	route_table_free(t);
+	load(POOLS "routes:\n"
+		   "  - {regex: '\\.a\\\\\\$\\.$', pool: c}\n");
+	t = route_table_new(&cfg, err, sizeof(err));
+	s = route_scratch_new(t);
+	assert_int_equal(route_lookup(t, s, dn, 1, (struct sockaddr *)&a, NULL), 2);
+	route_scratch_free(s);
+	route_table_free(t);
+}
+
 /* ---- route_lookup against a plain reading of CONFIG.md ---- */
 
 /* The rule route_lookup must give, found the slow way: every suffix rule
@@ -332,8 +391,9 @@ static const char *const WORDS[] = {"a", "b", "ab", "q", "x-1", "test", "example
 				    "longlabel-0123456789", "seven77", "eight888"};
 #define N_WORDS (sizeof(WORDS) / sizeof(WORDS[0]))
 
-/* A random name: labels from WORDS in random case, or random bytes among
- * those libknot escapes ('.', '\\', 0x01, 0xc3 ...), or long ones. */
+/* A random name: labels from WORDS in random case (or two of them joined
+ * by a '.' inside the label), or random bytes among those libknot escapes
+ * ('.', '\\', 0x01, 0xc3 ...), or long ones. */
 static void random_name(uint64_t *seed, uint8_t dn[KNOT_DNAME_MAXLEN])
 {
 	static const uint8_t odd[] = {'.', '\\', 1, 0xc3, '_', '*', '/', '$', 'A', 'z', '0', '9', '-', 0x0e, 0x2e + 0x20};
@@ -342,7 +402,12 @@ static void random_name(uint64_t *seed, uint8_t dn[KNOT_DNAME_MAXLEN])
 		unsigned kind = xr_below(seed, 10), len;
 		uint8_t lab[63];
 		if (kind < 7) {
-			const char *w = WORDS[xr_below(seed, N_WORDS)];
+			char w[48];
+			/* now and then one label "word.word": its text "word\.word" */
+			if (kind == 6)
+				snprintf(w, sizeof(w), "%s.%s", WORDS[xr_below(seed, N_WORDS)], WORDS[xr_below(seed, N_WORDS)]);
+			else
+				snprintf(w, sizeof(w), "%s", WORDS[xr_below(seed, N_WORDS)]);
 			len = (unsigned)strlen(w);
 			for (unsigned j = 0; j < len; j++)
 				lab[j] = (uint8_t)(xr_below(seed, 3) == 0 && w[j] >= 'a' ? w[j] - 'a' + 'A' : w[j]);
@@ -558,6 +623,7 @@ int main(void)
 		cmocka_unit_test(regex_conditions),
 		cmocka_unit_test(regex_text_form),
 		cmocka_unit_test(suffix_depths),
+		cmocka_unit_test(regex_tail_keys),
 		cmocka_unit_test(lookup_as_reference),
 		cmocka_unit_test(policies_distribution),
 		cmocka_unit_test(health_probe_states),
