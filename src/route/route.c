@@ -66,7 +66,7 @@ struct route_table {
 	unsigned tail_max;       /* the longest tail */
 	uint64_t last8[16];      /* bit (mix of a tail's last 8 bytes) >> 54: some tail ends so */
 	bool has_short_tail;     /* a tail under 8 bytes: no last8 filter */
-	uint64_t tail_keys[4];   /* bit key >> 24: some tail ends ".L." with suffix_hash("L.") == key */
+	uint64_t tail_keys[4];   /* bit tail_bit(the last 8 bytes of "L."): some tail ends ".L." */
 	bool has_unkeyed_tail;   /* a tail that may end a text without that form: no tail_keys filter */
 	uint32_t *untailed;      /* indexes of the regexes without a tail, ascending */
 	uint32_t n_untailed;
@@ -164,10 +164,12 @@ static unsigned label_offsets(const uint8_t *n, uint8_t off[KNOT_DNAME_MAXLABELS
 static inline __attribute__((always_inline)) uint64_t roll(uint64_t h, const uint8_t *n, unsigned len,
 							   unsigned slen, unsigned *rolled)
 {
-	unsigned done = *rolled;
-	for (; done + 8 <= slen; done += 8)
-		h = (h ^ (load8(n + len - 8 - done) | FOLD_HASH)) * HASH_K;
-	*rolled = done;
+	const uint8_t *p = n + len - *rolled, *front = n + len - slen;
+	while (p - front >= 8) {
+		p -= 8;
+		h = (h ^ (load8(p) | FOLD_HASH)) * HASH_K;
+	}
+	*rolled = (unsigned)(n + len - p);
 	return h;
 }
 
@@ -187,13 +189,19 @@ static inline __attribute__((always_inline)) uint64_t bytes_at(const uint8_t *n,
 	return w;
 }
 
+/* The low r bytes of a word (r < 8). */
+static const uint64_t LOW_BYTES[8] = {0, 0xff, 0xffff, 0xffffff, 0xffffffff, 0xffffffffffull, 0xffffffffffffull,
+				      0xffffffffffffffull};
+
 /* The key of the suffix of slen bytes of name n (len bytes), from h with
- * its whole words rolled in: the slen % 8 bytes in front of them (read
- * without touching a byte outside the name) and the length finish it. */
+ * its whole words rolled in: the slen % 8 bytes in front of them and the
+ * length finish it. A suffix of 8 bytes or more has its first 8 inside the
+ * name; a shorter one is read as bytes_at() reads. */
 static inline __attribute__((always_inline)) uint32_t finish(uint64_t h, const uint8_t *n, unsigned len,
 							     unsigned slen)
 {
-	return hash_key((h ^ (bytes_at(n, len - slen, slen % 8, len) | FOLD_HASH) ^ slen) * HASH_K);
+	uint64_t w = slen >= 8 ? load8(n + len - slen) & LOW_BYTES[slen % 8] : bytes_at(n, len - slen, slen, len);
+	return hash_key((h ^ (w | FOLD_HASH) ^ slen) * HASH_K);
 }
 
 /* A whole wire name's (len bytes) hash, as the lookup makes it. */
@@ -371,10 +379,16 @@ static unsigned last8_bit(uint64_t w)
  * of its own: libknot writes a dot inside a label as "\." and every other
  * byte it escapes with a backslash, so the ".L" before the final dot is
  * either the label boundary and L itself, or a "\." and the bytes after
- * a '.' in the last label. The wire form of "L." is then hashed as a
- * suffix is; 1 with *key, or 0 when the tail cannot end any text (every
+ * a '.' in the last label. The last 8 bytes of the wire form of "L." (all
+ * of them when fewer) pick a bit of tail_keys; 1 with that bit in *key, or
+ * 0 when the tail cannot end any text (every
  * text ends with '.'), or -1 when it has another form (no dot before L, an
  * empty L, a character libknot escapes). */
+static unsigned tail_bit(uint64_t w)
+{
+	return (unsigned)(((w | FOLD_HASH) * HASH_K) >> 56);
+}
+
 static int tail_key(const struct route_table *t, const char *text, size_t len, uint32_t *key)
 {
 	if (text[len - 1] != '.')
@@ -394,7 +408,8 @@ static int tail_key(const struct route_table *t, const char *text, size_t len, u
 		wire[1 + i] = c;
 	}
 	wire[1 + n] = 0;
-	*key = suffix_hash(wire, (unsigned)n + 2);
+	unsigned wlen = (unsigned)n + 2, m = wlen < 8 ? wlen : 8;
+	*key = tail_bit(bytes_at(wire, wlen - m, m, wlen));
 	return 1;
 }
 
@@ -433,7 +448,7 @@ static int build_tails(struct route_table *t)
 		uint32_t key;
 		int kind = tail_key(t, whole, whole_len, &key);
 		if (kind > 0)
-			t->tail_keys[(key >> 24) / 64] |= 1ull << ((key >> 24) % 64);
+			t->tail_keys[key / 64] |= 1ull << (key % 64);
 		else if (kind < 0)
 			t->has_unkeyed_tail = true;
 		if (len < 8) {
@@ -794,36 +809,27 @@ static bool regex_matches(const struct rule *r, struct route_scratch *s, const s
 	return pcre2_match(r->re, (PCRE2_SPTR)q->text, q->text_len, 0, 0, s->md, NULL) >= 0;
 }
 
-/* Whether some byte of n[from..to) (inside a name of len bytes) is '.'. */
-static bool has_dot(const uint8_t *n, unsigned from, unsigned to, unsigned len)
-{
-	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-	uint64_t zero = 0;
-	for (; to - from > 8; from += 8) {
-		uint64_t x = load8(n + from) ^ ('.' * ones);
-		zero |= (x - ones) & ~x & high;
-	}
-	/* the bytes above the last ones read are 0 here, not '.' */
-	uint64_t x = bytes_at(n, from, to - from, len) ^ ('.' * ones);
-	return zero | ((x - ones) & ~x & high);
-}
-
 /* Whether a regex tail may end the text of name n (len bytes, k labels at
  * off[]): when every tail has a key (tail_key), only a name whose last
- * label has one of theirs, or holds a dot, may. Two words read for most
- * names, no text made. */
+ * label W is a tail's L, or ends with a '.' and L, may. The key is of the
+ * last 8 bytes of W and the root, so W = "x.L" and L share it when L has 7
+ * bytes or more; when L is shorter, that '.' is in those 8 bytes. One
+ * word read, no text made. */
 static bool tails_may_end(const struct route_table *t, const uint8_t *n, unsigned len, const uint8_t *off,
 			  unsigned k)
 {
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
 	if (t->has_unkeyed_tail)
 		return true;
 	if (!k)
 		return false; /* "." */
-	unsigned slen = len - off[k - 1], rolled = 0;
-	if (has_dot(n, off[k - 1] + 1, len - 1, len))
+	unsigned slen = len - off[k - 1], m = slen < 8 ? slen : 8;
+	/* W's last bytes and the root (W's length byte too, under 7: no '.') */
+	uint64_t w = bytes_at(n, len - m, m, len), x = w ^ ('.' * ones);
+	if ((x - ones) & ~x & high)
 		return true;
-	uint32_t key = finish(roll(HASH_SEED, n, len, slen, &rolled), n, len, slen);
-	return t->tail_keys[(key >> 24) / 64] & (1ull << ((key >> 24) % 64));
+	unsigned bit = tail_bit(w);
+	return t->tail_keys[bit / 64] & (1ull << (bit % 64));
 }
 
 /* The first regex rule in file order that matches and whose conditions

@@ -299,6 +299,24 @@ static void regex_tail_keys(void **state)
 	assert_int_equal(route_lookup(t, s, dn, 1, (struct sockaddr *)&a, NULL), -1);
 	route_scratch_free(s);
 	route_table_free(t);
+	/* the '.' at each place the filter reads it: with the last label's
+	 * length byte in the word (".nl"), first in the word (".abcdef"), in
+	 * the word after the label's first bytes ("x.abcdef") */
+	load(POOLS "routes:\n"
+		   "  - {regex: '\\.nl\\.$', pool: a}\n"
+		   "  - {regex: '\\.abcdef\\.$', pool: b}\n");
+	t = route_table_new(&cfg, err, sizeof(err));
+	s = route_scratch_new(t);
+	memcpy(dn, "\x01x\x03" ".nl\x00", 7);
+	assert_int_equal(route_lookup(t, s, dn, 1, (struct sockaddr *)&a, NULL), 0);
+	memcpy(dn, "\x01x\x07" ".abcdef\x00", 11);
+	assert_int_equal(route_lookup(t, s, dn, 1, (struct sockaddr *)&a, NULL), 1);
+	memcpy(dn, "\x01x\x08" "x.abcdef\x00", 12);
+	assert_int_equal(route_lookup(t, s, dn, 1, (struct sockaddr *)&a, NULL), 1);
+	memcpy(dn, "\x01x\x08" "xyabcdef\x00", 12);
+	assert_int_equal(route_lookup(t, s, dn, 1, (struct sockaddr *)&a, NULL), -1);
+	route_scratch_free(s);
+	route_table_free(t);
 	/* "ample." has no dot before its last label, "a\\$" is the text of the
 	 * label "a$": no filter, still found */
 	load(POOLS "routes:\n"
