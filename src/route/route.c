@@ -405,21 +405,21 @@ static unsigned last8_bit(uint64_t w)
 	return (unsigned)((w * 0x9e3779b97f4a7c15ull) >> 54);
 }
 
+static unsigned tail_bit(uint64_t w)
+{
+	return (unsigned)(((w | FOLD_HASH) * HASH_K) >> 56);
+}
+
 /* A tail "X.L." (L a last label of plain characters) can end the text of
  * a name only if the name's last label is L (case aside), or holds a dot
  * of its own: libknot writes a dot inside a label as "\." and every other
  * byte it escapes with a backslash, so the ".L" before the final dot is
  * either the label boundary and L itself, or a "\." and the bytes after
  * a '.' in the last label. The last 8 bytes of the wire form of "L." (all
- * of them when fewer) pick a bit of tail_keys; 1 with that bit in *key, or
- * 0 when the tail cannot end any text (every
- * text ends with '.'), or -1 when it has another form (no dot before L, an
- * empty L, a character libknot escapes). */
-static unsigned tail_bit(uint64_t w)
-{
-	return (unsigned)(((w | FOLD_HASH) * HASH_K) >> 56);
-}
-
+ * of them when fewer) pick a bit of tail_keys: 1 with that bit in *key; 0
+ * when the tail cannot end any text (every text ends with '.'); -1 when
+ * it has another form (no dot before L, an empty L, a character libknot
+ * escapes). */
 static int tail_key(const struct route_table *t, const char *text, size_t len, uint32_t *key)
 {
 	if (text[len - 1] != '.')
@@ -686,8 +686,8 @@ static __attribute__((noinline)) const struct entry *entry_of(const struct route
 }
 
 /* The suffix of name n (len bytes) that starts at front: its rule (kept
- * in *best if one holds) when the table has it. *h and *p: the hash so
- * far, of the words from p to the name's end (roll). */
+ * in *best if one holds) when the table has it. *h and *rolled: the hash
+ * so far, of the name's last *rolled bytes (roll). */
 static inline __attribute__((always_inline)) void probe(const struct route_table *t, const uint8_t *n,
 							unsigned len, unsigned front, uint64_t *h, unsigned *rolled,
 							uint16_t qtype, const struct sockaddr *client,
