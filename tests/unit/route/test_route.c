@@ -451,12 +451,11 @@ static size_t random_rules(uint64_t *seed, char *yaml, size_t size)
 	size_t n = (size_t)snprintf(yaml, size, "%sroutes:\n", POOLS);
 	unsigned n_suffix = xr_below(seed, 60), n_regex = xr_below(seed, 10);
 	for (unsigned i = 0; i < n_suffix; i++) {
-		char sfx[128] = "";
+		char sfx[128];
+		size_t at = 0;
 		unsigned labels = 1 + xr_below(seed, 4);
-		for (unsigned j = 0; j < labels; j++) {
-			strcat(sfx, WORDS[xr_below(seed, N_WORDS)]);
-			strcat(sfx, ".");
-		}
+		for (unsigned j = 0; j < labels; j++)
+			at += (size_t)snprintf(sfx + at, sizeof(sfx) - at, "%s.", WORDS[xr_below(seed, N_WORDS)]);
 		const char *cond = xr_below(seed, 5) == 0 ? ", qtype: [MX]" : xr_below(seed, 6) == 0 ? ", client: [10.0.0.0/8]" : "";
 		n += (size_t)snprintf(yaml + n, size - n, "  - {suffix: '%s'%s, pool: %c}\n", sfx, cond, 'a' + (int)xr_below(seed, 4));
 	}
