@@ -6,10 +6,12 @@
  *   suffix   qI.zN.bench.test.: under one of the suffix rules
  *   default  qI.bench.test.: only "suffix: ." matches; no regex can (their
  *            tails, ".shardN.example.", are not the name's end)
+ *   load     PI.bench.test., P 8 hex digits: the same, with the names
+ *            bench/run's load sends (a first label of 9-13 bytes)
  *   near     qI.bench.example.: only "suffix: ." matches, but the name ends
  *            as the regexes' tails do ("example."): the tail index is read
  *   regex    ab.shardN.example.: regex N matches
- * (bench/run's routes scenario sends "default" names: <prefix>I.bench.test.)
+ * (bench/run's routes scenario sends "load" names: <prefix>I.bench.test.)
  * Usage: bench_route SUFFIX_RULES REGEX_RULES KIND LOOKUPS */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -23,7 +25,7 @@
 int main(int argc, char **argv)
 {
 	if (argc != 5) {
-		fprintf(stderr, "usage: %s SUFFIX_RULES REGEX_RULES suffix|default|near|regex LOOKUPS\n", argv[0]);
+		fprintf(stderr, "usage: %s SUFFIX_RULES REGEX_RULES suffix|default|load|near|regex LOOKUPS\n", argv[0]);
 		return 2;
 	}
 	int n_suffix = atoi(argv[1]), n_regex = atoi(argv[2]), lookups = atoi(argv[4]);
@@ -59,6 +61,8 @@ int main(int argc, char **argv)
 		char name[64];
 		if (strcmp(kind, "default") == 0)
 			snprintf(name, sizeof(name), "q%d.bench.test.", i);
+		else if (strcmp(kind, "load") == 0)
+			snprintf(name, sizeof(name), "5f3a9c01%d.bench.test.", i);
 		else if (strcmp(kind, "near") == 0)
 			snprintf(name, sizeof(name), "q%d.bench.example.", i);
 		else if (strcmp(kind, "regex") == 0)

@@ -7,7 +7,9 @@
  * any rule: qtype (any of a list) and client (an address list).
  *
  * Suffix rules live in a hash of lower-case wire-form names: a lookup costs
- * one probe per label of the query name, whatever the number of rules. The
+ * one probe per label count some rule has (up to the query name's), and
+ * reads each byte of the name's longest probed suffix once, whatever the
+ * number of rules. The
  * table is built once per configuration and shared read-only by the workers;
  * each worker has its own PCRE2 match data (route_scratch). No I/O. */
 #pragma once
