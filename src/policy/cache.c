@@ -1,54 +1,61 @@
 /* cache.c -- see cache.h. */
 #include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "policy/cache.h"
 
-#define CACHE_SHARDS 32                /* a power of two */
-#define CACHE_BUCKETS_MIN 64           /* per shard, doubled as entries come */
-#define CACHE_MALLOC_OVERHEAD 16       /* counted per allocation, so that size bounds the heap, not our sums */
-#define CACHE_MAX_TTLS (MSG_MAX / 11)  /* records in a message: at least 11 bytes each */
+#define CACHE_SHARDS 32               /* a power of two */
+#define CACHE_ALIGN 16                /* records start at multiples of it */
+#define CACHE_BUCKET_BYTES 128        /* a bucket per this many bytes of a shard's budget: ~ a one-record answer's record */
+#define CACHE_BUCKETS_MIN 16
+#define CACHE_MAX_MOVES 4             /* second chances given per put (see take) */
+#define CACHE_MALLOC_OVERHEAD 16      /* per allocation (a shard makes two), counted in its bytes */
+#define CACHE_MAX_TTLS (MSG_MAX / 11) /* records in a message: at least 11 bytes each */
 
+/* entry state */
+#define REC_LIVE 1                    /* in a bucket chain */
+#define REC_DEAD 2                    /* replaced or flushed: only waits for the tail */
+#define REC_KIND 3
+#define REC_HIT 4                     /* hit since it was stored or last moved: a second chance */
+#define REC_REFRESHING 8              /* a fresh hit asked for its refresh already */
+
+/* A record in a shard's ring: this header, then data. */
 struct entry {
 	struct entry *hnext;       /* bucket chain */
-	struct entry *prev, *next; /* LRU list: most recently used first */
-	uint64_t hash;
-	uint64_t stored_ms;        /* when it was put */
-	uint64_t expire_ms;        /* stored_ms + its TTL */
+	uint64_t expire_ms;        /* when it was put + its TTL */
+	uint32_t hash;             /* the key's hash, low bits */
 	uint32_t ttl_s;            /* its TTL: the smallest of its records' (clamped) */
-	uint16_t key_len, msg_len, n_ttls;
-	uint16_t slack;            /* bytes allocated past the message (a cookie taken out) */
-	bool refreshing;           /* a fresh hit asked for its refresh already */
-	uint8_t data[];            /* n_ttls offsets (uint16, host order), the key, the message */
+	uint32_t size;             /* the record's bytes in the ring, this header included (a multiple of CACHE_ALIGN) */
+	uint16_t msg_len, n_ttls;
+	uint16_t key_tail;         /* the key's last two bytes: flags, variant */
+	uint8_t qname_len;         /* the key's name: the message's question, in lower case */
+	uint8_t state;             /* REC_* */
+	uint8_t data[];            /* n_ttls offsets (uint16, host order), the message */
 };
 
+/* Records lie in ring from tail to head, oldest first, each contiguous:
+ * [tail, head) -- or, wrapped, [tail, end) then [0, head). */
 struct shard {
-	pthread_spinlock_t lock; /* held for a lookup or an insert: a copy, a few pointers */
+	pthread_spinlock_t lock;   /* held for a lookup or an insert: a copy, a few pointers */
+	uint8_t *ring;             /* cap bytes */
+	size_t cap, head, tail, end;
+	size_t used;               /* bytes of the records in it, live and dead */
+	bool wrapped;
+	uint32_t n;                /* live entries */
 	struct entry **buckets;
-	uint32_t n_buckets;        /* a power of two */
-	uint32_t n;                /* entries */
-	uint64_t bytes;            /* what they and the buckets take */
-	uint64_t budget;
-	struct entry lru;          /* sentinel */
+	uint64_t mask;             /* buckets - 1 (a power of two) */
+	uint64_t fixed;            /* what the buckets and the two allocations take */
 } __attribute__((aligned(64)));
 
 struct cache {
 	struct shard shards[CACHE_SHARDS];
 };
 
-static size_t entry_size(const struct entry *e)
-{
-	return sizeof(*e) + 2u * e->n_ttls + e->key_len + e->msg_len + e->slack + CACHE_MALLOC_OVERHEAD;
-}
-
-static const uint8_t *entry_key(const struct entry *e)
+static const uint8_t *entry_msg(const struct entry *e)
 {
 	return e->data + 2u * e->n_ttls;
-}
-
-static uint8_t *entry_msg(struct entry *e)
-{
-	return e->data + 2u * e->n_ttls + e->key_len;
 }
 
 static inline uint8_t lower(uint8_t c)
@@ -114,18 +121,25 @@ struct cache *cache_new(uint64_t size)
 	struct cache *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
+	uint64_t budget = size / CACHE_SHARDS;
+	uint64_t nb = CACHE_BUCKETS_MIN;
+	while (nb * 2 <= budget / CACHE_BUCKET_BYTES)
+		nb *= 2;
+	uint64_t fixed = nb * sizeof(struct entry *) + 2 * CACHE_MALLOC_OVERHEAD;
+	uint64_t cap = budget > fixed ? (budget - fixed) / CACHE_ALIGN * CACHE_ALIGN : 0;
 	for (unsigned i = 0; i < CACHE_SHARDS; i++) {
 		struct shard *s = &c->shards[i];
 		pthread_spin_init(&s->lock, PTHREAD_PROCESS_PRIVATE);
-		s->n_buckets = CACHE_BUCKETS_MIN;
-		s->buckets = calloc(s->n_buckets, sizeof(*s->buckets));
-		if (!s->buckets) {
+		s->mask = nb - 1;
+		s->fixed = fixed;
+		s->cap = (size_t)cap;
+		/* (malloc maps a large ring lazily: its pages are taken as the head first passes them) */
+		s->buckets = calloc(nb, sizeof(*s->buckets));
+		s->ring = cap ? aligned_alloc(CACHE_ALIGN, s->cap) : NULL;
+		if (!s->buckets || (cap && !s->ring)) {
 			cache_free(c);
 			return NULL;
 		}
-		s->bytes = s->n_buckets * sizeof(*s->buckets) + CACHE_MALLOC_OVERHEAD;
-		s->budget = size / CACHE_SHARDS;
-		s->lru.prev = s->lru.next = &s->lru;
 	}
 	return c;
 }
@@ -136,10 +150,7 @@ void cache_free(struct cache *c)
 		return;
 	for (unsigned i = 0; i < CACHE_SHARDS; i++) {
 		struct shard *s = &c->shards[i];
-		for (struct entry *e = s->lru.next, *next; e && e != &s->lru; e = next) {
-			next = e->next;
-			free(e);
-		}
+		free(s->ring);
 		free(s->buckets);
 		pthread_spin_destroy(&s->lock);
 	}
@@ -151,75 +162,123 @@ static struct shard *shard_of(struct cache *c, uint64_t hash)
 	return &c->shards[hash >> (64 - 5)];
 }
 
+static bool is_key(const struct entry *e, const struct cache_key *k)
+{
+	size_t nl = k->len - 6u;
+	uint16_t tail;
+	memcpy(&tail, k->b + nl + 4, 2);
+	return e->hash == (uint32_t)k->hash && e->qname_len == nl && e->key_tail == tail &&
+	       memcmp(entry_msg(e) + MSG_HDR, k->b, nl + 4) == 0;
+}
+
 static struct entry **slot_of(struct shard *s, const struct cache_key *k)
 {
-	struct entry **p = &s->buckets[k->hash & (s->n_buckets - 1)];
+	struct entry **p = &s->buckets[k->hash & s->mask];
 	for (; *p; p = &(*p)->hnext)
-		if ((*p)->hash == k->hash && (*p)->key_len == k->len && memcmp(entry_key(*p), k->b, k->len) == 0)
+		if (is_key(*p, k))
 			break;
 	return p;
 }
 
-static void lru_unlink(struct entry *e)
-{
-	e->prev->next = e->next;
-	e->next->prev = e->prev;
-}
-
-static void lru_push(struct shard *s, struct entry *e)
-{
-	e->prev = &s->lru;
-	e->next = s->lru.next;
-	s->lru.next->prev = e;
-	s->lru.next = e;
-}
-
-/* Unlink e (at *slot) from its shard and free it. */
-static void drop(struct shard *s, struct entry **slot)
-{
-	struct entry *e = *slot;
-	*slot = e->hnext;
-	lru_unlink(e);
-	s->n--;
-	s->bytes -= entry_size(e);
-	free(e);
-}
-
 static struct entry **slot_of_entry(struct shard *s, const struct entry *e)
 {
-	struct entry **p = &s->buckets[e->hash & (s->n_buckets - 1)];
+	struct entry **p = &s->buckets[e->hash & s->mask];
 	while (*p != e)
 		p = &(*p)->hnext;
 	return p;
 }
 
-static void grow(struct shard *s)
+/* Take e (at *slot) out of its chain; its bytes wait for the tail. */
+static void drop(struct shard *s, struct entry **slot)
 {
-	uint32_t nb = s->n_buckets * 2;
-	struct entry **b = calloc(nb, sizeof(*b));
-	if (!b)
-		return; /* longer chains, still correct */
-	for (uint32_t i = 0; i < s->n_buckets; i++) {
-		for (struct entry *e = s->buckets[i], *next; e; e = next) {
-			next = e->hnext;
-			e->hnext = b[e->hash & (nb - 1)];
-			b[e->hash & (nb - 1)] = e;
-		}
+	struct entry *e = *slot;
+	*slot = e->hnext;
+	e->state = REC_DEAD;
+	s->n--;
+}
+
+/* ---- the ring: a bump allocator that reclaims in the order it gave.
+ *
+ * A put takes its record at the head; room comes from the tail, the
+ * oldest record. A tail record hit since it was stored (or last moved)
+ * gets a second chance: it is moved to the head with the flag cleared
+ * rather than dropped -- CLOCK, the usual stand-in for LRU, with a
+ * bounded number of moves per put. Unlike blocks of a heap, records never
+ * fragment the ring: any answer (up to half a shard) fits once enough old
+ * ones have gone, and what a shard holds is exactly its records. */
+
+static void tail_advance(struct shard *s, size_t by)
+{
+	s->tail += by;
+	if (s->wrapped && s->tail == s->end) {
+		s->tail = 0;
+		s->wrapped = false;
 	}
-	free(s->buckets);
-	s->bytes += (uint64_t)(nb - s->n_buckets) * sizeof(*b);
-	s->buckets = b;
-	s->n_buckets = nb;
+	if (!s->wrapped && s->tail == s->head)
+		s->head = s->tail = 0; /* empty: start again at the bottom */
+}
+
+/* Move the (live, hit) record at the tail to the head, flag cleared. */
+static void move_tail(struct shard *s)
+{
+	struct entry *e = (struct entry *)(s->ring + s->tail);
+	struct entry **slot = slot_of_entry(s, e);
+	size_t r = e->size;
+	if (!s->wrapped && s->cap - s->head < r) {
+		s->end = s->head; /* (the top is wasted until the tail passes) */
+		s->head = 0;
+		s->wrapped = true;
+	}
+	struct entry *to = (struct entry *)(s->ring + s->head);
+	memmove(to, e, r); /* (to is below e when wrapped: the two may overlap) */
+	to->state = REC_LIVE | (uint8_t)(to->state & REC_REFRESHING);
+	*slot = to;
+	s->head += r;
+	tail_advance(s, r);
+}
+
+/* Room for a record of size bytes (at most cap): from the free space, or
+ * from the oldest records. */
+static struct entry *take(struct shard *s, size_t size)
+{
+	unsigned moves = CACHE_MAX_MOVES;
+	for (;;) {
+		size_t at = SIZE_MAX;
+		if (!s->wrapped && s->cap - s->head >= size) {
+			at = s->head;
+		} else if (!s->wrapped && s->tail >= size) {
+			s->end = s->head;
+			s->wrapped = true;
+			at = 0;
+		} else if (s->wrapped && s->tail - s->head >= size) {
+			at = s->head;
+		}
+		if (at != SIZE_MAX) {
+			s->head = at + size;
+			s->used += size;
+			return (struct entry *)(s->ring + at);
+		}
+		struct entry *e = (struct entry *)(s->ring + s->tail);
+		if ((e->state & REC_KIND) == REC_LIVE && (e->state & REC_HIT) && moves) {
+			moves--;
+			move_tail(s);
+			continue;
+		}
+		if ((e->state & REC_KIND) == REC_LIVE)
+			drop(s, slot_of_entry(s, e));
+		s->used -= e->size;
+		tail_advance(s, e->size);
+	}
 }
 
 enum cache_result cache_get(struct cache *c, const struct cache_key *k, uint64_t now_ms, uint64_t stale_ms,
 			    uint8_t *out, size_t cap, size_t *len, bool *refresh)
 {
-	static __thread uint16_t offs[CACHE_MAX_TTLS];
 	struct shard *s = shard_of(c, k->hash);
 	pthread_spin_lock(&s->lock);
 	struct entry *e = *slot_of(s, k);
-	if (!e || e->msg_len > cap || now_ms < e->stored_ms) {
+	uint64_t ttl_ms = e ? e->ttl_s * 1000ull : 0;
+	if (!e || e->msg_len > cap || now_ms + ttl_ms < e->expire_ms) { /* (the clock before the put: a miss) */
 		pthread_spin_unlock(&s->lock);
 		return CACHE_MISS;
 	}
@@ -231,25 +290,23 @@ enum cache_result cache_get(struct cache *c, const struct cache_key *k, uint64_t
 		}
 		r = CACHE_STALE;
 	}
-	uint32_t age_s = (uint32_t)((now_ms - e->stored_ms) / 1000);
-	if (refresh && r == CACHE_FRESH && !e->refreshing && (uint64_t)(e->expire_ms - now_ms) * 10 < e->ttl_s * 1000ull) {
-		e->refreshing = true;
+	uint32_t age_s = (uint32_t)((now_ms + ttl_ms - e->expire_ms) / 1000);
+	if (refresh && r == CACHE_FRESH && !(e->state & REC_REFRESHING) && (e->expire_ms - now_ms) * 10 < ttl_ms) {
+		e->state |= REC_REFRESHING;
 		*refresh = true;
 	}
+	e->state |= REC_HIT;
 	size_t n = e->n_ttls;
-	memcpy(offs, e->data, 2 * n);
 	memcpy(out, entry_msg(e), e->msg_len);
 	*len = e->msg_len;
-	if (s->lru.next != e) {
-		lru_unlink(e);
-		lru_push(s, e);
-	}
-	pthread_spin_unlock(&s->lock);
 	for (size_t i = 0; i < n; i++) {
-		uint8_t *p = out + offs[i];
+		uint16_t off;
+		memcpy(&off, e->data + 2 * i, 2);
+		uint8_t *p = out + off;
 		uint32_t t = knot_wire_read_u32(p);
 		knot_wire_write_u32(p, r == CACHE_STALE ? CACHE_STALE_TTL : t > age_s ? t - age_s : 0);
 	}
+	pthread_spin_unlock(&s->lock);
 	return r;
 }
 
@@ -283,10 +340,11 @@ struct walk {
 	bool other;                    /* a TSIG or SIG(0): for one client */
 };
 
-static bool walk_records(const uint8_t *w, size_t len, struct walk *r)
+/* The records after the question, which ends at qend (it is the key's). */
+static bool walk_records(const uint8_t *w, size_t len, size_t qend, struct walk *r)
 {
-	size_t off = MSG_HDR;
-	if (knot_wire_get_qdcount(w) != 1 || !skip_name(w, len, &off) || (off += 4) > len)
+	size_t off = qend;
+	if (knot_wire_get_qdcount(w) != 1 || qend > len)
 		return false;
 	unsigned counts[3] = {knot_wire_get_ancount(w), knot_wire_get_nscount(w), knot_wire_get_arcount(w)};
 	r->n_ttls = 0;
@@ -335,7 +393,8 @@ enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint
 	if (len < MSG_HDR || len > MSG_MAX || knot_wire_get_tc(ans) ||
 	    (rcode != KNOT_RCODE_NOERROR && rcode != KNOT_RCODE_NXDOMAIN))
 		return CACHE_NOT_CACHEABLE;
-	if (!walk_records(ans, len, &r) || r.other)
+	size_t nl = k->len - 6u;
+	if (!walk_records(ans, len, MSG_HDR + nl + 4, &r) || r.other)
 		return CACHE_NOT_CACHEABLE;
 	bool negative = rcode == KNOT_RCODE_NXDOMAIN || knot_wire_get_ancount(ans) == 0;
 	if (negative && !r.soa_ttl_off)
@@ -357,23 +416,28 @@ enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint
 	}
 	if (ttl == 0 || ttl == UINT32_MAX)
 		return CACHE_NOT_CACHEABLE;
-	struct entry *e = malloc(sizeof(*e) + 2 * r.n_ttls + k->len + len);
-	if (!e)
-		return CACHE_NOMEM;
-	e->hash = k->hash;
-	e->stored_ms = now_ms;
-	e->ttl_s = ttl;
+	struct shard *s = shard_of(c, k->hash);
+	size_t size = (offsetof(struct entry, data) + 2 * r.n_ttls + len + CACHE_ALIGN - 1) / CACHE_ALIGN * CACHE_ALIGN;
+	if (size > s->cap / 2) /* (cap is fixed: no lock needed to read it) */
+		return CACHE_TOO_BIG;
+	pthread_spin_lock(&s->lock);
+	struct entry *e = take(s, size);
+	struct entry **slot = slot_of(s, k); /* (after take: it may move or drop what the chain holds) */
+	if (*slot)
+		drop(s, slot);
 	e->expire_ms = now_ms + ttl * 1000ull;
-	e->key_len = k->len;
+	e->hash = (uint32_t)k->hash;
+	e->ttl_s = ttl;
+	e->size = (uint32_t)size;
 	e->n_ttls = (uint16_t)r.n_ttls;
-	e->refreshing = false;
+	memcpy(&e->key_tail, k->b + nl + 4, 2);
+	e->qname_len = (uint8_t)nl;
+	e->state = REC_LIVE;
 	memcpy(e->data, r.ttls, 2 * r.n_ttls);
-	memcpy(e->data + 2 * r.n_ttls, k->b, k->len);
-	uint8_t *m = e->data + 2 * r.n_ttls + k->len;
+	uint8_t *m = e->data + 2 * r.n_ttls;
 	memcpy(m, ans, len);
-	e->slack = (uint16_t)len;
 	knot_wire_set_id(m, 0);
-	memcpy(m + MSG_HDR, k->b, k->len - 6); /* the question in lower case */
+	memcpy(m + MSG_HDR, k->b, nl + 4); /* the question: the key's, name in lower case */
 	/* the cookie is between one client and the server: not for others */
 	if (r.opt_off && r.opt_off + r.opt_len == len && r.opt_len > 11) {
 		size_t at;
@@ -383,27 +447,10 @@ enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint
 			r.opt_len -= olen;
 		}
 	}
-	e->slack = (uint16_t)(e->slack - len); /* what the cookie took, still allocated */
 	e->msg_len = (uint16_t)len;
-	struct shard *s = shard_of(c, k->hash);
-	size_t size = entry_size(e);
-	if (size > s->budget / 2) { /* (budget is fixed: no lock needed to read it) */
-		free(e);
-		return CACHE_TOO_BIG;
-	}
-	pthread_spin_lock(&s->lock);
-	struct entry **slot = slot_of(s, k);
-	if (*slot)
-		drop(s, slot);
-	e->hnext = s->buckets[k->hash & (s->n_buckets - 1)];
-	s->buckets[k->hash & (s->n_buckets - 1)] = e;
-	lru_push(s, e);
+	e->hnext = s->buckets[k->hash & s->mask];
+	s->buckets[k->hash & s->mask] = e;
 	s->n++;
-	s->bytes += size;
-	while (s->bytes > s->budget && s->lru.prev != e)
-		drop(s, slot_of_entry(s, s->lru.prev));
-	if (s->n > s->n_buckets && s->bytes + s->n_buckets * sizeof(*s->buckets) <= s->budget)
-		grow(s);
 	pthread_spin_unlock(&s->lock);
 	return CACHE_STORED;
 }
@@ -422,10 +469,17 @@ size_t cache_flush(struct cache *c, const uint8_t *name)
 	for (unsigned i = 0; i < CACHE_SHARDS; i++) {
 		struct shard *s = &c->shards[i];
 		pthread_spin_lock(&s->lock);
-		for (uint32_t b = 0; b < s->n_buckets; b++) {
+		if (!name) { /* all of it: the ring starts empty again */
+			dropped += s->n;
+			memset(s->buckets, 0, (s->mask + 1) * sizeof(*s->buckets));
+			s->head = s->tail = s->end = s->used = 0;
+			s->wrapped = false;
+			s->n = 0;
+		}
+		for (uint64_t b = 0; name && b <= s->mask; b++) {
 			struct entry **p = &s->buckets[b];
 			while (*p) {
-				if (!name || ((*p)->key_len == nl + 6 && memcmp(entry_key(*p), low, nl) == 0)) {
+				if ((*p)->qname_len == nl && memcmp(entry_msg(*p) + MSG_HDR, low, nl) == 0) {
 					drop(s, p);
 					dropped++;
 				} else {
@@ -445,7 +499,7 @@ void cache_usage(struct cache *c, uint64_t *entries, uint64_t *bytes)
 		struct shard *s = &c->shards[i];
 		pthread_spin_lock(&s->lock);
 		*entries += s->n;
-		*bytes += s->bytes;
+		*bytes += s->fixed + s->used + (s->wrapped ? s->cap - s->end : 0);
 		pthread_spin_unlock(&s->lock);
 	}
 }
