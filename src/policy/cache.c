@@ -239,7 +239,7 @@ static void move_tail(struct shard *s)
 
 /* Room for a record of size bytes (at most cap): from the free space, or
  * from the oldest records. */
-static struct entry *take(struct shard *s, size_t size)
+static __attribute__((noinline)) struct entry *take(struct shard *s, size_t size)
 {
 	unsigned moves = CACHE_MAX_MOVES;
 	for (;;) {
@@ -269,6 +269,17 @@ static struct entry *take(struct shard *s, size_t size)
 		s->used -= e->size;
 		tail_advance(s, e->size);
 	}
+}
+
+/* take, with the common case first: room at the head */
+static inline struct entry *room(struct shard *s, size_t size)
+{
+	if ((s->wrapped ? s->tail : s->cap) - s->head < size)
+		return take(s, size);
+	struct entry *e = (struct entry *)(s->ring + s->head);
+	s->head += size;
+	s->used += size;
+	return e;
 }
 
 enum cache_result cache_get(struct cache *c, const struct cache_key *k, uint64_t now_ms, uint64_t stale_ms,
@@ -334,50 +345,8 @@ static bool skip_name(const uint8_t *w, size_t len, size_t *off)
 struct walk {
 	uint16_t ttls[CACHE_MAX_TTLS]; /* offsets of every TTL but the OPT's */
 	size_t n_ttls;
-	size_t soa_ttl_off;            /* the authority section's SOA: its TTL, 0 without */
-	uint32_t soa_min;              /* and its MINIMUM */
 	size_t opt_off, opt_len;       /* the OPT record, 0 without */
-	bool other;                    /* a TSIG or SIG(0): for one client */
 };
-
-/* The records after the question, which ends at qend (it is the key's). */
-static bool walk_records(const uint8_t *w, size_t len, size_t qend, struct walk *r)
-{
-	size_t off = qend;
-	if (knot_wire_get_qdcount(w) != 1 || qend > len)
-		return false;
-	unsigned counts[3] = {knot_wire_get_ancount(w), knot_wire_get_nscount(w), knot_wire_get_arcount(w)};
-	r->n_ttls = 0;
-	r->soa_ttl_off = r->opt_off = r->opt_len = 0;
-	r->other = false;
-	for (unsigned sec = 0; sec < 3; sec++) {
-		for (unsigned i = 0; i < counts[sec]; i++) {
-			size_t start = off;
-			if (!skip_name(w, len, &off) || off + 10 > len)
-				return false;
-			uint16_t type = msg_get16(w + off), rdlen = msg_get16(w + off + 8);
-			size_t ttl_off = off + 4, rdata = off + 10;
-			off = rdata + rdlen;
-			if (off > len)
-				return false;
-			if (type == KNOT_RRTYPE_OPT) {
-				r->opt_off = start;
-				r->opt_len = off - start;
-				continue;
-			}
-			if (type == KNOT_RRTYPE_TSIG || type == KNOT_RRTYPE_SIG)
-				r->other = true;
-			if (type == KNOT_RRTYPE_SOA && sec == 1 && !r->soa_ttl_off && rdlen >= 22) {
-				r->soa_ttl_off = ttl_off;
-				r->soa_min = knot_wire_read_u32(w + off - 4);
-			}
-			if (r->n_ttls == CACHE_MAX_TTLS)
-				return false;
-			r->ttls[r->n_ttls++] = (uint16_t)ttl_off;
-		}
-	}
-	return true;
-}
 
 static uint32_t clamp(uint32_t t, uint32_t lo, uint32_t hi)
 {
@@ -385,72 +354,122 @@ static uint32_t clamp(uint32_t t, uint32_t lo, uint32_t hi)
 	return t > hi ? hi : t;
 }
 
+/* Walk the records after the question, which ends at qend (it is the
+ * key's), clamping each TTL in place: returns the smallest, or 0 when the
+ * answer is not for the cache. A negative answer's first SOA in the
+ * authority section gets the negative TTL (RFC 2308 5); a negative answer
+ * without one is not cached. (An answer found not cacheable half way may
+ * have some TTLs clamped already: cache.h allows it.) */
+static uint32_t walk_clamp(uint8_t *w, size_t len, size_t qend, bool negative, const struct cache_conf *cc,
+			   struct walk *r)
+{
+	size_t off = qend, n = 0;
+	if (knot_wire_get_qdcount(w) != 1 || qend > len)
+		return 0;
+	unsigned an = knot_wire_get_ancount(w), an_ns = an + knot_wire_get_nscount(w);
+	unsigned total = an_ns + knot_wire_get_arcount(w);
+	uint32_t ttl = UINT32_MAX;
+	bool soa = false;
+	r->opt_off = r->opt_len = 0;
+	for (unsigned i = 0; i < total; i++) {
+		size_t start = off;
+		if (off + 2 <= len && w[off] == 0xc0)
+			off += 2; /* (the usual owner: a pointer) */
+		else if (!skip_name(w, len, &off))
+			return 0;
+		if (off + 10 > len)
+			return 0;
+		uint16_t type = msg_get16(w + off), rdlen = msg_get16(w + off + 8);
+		uint8_t *p = w + off + 4;
+		off += 10u + rdlen;
+		if (off > len)
+			return 0;
+		if (type == KNOT_RRTYPE_OPT) {
+			r->opt_off = start;
+			r->opt_len = off - start;
+			continue;
+		}
+		if (type == KNOT_RRTYPE_TSIG || type == KNOT_RRTYPE_SIG || n == CACHE_MAX_TTLS)
+			return 0; /* (a TSIG or SIG(0) answer is for one client) */
+		uint32_t t = knot_wire_read_u32(p);
+		if (t > 0x7fffffffu)
+			t = 0; /* RFC 2181 8: the top bit set means zero */
+		if (negative && type == KNOT_RRTYPE_SOA && i >= an && i < an_ns && !soa && rdlen >= 22) {
+			uint32_t minimum = knot_wire_read_u32(w + off - 4);
+			t = t < minimum ? t : minimum;
+			t = t < cc->neg_max_ttl_s ? t : cc->neg_max_ttl_s;
+			soa = true;
+		} else {
+			t = clamp(t, cc->min_ttl_s, cc->max_ttl_s);
+		}
+		knot_wire_write_u32(p, t); /* (the client that asked sees the TTLs later ones will) */
+		ttl = t < ttl ? t : ttl;
+		r->ttls[n++] = (uint16_t)(p - w);
+	}
+	r->n_ttls = n;
+	if (negative && !soa)
+		return 0; /* RFC 2308 5: no SOA, no negative caching */
+	return ttl == UINT32_MAX ? 0 : ttl;
+}
+
+/* The cookie is between one client and the server: not for others. */
+static __attribute__((noinline)) size_t strip_cookies(uint8_t *m, size_t len, struct walk *r)
+{
+	size_t at;
+	while ((at = msg_find_option(m, r->opt_off, r->opt_len, MSG_OPT_COOKIE))) {
+		size_t olen = 4u + msg_get16(m + at + 2);
+		len = msg_remove_option(m, len, r->opt_off, at);
+		r->opt_len -= olen;
+	}
+	return len;
+}
+
 enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint8_t *ans, size_t len,
 				const struct cache_conf *cc, uint64_t now_ms)
 {
-	static __thread struct walk r;
+	static __thread struct walk r __attribute__((tls_model("initial-exec")));
 	int rcode = knot_wire_get_rcode(ans);
 	if (len < MSG_HDR || len > MSG_MAX || knot_wire_get_tc(ans) ||
 	    (rcode != KNOT_RCODE_NOERROR && rcode != KNOT_RCODE_NXDOMAIN))
 		return CACHE_NOT_CACHEABLE;
 	size_t nl = k->len - 6u;
-	if (!walk_records(ans, len, MSG_HDR + nl + 4, &r) || r.other)
-		return CACHE_NOT_CACHEABLE;
 	bool negative = rcode == KNOT_RCODE_NXDOMAIN || knot_wire_get_ancount(ans) == 0;
-	if (negative && !r.soa_ttl_off)
-		return CACHE_NOT_CACHEABLE; /* RFC 2308 5: no SOA, no negative caching */
-	uint32_t ttl = UINT32_MAX;
-	for (size_t i = 0; i < r.n_ttls; i++) {
-		uint8_t *p = ans + r.ttls[i]; /* (the client that asked sees the TTLs later ones will) */
-		uint32_t t = knot_wire_read_u32(p);
-		if (t > 0x7fffffffu)
-			t = 0; /* RFC 2181 8: the top bit set means zero */
-		if (negative && r.ttls[i] == r.soa_ttl_off) {
-			t = t < r.soa_min ? t : r.soa_min;
-			t = t < cc->neg_max_ttl_s ? t : cc->neg_max_ttl_s;
-		} else {
-			t = clamp(t, cc->min_ttl_s, cc->max_ttl_s);
-		}
-		knot_wire_write_u32(p, t);
-		ttl = t < ttl ? t : ttl;
-	}
-	if (ttl == 0 || ttl == UINT32_MAX)
+	uint32_t ttl = walk_clamp(ans, len, MSG_HDR + nl + 4, negative, cc, &r);
+	if (ttl == 0)
 		return CACHE_NOT_CACHEABLE;
 	struct shard *s = shard_of(c, k->hash);
-	size_t size = (offsetof(struct entry, data) + 2 * r.n_ttls + len + CACHE_ALIGN - 1) / CACHE_ALIGN * CACHE_ALIGN;
+	size_t n = r.n_ttls;
+	size_t size = (offsetof(struct entry, data) + 2 * n + len + CACHE_ALIGN - 1) / CACHE_ALIGN * CACHE_ALIGN;
 	if (size > s->cap / 2) /* (cap is fixed: no lock needed to read it) */
 		return CACHE_TOO_BIG;
 	pthread_spin_lock(&s->lock);
-	struct entry *e = take(s, size);
-	struct entry **slot = slot_of(s, k); /* (after take: it may move or drop what the chain holds) */
-	if (*slot)
-		drop(s, slot);
+	struct entry *e = room(s, size);
+	struct entry **slot = slot_of(s, k); /* (after room: it may move or drop what the chain holds) */
+	e->hnext = NULL;
+	if (*slot) { /* replaced in its place */
+		e->hnext = (*slot)->hnext;
+		(*slot)->state = REC_DEAD;
+		s->n--;
+	}
+	*slot = e;
+	s->n++;
 	e->expire_ms = now_ms + ttl * 1000ull;
 	e->hash = (uint32_t)k->hash;
 	e->ttl_s = ttl;
 	e->size = (uint32_t)size;
-	e->n_ttls = (uint16_t)r.n_ttls;
+	e->n_ttls = (uint16_t)n;
 	memcpy(&e->key_tail, k->b + nl + 4, 2);
 	e->qname_len = (uint8_t)nl;
 	e->state = REC_LIVE;
-	memcpy(e->data, r.ttls, 2 * r.n_ttls);
-	uint8_t *m = e->data + 2 * r.n_ttls;
+	for (size_t i = 0; i < n; i++) /* (n >= 1: a TTL was found) */
+		memcpy(e->data + 2 * i, &r.ttls[i], 2);
+	uint8_t *m = e->data + 2 * n;
 	memcpy(m, ans, len);
-	knot_wire_set_id(m, 0);
+	m[0] = m[1] = 0; /* the ID */
 	memcpy(m + MSG_HDR, k->b, nl + 4); /* the question: the key's, name in lower case */
-	/* the cookie is between one client and the server: not for others */
-	if (r.opt_off && r.opt_off + r.opt_len == len && r.opt_len > 11) {
-		size_t at;
-		while ((at = msg_find_option(m, r.opt_off, r.opt_len, MSG_OPT_COOKIE))) {
-			size_t olen = 4u + msg_get16(m + at + 2);
-			len = msg_remove_option(m, len, r.opt_off, at);
-			r.opt_len -= olen;
-		}
-	}
+	if (r.opt_off && r.opt_off + r.opt_len == len && r.opt_len > 11)
+		len = strip_cookies(m, len, &r);
 	e->msg_len = (uint16_t)len;
-	e->hnext = s->buckets[k->hash & s->mask];
-	s->buckets[k->hash & s->mask] = e;
-	s->n++;
 	pthread_spin_unlock(&s->lock);
 	return CACHE_STORED;
 }

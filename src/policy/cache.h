@@ -45,7 +45,7 @@
 #define CACHE_KEY_DO 4
 #define CACHE_KEY_EDNS 8
 
-#define CACHE_KEY_MAX (KNOT_DNAME_MAXLEN + 6 + 8) /* name, type, class, flags, variant; 8 bytes of zeros for the hash */
+#define CACHE_KEY_MAX (KNOT_DNAME_MAXLEN + 6 + 8) /* name, type, class, flags, variant; room for the name's last 8-byte store */
 
 struct cache_key {
 	uint64_t hash;
@@ -92,8 +92,10 @@ enum cache_put_result {
  * msg_answer_matches and msg_scan_answer accepted -- its question is k's
  * but for case) at now_ms, replacing what k had; older entries of its
  * shard make room. Its TTLs are
- * clamped by cc in place (the client that asked sees what the next ones
- * will), whether or not it is stored; the copy has ID 0 and the EDNS
+ * clamped by cc in place as they are walked (the client that asked sees
+ * what the next ones will), whether or not it is stored -- one found not
+ * cacheable part way (a TSIG, a negative answer without SOA) may keep the
+ * clamped TTLs of its first records; the copy has ID 0 and the EDNS
  * COOKIE option removed (it is the client's and the server's, RFC 7873). */
 enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint8_t *ans, size_t len,
 				const struct cache_conf *cc, uint64_t now_ms);

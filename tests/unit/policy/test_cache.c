@@ -247,6 +247,13 @@ static void servfail_and_tc_are_not_cached(void **state)
 	answer_a(&a, "www.example.", 300, false);
 	a.b[3] = (uint8_t)((a.b[3] & 0xf0) | KNOT_RCODE_REFUSED);
 	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_NOT_CACHEABLE);
+	/* signed for one client (a TSIG in the additional section) */
+	pb_hdr(&a, 1, PB_QR | PB_RD | PB_RA, 1, 1, 0, 1);
+	pb_question(&a, "www.example.", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_u16(&a, 0xc00c);
+	pb_rr_tail(&a, KNOT_RRTYPE_A, KNOT_CLASS_IN, 300, "\xc0\x00\x02\x01", 4);
+	pb_rr(&a, "key.example.", KNOT_RRTYPE_TSIG, KNOT_CLASS_ANY, 0, "\0\0\0\0", 4);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_NOT_CACHEABLE);
 	assert_int_equal(cache_get(c, &k, 0, 0, out, sizeof(out), &len, NULL), CACHE_MISS);
 	cache_free(c);
 }
