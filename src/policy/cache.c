@@ -1,4 +1,5 @@
 /* cache.c -- see cache.h. */
+#include <endian.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -81,28 +82,45 @@ static inline uint8_t lower(uint8_t c)
 	return (uint8_t)((unsigned)(c - 'A') < 26u ? c + 32 : c);
 }
 
-/* A hash of the key, 8 bytes at a time (the key buffer is zero-padded to a multiple of 8 past len). */
-static uint64_t key_hash(const uint8_t *b, size_t len)
+static inline uint64_t load64(const uint8_t *p)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-	for (size_t i = 0; i < len; i += 8) {
-		uint64_t v;
-		memcpy(&v, b + i, 8);
-		h = (h ^ v) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-	}
-	return h ^ (h >> 29);
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static inline void store64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+/* ASCII upper to lower case in the 8 bytes of v: only A-Z change (so a
+ * label length, < 64, never does). Per byte b: bit 7 of b+0x3f (b < 0x80)
+ * is b >= 'A', of b+0x25 is b > 'Z'; no carry crosses a byte. */
+static inline uint64_t fold8(uint64_t v)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t low7 = v & ~high;
+	uint64_t upper = ((low7 + (0x80 - 'A') * ones) ^ (low7 + (0x7f - 'Z') * ones)) & ~v & high;
+	return v | upper >> 2;
+}
+
+/* One word into the hash: a multiply per word; the finish mixes the high
+ * bits down (the buckets are chosen by the low ones, the shard by the top). */
+static inline uint64_t mix(uint64_t h, uint64_t v)
+{
+	return (h + v) * 0x9fb21c651e98df25ull;
 }
 
 bool cache_key_of(struct cache_key *k, const uint8_t *query, const struct msg_info *mi, uint8_t variant)
 {
-	if (knot_wire_get_qdcount(query) != 1 || knot_wire_get_ancount(query) || knot_wire_get_nscount(query) ||
-	    knot_wire_get_arcount(query) != (mi->opt_off ? 1 : 0))
-		return false;
-	if (mi->opt_off && mi->opt_len > 11 && msg_find_option(query, mi->opt_off, mi->opt_len, MSG_OPT_ECS))
+	/* QDCOUNT 1, ANCOUNT and NSCOUNT 0, ARCOUNT 1 with an OPT, else 0:
+	 * bytes 4-11 of the header, read little-endian */
+	if (load64(query + 4) != (0x0100ull | (uint64_t)(mi->opt_off != 0) << 56))
 		return false;
 	const uint8_t *n = query + MSG_HDR;
-	size_t nl = mi->qname_len, i;
+	size_t nl = mi->qname_len;
 	if (nl == 0 || nl > KNOT_DNAME_MAXLEN)
 		return false;
 	/* msg_parse_query checked the name. One that ends in a compression
@@ -111,27 +129,39 @@ bool cache_key_of(struct cache_key *k, const uint8_t *query, const struct msg_in
 	 * more just before it -- binary data -- only costs that name its key) */
 	if (n[nl - 1] != 0 || (nl >= 2 && (n[nl - 2] & 0xc0) == 0xc0))
 		return false;
-	memcpy(k->b, n, nl);
-	for (i = 0; i < nl; i += 8) { /* ASCII upper to lower case, 8 bytes at a time (label lengths < 64 stay) */
-		const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-		uint64_t v;
-		memcpy(&v, k->b + i, 8);
-		uint64_t low7 = v & ~high;
-		uint64_t ge_a = low7 + (0x80 - 'A') * ones, gt_z = low7 + (0x7f - 'Z') * ones;
-		uint64_t upper = (ge_a ^ gt_z) & ~v & high;
-		v |= upper >> 2;
-		memcpy(k->b + i, &v, 8);
+	/* fold and hash in one pass, 8 bytes at a time; the last 1-7 bytes
+	 * are read as the 8 that end the name, shifted down when the name is
+	 * shorter than 8 (the header is before it), else overlapping the word
+	 * before (folded the same) */
+	uint64_t h = 0x9e3779b97f4a7c15ull, v;
+	if (nl < 8) {
+		v = fold8(load64(n + nl - 8) >> (8 * (8 - nl)));
+		store64(k->b, v);
+		h = mix(h, v);
+	} else {
+		for (size_t i = 0; i + 8 < nl; i += 8) {
+			v = fold8(load64(n + i));
+			store64(k->b + i, v);
+			h = mix(h, v);
+		}
+		v = fold8(load64(n + nl - 8));
+		store64(k->b + nl - 8, v);
+		h = mix(h, v);
 	}
-	uint8_t *t = k->b + nl;
-	msg_put16(t, mi->qtype);
-	msg_put16(t + 2, mi->qclass);
-	t[4] = (uint8_t)((knot_wire_get_rd(query) ? CACHE_KEY_RD : 0) | (knot_wire_get_cd(query) ? CACHE_KEY_CD : 0) |
-			 (mi->do_bit ? CACHE_KEY_DO : 0) | (mi->opt_off ? CACHE_KEY_EDNS : 0));
-	t[5] = variant;
+	/* then qtype and qclass as the question has them, flags, variant: one
+	 * store (the two bytes after them are room, CACHE_KEY_MAX) */
+	uint32_t tc;
+	memcpy(&tc, n + nl, 4);
+	uint64_t flags = (query[2] & 0x01u ? CACHE_KEY_RD : 0) | (query[3] & 0x10u ? CACHE_KEY_CD : 0) |
+			 (mi->do_bit ? CACHE_KEY_DO : 0) | (mi->opt_off ? CACHE_KEY_EDNS : 0);
+	uint64_t tail = le32toh(tc) | flags << 32 | (uint64_t)variant << 40;
+	store64(k->b + nl, tail);
 	k->len = (uint16_t)(nl + 6);
-	memset(k->b + k->len, 0, 8); /* (CACHE_KEY_MAX leaves room) */
-	k->hash = key_hash(k->b, k->len);
-	return true;
+	h = mix(h, tail);
+	h = (h ^ (h >> 32)) * 0xff51afd7ed558ccdull;
+	k->hash = h ^ (h >> 29);
+	/* an ECS option: the answer is for the client's subnet (RFC 7871 7.3) */
+	return !mi->opt_off || mi->opt_len <= 11 || !msg_find_option(query, mi->opt_off, mi->opt_len, MSG_OPT_ECS);
 }
 
 struct cache *cache_new(uint64_t size)

@@ -159,6 +159,56 @@ static void key_folds_case_and_keeps_the_bits(void **state)
 	assert_false(key_of(&k2, v));
 }
 
+
+/* A query for a name given in wire form (nl bytes), type A. */
+static void query_wire(struct pb *p, const uint8_t *dn, size_t nl)
+{
+	pb_hdr(p, 1, PB_RD, 1, 0, 0, 0);
+	pb_bytes(p, dn, nl);
+	pb_u16(p, KNOT_RRTYPE_A);
+	pb_u16(p, KNOT_CLASS_IN);
+}
+
+/* Only A-Z fold, whatever the name's length (the key is built 8 bytes at
+ * a time, the last word shifted or overlapping): every byte value against
+ * itself with bit 5 flipped, at each place of names 3 to 70 bytes long. */
+static void key_folds_exactly_a_to_z(void **state)
+{
+	(void)state;
+	uint8_t dn[80], dn2[80];
+	struct cache_key k1, k2;
+	for (size_t nl = 3; nl <= 70; nl++) {
+		/* labels of up to 63 bytes: one, or two when longer */
+		size_t l1 = nl - 2 > 63 ? 30 : nl - 2;
+		dn[0] = (uint8_t)l1;
+		memset(dn + 1, 'x', l1);
+		if (l1 != nl - 2) {
+			dn[1 + l1] = (uint8_t)(nl - 3 - l1);
+			memset(dn + 2 + l1, 'y', nl - 3 - l1);
+		}
+		dn[nl - 1] = 0;
+		for (unsigned b = 1; b < 256; b += (nl < 12 ? 1 : 7)) {
+			size_t at = 1 + (b + nl) % l1; /* a byte of the first label */
+			if (at == nl - 2 && b >= 0xc0)
+				continue; /* (reads as a pointer: no key, see cache_key_of) */
+			memcpy(dn2, dn, nl);
+			dn[at] = (uint8_t)b;
+			dn2[at] = (uint8_t)(b ^ 0x20);
+			query_wire(&q, dn, nl);
+			key_for(&k1, &q);
+			query_wire(&q, dn2, nl);
+			key_for(&k2, &q);
+			bool letter = (b | 0x20) >= 'a' && (b | 0x20) <= 'z';
+			bool same = k1.len == k2.len && memcmp(k1.b, k2.b, k1.len) == 0;
+			assert_true(same == letter);
+			if (letter)
+				assert_true(k1.hash == k2.hash);
+			assert_int_equal(k1.len, nl + 6);
+			dn[at] = 'x';
+		}
+	}
+}
+
 static void ttl_counts_down_and_is_clamped(void **state)
 {
 	(void)state;
@@ -554,6 +604,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(key_folds_case_and_keeps_the_bits),
+		cmocka_unit_test(key_folds_exactly_a_to_z),
 		cmocka_unit_test(ttl_counts_down_and_is_clamped),
 		cmocka_unit_test(negative_answers_for_the_soas_time),
 		cmocka_unit_test(servfail_and_tc_are_not_cached),
