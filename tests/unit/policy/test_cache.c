@@ -6,6 +6,7 @@
  * whole answer truncated per client at hit time, flush; and the shards'
  * rings: room reused whatever the sizes, big answers, the second chance a
  * hit earns. */
+#include <pthread.h>
 #include "test.h"
 #include "dns/msg.h"
 #include "policy/cache.h"
@@ -600,6 +601,65 @@ static void dropped_entries_are_counted_then_reused(void **state)
 	cache_free(c);
 }
 
+/* Workers share the cache: threads putting and getting names that fall
+ * in the same few shards (a 64 KiB cache: 2 KiB shards, records moving
+ * and evicted all the time). Any hit is the answer of its own name, whole;
+ * the bytes stay within the size. (Run under ThreadSanitizer too.) */
+struct worker_arg {
+	struct cache *c;
+	unsigned seed;
+};
+
+static void *cache_worker(void *p)
+{
+	struct worker_arg *wa = p;
+	static __thread struct pb tq, ta;
+	static __thread uint8_t tout[MSG_MAX];
+	uint64_t rnd = wa->seed;
+	struct cache_key k;
+	struct msg_info mi;
+	char name[64];
+	size_t len;
+	for (unsigned i = 0; i < 20000; i++) {
+		unsigned n = xr_below(&rnd, 200), records = 1 + n % 7;
+		snprintf(name, sizeof(name), "w%u.example.", n);
+		pb_query(&tq, 1, name, KNOT_RRTYPE_A, 0, false);
+		if (msg_parse_query(tq.b, tq.len, &mi) != MSG_OK || !cache_key_of(&k, tq.b, &mi, 0))
+			return "key";
+		answer_n(&ta, name, records);
+		if (xr_below(&rnd, 2)) {
+			if (cache_put(wa->c, &k, ta.b, ta.len, &CC, 0) != CACHE_STORED)
+				return "put";
+		} else if (cache_get(wa->c, &k, 0, 0, tout, sizeof(tout), &len, NULL) == CACHE_FRESH) {
+			if (len != ta.len || memcmp(tout + 2, ta.b + 2, len - 2) != 0)
+				return "content";
+		}
+	}
+	return NULL;
+}
+
+static void threads_share_the_shards(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(64 * 1024);
+	pthread_t t[4];
+	struct worker_arg wa[4];
+	for (unsigned i = 0; i < 4; i++) {
+		wa[i] = (struct worker_arg){c, 1000 + i};
+		assert_int_equal(pthread_create(&t[i], NULL, cache_worker, &wa[i]), 0);
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		void *r;
+		assert_int_equal(pthread_join(t[i], &r), 0);
+		if (r)
+			fail_msg("worker %u: %s", i, (const char *)r);
+	}
+	uint64_t entries, bytes;
+	cache_usage(c, &entries, &bytes);
+	assert_true(bytes <= 64 * 1024 && entries > 0);
+	cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -617,6 +677,7 @@ int main(void)
 		cmocka_unit_test(big_answers_make_room),
 		cmocka_unit_test(a_hit_saves_an_entry_from_eviction),
 		cmocka_unit_test(dropped_entries_are_counted_then_reused),
+		cmocka_unit_test(threads_share_the_shards),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
