@@ -2,7 +2,8 @@
 #   make run    install what is missing, build, run dnsmux on its embedded default
 #   make test   install what is missing, build with ASan+UBSan, run every test
 #   make fuzz   install clang, build the libFuzzer targets, run each FUZZ_SECONDS (fuzz/README.md)
-.PHONY: all build run test unit integration bench clean fuzz
+#   make package-test  install dpkg-dev/lintian/..., build the .deb in a copy of the tree and check it
+.PHONY: all build run test unit integration bench clean fuzz package package-test
 
 BUILD ?= build
 ASAN ?= build-asan
@@ -36,10 +37,11 @@ test:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		DNSMUX_BIN=$(CURDIR)/$(ASAN)/dnsmux DNSMUX_TEST_MARGIN=2 \
 		$(PYTEST) tests/integration
-	# ThreadSanitizer on the multi-worker tests (workers share TLS tickets and counters; a reload hands them a snapshot)
+	# ThreadSanitizer on the multi-worker tests (workers share TLS tickets and counters; a reload hands them a
+	# snapshot; the control socket reads the counters and flushes the cache beside them)
 	$(MAKE) $(TSAN)/build.ninja
-	ninja -C $(TSAN) dnsmux
-	DNSMUX_BIN=$(CURDIR)/$(TSAN)/dnsmux DNSMUX_TEST_MARGIN=3 $(PYTEST) tests/integration/test_threads.py tests/integration/test_reload.py tests/integration/test_metrics.py tests/integration/test_querylog.py
+	ninja -C $(TSAN) dnsmux dnsmux-ctl
+	DNSMUX_BIN=$(CURDIR)/$(TSAN)/dnsmux DNSMUX_TEST_MARGIN=3 $(PYTEST) tests/integration/test_threads.py tests/integration/test_reload.py tests/integration/test_metrics.py tests/integration/test_querylog.py tests/integration/test_control.py
 
 $(FUZZ)/build.ninja:
 	CC=clang meson setup $(FUZZ) --buildtype=debugoptimized -Dfuzz=true -Db_lundef=false
@@ -49,6 +51,21 @@ fuzz:
 	$(MAKE) $(FUZZ)/build.ninja
 	ninja -C $(FUZZ) fuzz-targets
 	./fuzz/run $(FUZZ) $(FUZZ_SECONDS)
+
+# The Debian package (debian/): built from a copy of the tree by
+# tests/packaging/run, which lists and checks its contents, runs lintian,
+# blhc and hardening-check, and runs the packaged binary; the .deb is left
+# in PKG_OUT for 'make package'.
+PKG_OUT ?= $(CURDIR)/build-deb
+
+package-test:
+	./scripts/install-deps package
+	./tests/packaging/run
+
+package:
+	./scripts/install-deps package
+	rm -rf $(PKG_OUT) && mkdir -p $(PKG_OUT)
+	PKG_OUT=$(PKG_OUT) ./tests/packaging/run
 
 bench:
 	./scripts/install-deps bench

@@ -119,14 +119,14 @@ static void flush(struct cache *c, unsigned arg)
 	if (arg & 0x80) {
 		for (unsigned i = 0; i < KEYS; i++)
 			stored += sh[i].stored;
-		dropped = cache_flush(c, NULL);
+		dropped = cache_flush(c, NULL, false);
 		for (unsigned i = 0; i < KEYS; i++)
 			sh[i].stored = false;
 	} else {
 		unsigned n = arg % NAMES;
 		uint8_t dn[8] = {3, 'N', (uint8_t)('0' + n / 10), (uint8_t)('0' + n % 10), 1, 'T', 0}; /* (any case) */
 		stored = sh[2 * n].stored + sh[2 * n + 1].stored;
-		dropped = cache_flush(c, dn);
+		dropped = cache_flush(c, dn, false);
 		sh[2 * n].stored = sh[2 * n + 1].stored = false;
 	}
 	CHECK(dropped <= stored);

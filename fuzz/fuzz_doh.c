@@ -346,9 +346,14 @@ int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struc
 	return 1;
 }
 
-const uint8_t *frontend_pad_answer(const uint8_t *msg, size_t *len)
+const uint8_t *frontend_pad_answer(const uint8_t *msg, size_t *len, const struct msg_facts *facts)
 {
 	CHECK(conn.is_tls);
+	if (facts) { /* the caller's one cheap walk found the OPT the full scan finds */
+		struct msg_info mi;
+		CHECK(msg_scan(msg, *len, &mi) == 0);
+		CHECK(facts->opt_off == mi.opt_off && facts->opt_len == mi.opt_len);
+	}
 	free(last_padded);
 	*len = pad_answer(msg, *len, &last_padded);
 	return last_padded;

@@ -659,6 +659,32 @@ def cache_inputs():
                                     for k in range(128)) + b"".join(get(k) for k in range(128))
                            for _ in range(6)),
     }
+
+# ---- fuzz_control: a request line (control byte 0) or an upstream URL (1)
+
+def control_inputs():
+    """fuzz_control: control byte 0 then a request line as control/server.c passes it (no newline),
+    or 1 then an upstream's URL (to a NUL) for the JSON of stats and status."""
+    requests = {
+        "status": b"status", "stats-crlf": b"stats\r", "reload": b"reload", "flush-all": b"cache-flush",
+        "flush-name": b"cache-flush example.com", "flush-exact": b"cache-flush --exact WWW.Example.",
+        "flush-root": b"cache-flush .", "flush-escaped": b"cache-flush \\065bc.\\.example",
+        "flush-spaces": b" \t cache-flush\t\tx.test.  ", "bad-empty-label": b"cache-flush a..b",
+        "bad-long-label": b"cache-flush " + b"a" * 64 + b".example", "bad-exact-alone": b"cache-flush --exact",
+        "bad-option": b"cache-flush --below x.", "bad-two-names": b"cache-flush a. b.",
+        "bad-extra": b"status now", "bad-unknown": b"STATUS", "bad-empty": b"", "bad-blank": b" \t ",
+        "bad-nul": b"sta\x00tus", "bad-utf8": b"st\xc3\xa4tus", "bad-words": b"a b c d e f g h i",
+        "bad-long": b"status " + b" " * 1020, "bad-quote": b'cache-flush "\\"x',
+        "long-name": b"cache-flush " + b".".join([b"a" * 63] * 3) + b"." + b"b" * 61,
+    }
+    urls = {
+        "url-tcp": b"tcp://127.0.0.1:53", "url-tls": b"tls://9.9.9.9:853?pin=sha256/AAAA#dns.quad9.net",
+        "url-quotes": b'https://[::1]/dns-query"a\\b\nc\x01\x7f', "url-utf8": "unix:///run/\u00fc.sock".encode(),
+        "url-not-utf8": b"tcp://\xff\xfe:53", "url-cut-utf8": b"https://x/" + "\u00e9".encode() * 400,
+        "url-empty": b"",
+    }
+    out = {k: b"\x00" + v for k, v in requests.items()}
+    out.update({k: b"\x01" + v for k, v in urls.items()})
     return out
 
 
@@ -682,6 +708,7 @@ def main():
     write(root, "fuzz_h2_upstream", h2_upstream_inputs())
     write(root, "fuzz_yaml", yaml_inputs())
     write(root, "fuzz_etcd", etcd_inputs())
+    write(root, "fuzz_control", control_inputs())
 
 
 if __name__ == "__main__":

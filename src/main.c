@@ -16,12 +16,9 @@
 #include "core/daemon.h"
 #include "core/privdrop.h"
 #include "core/systemd.h"
+#include "core/version.h"
 #include "route/route.h"
 #include "obs/log.h"
-
-#ifndef DNSMUX_VERSION
-#define DNSMUX_VERSION "0.1.0"
-#endif
 
 enum {
 	OPT_BIND_UDP = 256,
@@ -48,6 +45,9 @@ enum {
 	OPT_METRICS,
 	OPT_USER,
 	OPT_CHROOT,
+	OPT_ACL,
+	OPT_RATELIMIT,
+	OPT_CONTROL,
 };
 
 static const struct option long_opts[] = {
@@ -79,6 +79,9 @@ static const struct option long_opts[] = {
 	{"metrics", required_argument, NULL, OPT_METRICS},
 	{"user", required_argument, NULL, OPT_USER},
 	{"chroot", required_argument, NULL, OPT_CHROOT},
+	{"acl", required_argument, NULL, OPT_ACL},
+	{"ratelimit", required_argument, NULL, OPT_RATELIMIT},
+	{"control", required_argument, NULL, OPT_CONTROL},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -106,6 +109,14 @@ static void usage(FILE *f)
 	      "      --doh-path PATH       path of RFC 8484 queries on DoH listeners (/dns-query);\n"
 	      "                            the JSON API is at /resolve\n"
 	      "      --trusted-proxy IP    believe X-Forwarded-For / Forwarded from IP (repeatable)\n"
+	      "      --acl LIST            who may query every listener: addresses, prefixes, any, none,\n"
+	      "                            localhost, private, each may start with '!', the first that\n"
+	      "                            contains the client decides (\"!10.1.0.0/16,10.0.0.0/8\"). Default:\n"
+	      "                            localhost,private for udp/tcp/http://, any for tls:// and https://.\n"
+	      "                            Refused: dropped over UDP, REFUSED over TCP, DoT and DoH\n"
+	      "      --ratelimit QPS[,BURST[,SLIP]]  per client /32 and /64 on every listener: over the rate,\n"
+	      "                            UDP queries are dropped but every SLIP-th (2) gets an empty TC=1\n"
+	      "                            answer; stream ones get REFUSED. BURST: QPS\n"
 	      "      --bind-udp ADDR:PORT  same as --listen udp://ADDR:PORT\n"
 	      "      --connect-tcp ADDR:PORT  same as --upstream tcp://ADDR:PORT\n"
 	      "  -t, --threads N           worker threads, each with its own sockets and circuits (1)\n"
@@ -130,12 +141,14 @@ static void usage(FILE *f)
 	      "                            supplementary groups, no capabilities, no_new_privs\n"
 	      "      --chroot DIR          and chroot to DIR first (with --user); what a SIGHUP reads (-c FILE,\n"
 	      "                            --tls-cert, --tls-key, --ca-file) must then be at its path inside DIR\n"
+	      "      --control PATH        serve dnsmux-ctl on the unix socket PATH (status, stats, reload,\n"
+	      "                            cache-flush)\n"
 	      "  -c, --config FILE         YAML configuration (doc/config.md); the options here win\n"
 	      "      --check-config        check the configuration (with -c FILE) and exit 0, or 2\n"
 	      "  -v, --verbose             more logging (twice: debug)\n"
 	      "  -q, --quiet               warnings and errors only\n"
 	      "  -h, --help                this text\n"
-	      "  -V, --version             version\n"
+	      "  -V, --version             version, and the libraries' versions\n"
 	      "\n"
 	      "Without --listen and --upstream: listen on 127.0.0.1:53, forward over DNS-over-TLS to\n"
 	      "9.9.9.9 (dns.quad9.net) and 1.1.1.1 (cloudflare-dns.com).\n"
@@ -260,6 +273,38 @@ static void fit_fd_limit(struct config *c)
 
 static struct systemd_fd g_passed[SYSTEMD_MAX_FDS]; /* socket activation: what systemd passed */
 static size_t g_n_passed;
+/* --ratelimit QPS[,BURST[,SLIP]] */
+static void parse_ratelimit(const char *s, struct ratelimit_conf *rl)
+{
+	char buf[64];
+	char *save = NULL;
+	if (strlen(s) >= sizeof(buf))
+		bad("--ratelimit: '%s' is not QPS[,BURST[,SLIP]]", s);
+	snprintf(buf, sizeof(buf), "%s", s);
+	config_ratelimit_defaults(rl);
+	char *qps = strtok_r(buf, ",", &save), *burst = strtok_r(NULL, ",", &save), *slip = strtok_r(NULL, ",", &save);
+	if (!qps || strtok_r(NULL, ",", &save))
+		bad("--ratelimit: '%s' is not QPS[,BURST[,SLIP]]", s);
+	rl->qps = number("ratelimit", qps, 1, 1000000);
+	rl->burst = burst ? number("ratelimit", burst, 1, 1000000) : rl->qps;
+	if (slip)
+		rl->slip = number("ratelimit", slip, 0, 100);
+}
+
+/* --acl and --ratelimit: every listener's (the command line's replace the
+ * file's; without any, the file's listeners take them: the command line wins) */
+static void apply_listener_flags(struct config *c, const struct addr_list *acl, const struct ratelimit_conf *rl)
+{
+	for (size_t i = 0; i < c->n_listens; i++) {
+		if (acl) {
+			c->listens[i].acl = *acl;
+			c->listens[i].has_acl = true;
+		}
+		if (rl)
+			c->listens[i].rl = *rl;
+	}
+}
+
 static int g_argc;
 static char **g_argv;
 static const char *g_file; /* -c FILE */
@@ -273,6 +318,9 @@ static struct config *build(char *err, size_t errlen)
 	char buf[300];
 	int opt;
 	bool circuit_inflight_set = false;
+	struct addr_list acl;
+	struct ratelimit_conf rl;
+	bool has_acl = false, has_rl = false;
 	struct config *c = calloc(1, sizeof(*c));
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
@@ -344,12 +392,25 @@ static struct config *build(char *err, size_t errlen)
 			break;
 		case OPT_USER: c->user = optarg; break;
 		case OPT_CHROOT: c->chroot_dir = optarg; break;
+		case OPT_ACL:
+			if (config_parse_addr_csv(&acl, optarg, buf, sizeof(buf)) < 0)
+				bad("--acl: %s", buf);
+			has_acl = true;
+			break;
+		case OPT_RATELIMIT:
+			parse_ratelimit(optarg, &rl);
+			has_rl = true;
+			break;
+		case OPT_CONTROL:
+			if (config_set_control(c, optarg, buf, sizeof(buf)) < 0)
+				bad("--control: %s", buf);
+			break;
 		case OPT_TRUSTED_PROXY:
 			if (config_add_trusted_proxy(c, optarg, buf, sizeof(buf)) < 0)
 				bad("--trusted-proxy: %s", buf);
 			break;
 		case 'h': usage(stdout); exit(0);
-		case 'V': printf("dnsmux %s\n", DNSMUX_VERSION); exit(0);
+		case 'V': version_print(stdout); exit(0);
 		case ':': bad("option %s needs a value", g_argv[optind - 1]);
 		default:
 			if (optopt)
@@ -367,6 +428,7 @@ static struct config *build(char *err, size_t errlen)
 		bad("%s", buf);
 	if (bare)
 		config_apply_embedded(c); /* (on the passed sockets, when there are any) */
+	apply_listener_flags(c, has_acl ? &acl : NULL, has_rl ? &rl : NULL);
 	if (config_validate(c, buf, sizeof(buf)) < 0) {
 		if (g_file)
 			snprintf(err, errlen, "%s: %s", g_file, buf);

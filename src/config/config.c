@@ -420,6 +420,11 @@ int config_validate(struct config *c, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < c->n_listens; i++) {
+		struct listen_conf *l = &c->listens[i];
+		if (!l->has_acl)
+			config_default_acl(l);
+		if (l->rl.qps && !l->rl.burst)
+			l->rl.burst = l->rl.qps;
 		if ((c->listens[i].protos & LISTEN_TLS) && (!c->tls_cert || !c->tls_key)) {
 			snprintf(err, errlen, "--listen %s://%s needs --tls-cert and --tls-key",
 				 (c->listens[i].protos & LISTEN_HTTP) ? "https" : "tls", c->listens[i].text);
@@ -434,6 +439,50 @@ int config_validate(struct config *c, char *err, size_t errlen)
 	if (c->circuit_inflight > c->max_inflight) {
 		snprintf(err, errlen, "--circuit-inflight (%u) exceeds --max-inflight (%u)", c->circuit_inflight,
 			 c->max_inflight);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void config_ratelimit_defaults(struct ratelimit_conf *rl)
+{
+	memset(rl, 0, sizeof(*rl));
+	rl->slip = 2;         /* as BIND's RRL: every other query over the rate gets a TC=1 answer */
+	rl->ipv4_prefix = 32;
+	rl->ipv6_prefix = 64; /* as dnsdist's MaxQPSIPRule: one bucket per /64 */
+}
+
+void config_default_acl(struct listen_conf *l)
+{
+	char err[128];
+	/* (cannot fail: 8 elements of an empty list) */
+	memset(&l->acl, 0, sizeof(l->acl));
+	if (l->protos & LISTEN_TLS) {
+		(void)config_parse_addr(&l->acl, "any", err, sizeof(err));
+		return;
+	}
+	(void)config_parse_addr(&l->acl, "localhost", err, sizeof(err));
+	(void)config_parse_addr(&l->acl, "private", err, sizeof(err));
+}
+
+int config_parse_addr_csv(struct addr_list *l, const char *s, char *err, size_t errlen)
+{
+	char elem[INET6_ADDRSTRLEN + 8];
+	memset(l, 0, sizeof(*l));
+	while (*s) {
+		size_t n = strcspn(s, ", ");
+		if (n >= sizeof(elem)) {
+			snprintf(err, errlen, "'%.*s': too long for an address or prefix", (int)n, s);
+			return -EINVAL;
+		}
+		memcpy(elem, s, n);
+		elem[n] = '\0';
+		if (n && config_parse_addr(l, elem, err, errlen) < 0)
+			return -EINVAL;
+		s += n + (s[n] != '\0');
+	}
+	if (l->n == 0) {
+		snprintf(err, errlen, "an empty list (write none to refuse every client)");
 		return -EINVAL;
 	}
 	return 0;
@@ -455,6 +504,20 @@ int config_set_metrics(struct config *c, const char *s, char *err, size_t errlen
 	c->metrics_addr = l.addr;
 	snprintf(c->metrics_text, sizeof(c->metrics_text), "%s", l.text);
 	c->has_metrics = true;
+	return 0;
+}
+
+int config_set_control(struct config *c, const char *s, char *err, size_t errlen)
+{
+	if (strcmp(s, "off") == 0) {
+		c->control_path[0] = '\0';
+		return 0;
+	}
+	if (!s[0] || strlen(s) >= sizeof(c->control_path)) {
+		snprintf(err, errlen, "'%s': expected a unix socket path (under %zu bytes) or off", s, sizeof(c->control_path));
+		return -EINVAL;
+	}
+	snprintf(c->control_path, sizeof(c->control_path), "%s", s);
 	return 0;
 }
 
@@ -498,6 +561,15 @@ bool config_is_trusted_proxy(const struct config *c, const struct sockaddr *a)
 
 /* ---- address lists (CONFIG.md "Address list") ---- */
 
+void config_prefix_mask(unsigned bits, size_t len, uint64_t mask[2])
+{
+	uint8_t m[16] = {0};
+	for (size_t i = 0; i < len; i++)
+		m[i] = bits >= 8 * (i + 1) ? 0xff : bits > 8 * i ? (uint8_t)(0xff << (8 - (bits - 8 * i))) : 0;
+	mask[0] = mask[1] = 0;
+	memcpy(mask, m, len);
+}
+
 static int add_elem(struct addr_list *l, const char *net, unsigned prefix, bool negate, char *err, size_t errlen)
 {
 	if (l->n >= CONFIG_MAX_ADDRS) {
@@ -508,34 +580,34 @@ static int add_elem(struct addr_list *l, const char *net, unsigned prefix, bool 
 	memset(e, 0, sizeof(*e));
 	e->negate = negate;
 	if (strcmp(net, "any") == 0) {
-		e->any = true;
-		l->n++;
+		l->n++; /* family 0 */
 		return 0;
 	}
-	struct sockaddr_in *v4 = (struct sockaddr_in *)&e->net;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&e->net;
-	if (inet_pton(AF_INET, net, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		if (prefix == 999)
-			prefix = 32;
-		if (prefix > 32)
-			goto bad_prefix;
-	} else if (inet_pton(AF_INET6, net, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		if (prefix == 999)
-			prefix = 128;
-		if (prefix > 128)
-			goto bad_prefix;
+	uint8_t a[16] = {0};
+	size_t len;
+	if (inet_pton(AF_INET, net, a) == 1) {
+		e->family = AF_INET;
+		len = 4;
+	} else if (inet_pton(AF_INET6, net, a) == 1) {
+		e->family = AF_INET6;
+		len = 16;
 	} else {
 		snprintf(err, errlen, "'%s' is not an address, a prefix, any, none, localhost or private", net);
 		return -EINVAL;
 	}
+	if (prefix == 999)
+		prefix = (unsigned)len * 8;
+	if (prefix > len * 8) {
+		snprintf(err, errlen, "'%s/%u': prefix too long", net, prefix);
+		return -EINVAL;
+	}
 	e->prefix = (uint8_t)prefix;
+	config_prefix_mask(prefix, len, e->mask.w);
+	memcpy(e->net.w, a, len);
+	e->net.w[0] &= e->mask.w[0];
+	e->net.w[1] &= e->mask.w[1];
 	l->n++;
 	return 0;
-bad_prefix:
-	snprintf(err, errlen, "'%s/%u': prefix too long", net, prefix);
-	return -EINVAL;
 }
 
 int config_parse_addr(struct addr_list *l, const char *s, char *err, size_t errlen)
@@ -576,26 +648,20 @@ int config_parse_addr(struct addr_list *l, const char *s, char *err, size_t errl
 	return add_elem(l, net, prefix, negate, err, errlen);
 }
 
-static bool prefix_match(const uint8_t *a, const uint8_t *b, unsigned bits)
+bool config_addr_match_any(const struct addr_list *l, const struct sockaddr *a)
 {
-	unsigned full = bits / 8, rest = bits % 8;
-	if (memcmp(a, b, full) != 0)
-		return false;
-	return rest == 0 || ((a[full] ^ b[full]) & (0xff << (8 - rest))) == 0;
-}
-
-bool config_addr_match(const struct addr_list *l, const struct sockaddr *a)
-{
+	uint64_t k[2] = {0, 0};
+	unsigned family = a->sa_family;
+	if (family == AF_INET)
+		memcpy(k, &((const struct sockaddr_in *)a)->sin_addr, 4);
+	else if (family == AF_INET6)
+		memcpy(k, &((const struct sockaddr_in6 *)a)->sin6_addr, 16);
+	else
+		family = 255; /* (no address: only "any" contains it) */
 	for (unsigned i = 0; i < l->n; i++) {
 		const struct addr_elem *e = &l->e[i];
-		bool in = e->any;
-		if (!in && e->net.ss_family == a->sa_family && a->sa_family == AF_INET)
-			in = prefix_match((const uint8_t *)&((const struct sockaddr_in *)&e->net)->sin_addr,
-					  (const uint8_t *)&((const struct sockaddr_in *)a)->sin_addr, e->prefix);
-		else if (!in && e->net.ss_family == a->sa_family && a->sa_family == AF_INET6)
-			in = prefix_match(((const struct sockaddr_in6 *)&e->net)->sin6_addr.s6_addr,
-					  ((const struct sockaddr_in6 *)a)->sin6_addr.s6_addr, e->prefix);
-		if (in)
+		if (!e->family || (e->family == family && (k[0] & e->mask.w[0]) == e->net.w[0] &&
+				   (k[1] & e->mask.w[1]) == e->net.w[1]))
 			return !e->negate;
 	}
 	return false;

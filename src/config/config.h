@@ -18,17 +18,6 @@
 #define CONFIG_MAX_THREADS 64
 #define CONFIG_CIRCUIT_MAX_LIMIT 16
 
-/* LISTEN_HTTP: DoH over the stream (with LISTEN_TLS: https://, alone: http://) */
-enum listen_proto { LISTEN_UDP = 1, LISTEN_TCP = 2, LISTEN_TLS = 4, LISTEN_HTTP = 8 };
-
-struct listen_conf {
-	int protos;                   /* LISTEN_UDP | LISTEN_TCP, LISTEN_TLS, LISTEN_HTTP [| LISTEN_TLS] */
-	struct sockaddr_storage addr; /* where to bind */
-	char text[80];                /* printable "ADDR:PORT" */
-	int passed_fd[2];             /* socket activation (core/systemd.h): the socket systemd passed for the UDP [0]
-	                               * and the stream [1] part; 0: none, bind one (passed fds start at 3) */
-};
-
 enum upstream_kind { UPSTREAM_UDP, UPSTREAM_TCP, UPSTREAM_UNIX, UPSTREAM_TLS, UPSTREAM_HTTPS, UPSTREAM_MDNS };
 
 #define CONFIG_MAX_PINS 8
@@ -41,16 +30,52 @@ struct route_table;
 struct cache;
 
 /* An address list (CONFIG.md "Address list"): the first element containing
- * the address decides; a '!' element says no; no match says no. */
+ * the address decides; a '!' element says no; no match says no. Each
+ * element is kept as the bits and mask it compares, in the byte order of
+ * the address in a sockaddr, so that a match is a few AND and compare
+ * instructions: a listener's acl is matched on every query. */
+union addr_bits {
+	uint64_t w[2];    /* IPv6: the 16 bytes */
+	uint32_t v4;      /* IPv4: the first 4 */
+};
 struct addr_elem {
-	struct sockaddr_storage net; /* family and address bits */
-	uint8_t prefix;              /* bits that must match */
-	bool negate;                 /* '!' */
-	bool any;                    /* "any" (both families) */
+	union addr_bits net;  /* the prefix's bits, host bits zero */
+	union addr_bits mask; /* the bits that must match */
+	uint8_t family;   /* AF_INET, AF_INET6, or 0: "any" (every address of both families) */
+	uint8_t prefix;   /* length in bits, as written */
+	bool negate;      /* '!' */
 };
 struct addr_list {
 	struct addr_elem e[CONFIG_MAX_ADDRS];
 	unsigned n;
+};
+
+/* LISTEN_HTTP: DoH over the stream (with LISTEN_TLS: https://, alone: http://) */
+enum listen_proto { LISTEN_UDP = 1, LISTEN_TCP = 2, LISTEN_TLS = 4, LISTEN_HTTP = 8 };
+
+/* ratelimit: of a listener (policy/ratelimit.h): a token bucket per client
+ * prefix; qps 0: no rate limit */
+struct ratelimit_conf {
+	uint32_t qps;         /* tokens added per second */
+	uint32_t burst;       /* the bucket's size (qps when not given) */
+	uint32_t slip;        /* UDP: every slip-th query over the rate gets an empty TC=1 answer; 0: none */
+	uint32_t ipv4_prefix; /* clients grouped by this many bits (32) */
+	uint32_t ipv6_prefix; /* and these (64) */
+};
+
+struct ratelimit;
+
+struct listen_conf {
+	int protos;                   /* LISTEN_UDP | LISTEN_TCP, LISTEN_TLS, LISTEN_HTTP [| LISTEN_TLS] */
+	struct sockaddr_storage addr; /* where to bind */
+	char text[80];                /* printable "ADDR:PORT" */
+	int passed_fd[2];             /* socket activation (core/systemd.h): the socket systemd passed for the UDP [0]
+	                               * and the stream [1] part; 0: none, bind one (passed fds start at 3) */
+	bool has_acl;                 /* acl: or --acl given; else config_validate sets the default */
+	struct addr_list acl;         /* who may query (DoH behind a trusted proxy: the client it names) */
+	struct ratelimit_conf rl;     /* ratelimit: */
+	struct ratelimit *rl_table;   /* the buckets (rl.qps > 0), made by config_snapshot; a snapshot's own, or
+	                               * shared with the one before it (config/snapshot.h) */
 };
 
 struct upstream_conf {
@@ -193,6 +218,8 @@ struct config {
 	bool has_metrics;
 	struct sockaddr_storage metrics_addr;
 	char metrics_text[80];      /* printable ADDR:PORT */
+	/* control: / --control (control/server.h); read at start only */
+	char control_path[108];     /* the unix socket's path (sun_path's size); "" when off */
 	/* log: (obs/log.h, obs/qlog.h) */
 	int log_target;             /* log.target: 1 + enum log_target; 0: not set (stderr) */
 	char log_queries[1024];     /* log.queries: the query log's path; "" when off */
@@ -217,8 +244,39 @@ void config_free(struct config *c);
  * "localhost", "private" expands to several); appends to l. -EINVAL with a reason. */
 int config_parse_addr(struct addr_list *l, const char *s, char *err, size_t errlen);
 
-/** Does the address list allow a? */
-bool config_addr_match(const struct addr_list *l, const struct sockaddr *a);
+/** Parse "10.0.0.0/8,!10.1.0.0/16,localhost" (commas or spaces between
+ * elements) into l, emptied first (--acl); -EINVAL with a reason. */
+int config_parse_addr_csv(struct addr_list *l, const char *s, char *err, size_t errlen);
+
+/** A rate limit's defaults but qps (0: off): burst qps (made so by
+ * config_validate), slip 2, prefixes /32 and /64. */
+void config_ratelimit_defaults(struct ratelimit_conf *rl);
+
+/** The acl of a listener that has none given: any for DoT and https://
+ * DoH (they are made to face the Internet), [localhost, private] for UDP,
+ * TCP and cleartext http:// DoH (for a reverse proxy on the same host). */
+void config_default_acl(struct listen_conf *l);
+
+/** The mask of the first bits bits of a len-byte address (4 or 16), in the
+ * address's byte order: its first len bytes, the rest zero. */
+void config_prefix_mask(unsigned bits, size_t len, uint64_t mask[2]);
+
+/** config_addr_match for an address of any family. */
+bool config_addr_match_any(const struct addr_list *l, const struct sockaddr *a);
+
+/** Does the address list allow a? (No address, AF_UNSPEC: only any.)
+ * Inline for IPv4: a listener's acl is asked on every query, and most
+ * match their first element (127.0.0.0/8 of the default). */
+static inline bool config_addr_match(const struct addr_list *l, const struct sockaddr *a)
+{
+	if (a->sa_family != AF_INET)
+		return config_addr_match_any(l, a);
+	uint32_t v = ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr;
+	for (const struct addr_elem *e = l->e, *end = l->e + l->n; e < end; e++)
+		if (!e->family || (e->family == AF_INET && (v & e->mask.v4) == e->net.v4))
+			return !e->negate;
+	return false;
+}
 
 /** Parse a size: "512", "64KiB", "64MiB", "1GiB" (also KB, MB, GB: the same powers of 2), into bytes. */
 int config_parse_size(const char *s, uint64_t *bytes);
@@ -246,6 +304,9 @@ int config_validate(struct config *c, char *err, size_t errlen);
 
 /** metrics: / --metrics: "ADDR:PORT" (or "off"); -EINVAL with a reason. */
 int config_set_metrics(struct config *c, const char *s, char *err, size_t errlen);
+
+/** control: / --control: a unix socket path (or "off"); -EINVAL with a reason. */
+int config_set_control(struct config *c, const char *s, char *err, size_t errlen);
 
 /** Add "IP" to the trusted proxies; -EINVAL with a reason. */
 int config_add_trusted_proxy(struct config *c, const char *s, char *err, size_t errlen);

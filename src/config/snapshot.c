@@ -7,6 +7,7 @@
 #include "config/snapshot.h"
 #include "obs/log.h"
 #include "policy/cache.h"
+#include "policy/ratelimit.h"
 #include "route/route.h"
 #include "tls/creds.h"
 
@@ -35,6 +36,8 @@ struct config *config_dup(const struct config *base)
 	c->n_dns64 = 0;
 	for (size_t i = 0; i < c->n_upstreams; i++)
 		c->upstreams[i].tls = NULL;
+	for (size_t i = 0; i < c->n_listens; i++)
+		c->listens[i].rl_table = NULL;
 	if (base->n_strings && !(c->strings = calloc(base->n_strings, sizeof(*c->strings))))
 		goto fail;
 	for (; c->n_strings < base->n_strings; c->n_strings++)
@@ -112,12 +115,35 @@ static bool same_listens(const struct config *a, const struct config *b)
 	return true;
 }
 
+static bool same_ratelimit(const struct ratelimit_conf *a, const struct ratelimit_conf *b)
+{
+	return a->qps == b->qps && a->burst == b->burst && a->slip == b->slip && a->ipv4_prefix == b->ipv4_prefix &&
+	       a->ipv6_prefix == b->ipv6_prefix;
+}
+
+static bool same_acl(const struct listen_conf *a, const struct listen_conf *b)
+{
+	return a->has_acl == b->has_acl && a->acl.n == b->acl.n &&
+	       memcmp(a->acl.e, b->acl.e, a->acl.n * sizeof(a->acl.e[0])) == 0;
+}
+
 void config_carry_over(struct config *next, const struct config *prev)
 {
 	if (!same_listens(next, prev)) {
-		log_warn(CONFIG, "reload: the listeners changed; they stay as they are until a restart");
+		log_warn(CONFIG, "reload: the listeners changed; they stay as they are until a restart (with their "
+				 "acl and ratelimit)");
 		memcpy(next->listens, prev->listens, sizeof(next->listens));
 		next->n_listens = prev->n_listens;
+	}
+	/* a listener's acl and rate limit are read per query from the snapshot
+	 * (frontend/frontend.c): they change with it */
+	for (size_t i = 0; i < next->n_listens; i++) {
+		const struct listen_conf *a = &prev->listens[i], *b = &next->listens[i];
+		if (!same_acl(a, b))
+			log_info(CONFIG, "reload: listener %s: new acl (%u elements)", b->text, b->acl.n);
+		if (!same_ratelimit(&a->rl, &b->rl))
+			log_info(CONFIG, "reload: listener %s: rate limit %u qps burst %u -> %u qps burst %u%s", b->text,
+				 a->rl.qps, a->rl.burst, b->rl.qps, b->rl.burst, b->rl.qps ? " (new buckets)" : "");
 	}
 	if (next->threads != prev->threads) {
 		log_warn(CONFIG, "reload: threads %u -> %u needs a restart; staying at %u", prev->threads, next->threads,
@@ -201,6 +227,35 @@ int config_setup_tls(struct config *next, const struct config *prev, char *err, 
 	return 0;
 }
 
+/* Each listener's buckets: prev's when its rate limit is the same (the
+ * clients' state carries over), else new ones. */
+static int setup_ratelimits(struct config *next, const struct config *prev, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < next->n_listens; i++) {
+		struct listen_conf *l = &next->listens[i];
+		if (!l->rl.qps || l->rl_table)
+			continue;
+		const struct listen_conf *p = prev && i < prev->n_listens ? &prev->listens[i] : NULL;
+		if (p && p->rl_table && same_ratelimit(&p->rl, &l->rl)) {
+			l->rl_table = p->rl_table;
+			continue;
+		}
+		if (!(l->rl_table = ratelimit_new(&l->rl, RATELIMIT_ENTRIES))) {
+			snprintf(err, errlen, "out of memory for the rate limit of %s", l->text);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static bool successor_has_table(const struct config *s, const struct ratelimit *t)
+{
+	for (size_t i = 0; s && i < s->n_listens; i++)
+		if (s->listens[i].rl_table == t)
+			return true;
+	return false;
+}
+
 static bool successor_has(const struct config *s, const struct tls_client_ctx *t)
 {
 	for (size_t i = 0; s && i < s->n_upstreams; i++)
@@ -229,6 +284,9 @@ void config_release(struct config *c, const struct config *successor)
 	}
 	if (c->cache_obj && !(successor && successor->cache_obj == c->cache_obj))
 		cache_free(c->cache_obj);
+	for (size_t i = 0; i < c->n_listens; i++)
+		if (!successor_has_table(successor, c->listens[i].rl_table))
+			ratelimit_free(c->listens[i].rl_table);
 	route_table_free(c->route_table);
 	config_free(c);
 	free(c);
@@ -255,7 +313,7 @@ struct config *config_snapshot(const struct config *base, const struct etcd_set 
 	}
 	if (prev)
 		config_carry_over(c, prev);
-	if (config_setup_tls(c, prev, err, errlen) < 0) {
+	if (config_setup_tls(c, prev, err, errlen) < 0 || setup_ratelimits(c, prev, err, errlen) < 0) {
 		config_release(c, prev);
 		return NULL;
 	}

@@ -287,6 +287,28 @@ static const char *keep(struct ctx *x, yaml_node_t *n, const char *path)
 	return x->c->strings[x->c->n_strings++] = copy;
 }
 
+/* An address list (CONFIG.md "Address list") into l, emptied first. */
+static bool as_addr_list(struct ctx *x, yaml_node_t *n, const char *path, struct addr_list *l)
+{
+	if (n->type != YAML_SEQUENCE_NODE) {
+		error_at(x, n, path, "expected an address list, as [localhost, private] or [\"!10.1.0.0/16\", 10.0.0.0/8]");
+		return false;
+	}
+	memset(l, 0, sizeof(*l));
+	bool ok = true;
+	for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
+		yaml_node_t *e = node(x, *i);
+		const char *s = scalar(x, e, path, "an address, a prefix, any, none, localhost or private");
+		char why[300];
+		if (!s || config_parse_addr(l, s, why, sizeof(why)) < 0) {
+			if (s)
+				error_at(x, e, path, "%s", why);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
 /* ---- top level ---- */
 
 static void k_log_level(struct ctx *x, yaml_node_t *n, const char *p, void *o)
@@ -372,26 +394,76 @@ static void k_circuits(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 
 /* ---- listen ---- */
 
-static void add_listen(struct ctx *x, yaml_node_t *n, const char *p, const char *url)
+/* One listener's mapping: its url makes it, whatever the order of the
+ * keys; what the others say is put in it after the walk. */
+struct listen_ctx {
+	bool has_url;
+	struct listen_conf *l;     /* the listener its url made, else NULL */
+	bool has_acl;
+	struct addr_list acl;
+	bool has_rl;
+	struct ratelimit_conf rl;
+};
+
+static struct listen_conf *add_listen(struct ctx *x, yaml_node_t *n, const char *p, const char *url)
 {
 	char why[300];
 	if (x->c->n_listens >= CONFIG_MAX_LISTENS) {
 		error_at(x, n, p, "at most %d listeners", CONFIG_MAX_LISTENS);
-		return;
+		return NULL;
 	}
 	if (config_parse_listen(url, &x->c->listens[x->c->n_listens], why, sizeof(why)) < 0) {
 		error_at(x, n, p, "%s", why);
-		return;
+		return NULL;
 	}
-	x->c->n_listens++;
+	return &x->c->listens[x->c->n_listens++];
 }
 
 static void l_url(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 {
+	struct listen_ctx *lc = o;
 	const char *s = scalar(x, n, p, "a listener URL");
 	if (s)
-		add_listen(x, n, p, s);
-	*(bool *)o = true;
+		lc->l = add_listen(x, n, p, s);
+	lc->has_url = true;
+}
+
+static void l_acl(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	struct listen_ctx *lc = o;
+	if (!as_addr_list(x, n, p, &lc->acl))
+		return;
+	if (lc->acl.n == 0) {
+		error_at(x, n, p, "an empty list refuses every client: write [none] if that is meant");
+		return;
+	}
+	lc->has_acl = true;
+}
+
+/* ratelimit: {qps, burst, slip, ipv4-prefix, ipv6-prefix}, or off */
+static void l_ratelimit(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	static const struct key keys[] = {
+		KEY_UINT("qps", struct ratelimit_conf, qps, 1, 1000000),
+		KEY_UINT("burst", struct ratelimit_conf, burst, 1, 1000000),
+		KEY_UINT("slip", struct ratelimit_conf, slip, 0, 100),
+		KEY_UINT("ipv4-prefix", struct ratelimit_conf, ipv4_prefix, 0, 32),
+		KEY_UINT("ipv6-prefix", struct ratelimit_conf, ipv6_prefix, 0, 128),
+		KEY_END,
+	};
+	struct listen_ctx *lc = o;
+	lc->has_rl = true;
+	memset(&lc->rl, 0, sizeof(lc->rl));
+	if (n->type == YAML_SCALAR_NODE) { /* ratelimit: off */
+		bool on = true;
+		if (as_bool(x, n, p, &on) && on)
+			error_at(x, n, p, "expected {qps: N, ...} or off");
+		return;
+	}
+	config_ratelimit_defaults(&lc->rl);
+	walk(x, n, p, keys, &lc->rl);
+	if (n->type == YAML_MAPPING_NODE && !lc->rl.qps)
+		error_at(x, n, p, "a rate limit needs qps (queries per second per client)");
 }
 
 static void l_path(struct ctx *x, yaml_node_t *n, const char *p, void *o)
@@ -437,8 +509,8 @@ static void k_listen(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 		KEY_FN("url", l_url),
 		KEY_FN("path", l_path),
 		KEY_FN("trusted-proxies", l_trusted),
-		KEY_LATER("acl", "access control comes with the operations work"),
-		KEY_LATER("ratelimit", "rate limits come with the operations work"),
+		KEY_FN("acl", l_acl),
+		KEY_FN("ratelimit", l_ratelimit),
 		KEY_END,
 	};
 	if (n->type != YAML_SEQUENCE_NODE) {
@@ -453,10 +525,17 @@ static void k_listen(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 			add_listen(x, e, ip, (const char *)e->data.scalar.value);
 			continue;
 		}
-		bool has_url = false;
-		walk(x, e, ip, keys, &has_url);
-		if (!has_url && e->type == YAML_MAPPING_NODE)
+		struct listen_ctx lc = {.has_url = false};
+		walk(x, e, ip, keys, &lc);
+		if (!lc.has_url && e->type == YAML_MAPPING_NODE)
 			error_at(x, e, ip, "a listener needs a url");
+		if (!lc.l)
+			continue;
+		lc.l->has_acl = lc.has_acl;
+		if (lc.has_acl)
+			lc.l->acl = lc.acl;
+		if (lc.has_rl)
+			lc.l->rl = lc.rl;
 	}
 }
 
@@ -768,21 +847,11 @@ static void r_qtype(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 static void r_client(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 {
 	struct route_ctx *rc = o;
-	if (n->type != YAML_SEQUENCE_NODE) {
-		error_at(x, n, p, "expected an address list");
-		return;
-	}
 	free(rc->r->clients); /* client: given twice (walk said so): the last one */
 	rc->r->clients = calloc(1, sizeof(*rc->r->clients));
 	if (!rc->r->clients)
 		return;
-	for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
-		yaml_node_t *e = node(x, *i);
-		const char *s = scalar(x, e, p, "an address, a prefix, any, none, localhost or private");
-		char why[300];
-		if (s && config_parse_addr(rc->r->clients, s, why, sizeof(why)) < 0)
-			error_at(x, e, p, "%s", why);
-	}
+	(void)as_addr_list(x, n, p, rc->r->clients);
 }
 
 static void r_cache(struct ctx *x, yaml_node_t *n, const char *p, void *o)
@@ -1076,19 +1145,8 @@ static void d_suffix(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 
 static void d_list(struct ctx *x, yaml_node_t *n, const char *p, struct addr_list *l, bool *has)
 {
-	if (n->type != YAML_SEQUENCE_NODE) {
-		error_at(x, n, p, "expected an address list");
-		return;
-	}
-	memset(l, 0, sizeof(*l));
 	*has = true;
-	for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
-		yaml_node_t *e = node(x, *i);
-		const char *s = scalar(x, e, p, "an address, a prefix, any, none, localhost or private");
-		char why[300];
-		if (s && config_parse_addr(l, s, why, sizeof(why)) < 0)
-			error_at(x, e, p, "%s", why);
-	}
+	(void)as_addr_list(x, n, p, l);
 }
 
 static void d_clients(struct ctx *x, yaml_node_t *n, const char *p, void *o)
@@ -1172,6 +1230,15 @@ static void k_metrics(struct ctx *x, yaml_node_t *n, const char *p, void *o)
 		error_at(x, n, p, "%s", why);
 }
 
+static void k_control(struct ctx *x, yaml_node_t *n, const char *p, void *o)
+{
+	(void)o;
+	char why[300];
+	const char *s = scalar(x, n, p, "a unix socket path");
+	if (s && config_set_control(x->c, s, why, sizeof(why)) < 0)
+		error_at(x, n, p, "%s", why);
+}
+
 static const struct key top_keys[] = {
 	KEY_UINT("threads", struct config, threads, 1, CONFIG_MAX_THREADS),
 	KEY_DURATION("timeout", struct config, timeout_ms, 10, 600000),
@@ -1189,7 +1256,7 @@ static const struct key top_keys[] = {
 	KEY_FN("cache", k_cache),
 	KEY_FN("dns64", k_dns64),
 	KEY_FN("metrics", k_metrics),
-	KEY_LATER("control", "the control socket comes with the operations work"),
+	KEY_FN("control", k_control),
 	KEY_END,
 };
 

@@ -9,10 +9,13 @@
 #include <uv.h>
 #include "config/etcd.h"
 #include "config/snapshot.h"
+#include "control/server.h"
 #include "core/daemon.h"
 #include "core/privdrop.h"
 #include "core/systemd.h"
+#include "core/version.h"
 #include "core/worker.h"
+#include "obs/json.h"
 #include "obs/log.h"
 #include "obs/metrics_http.h"
 #include "obs/qlog.h"
@@ -43,6 +46,9 @@ struct daemon {
 	struct etcd_set *etcd_next;  /* the newest set from the watcher, not applied yet */
 	bool etcd_due;               /* a set waits for room among the snapshots */
 	struct metrics_http *metrics; /* the /metrics server (metrics:), NULL without one */
+	struct control_server *control; /* the control socket (control:), NULL without one */
+	char control_path[sizeof(((struct config *)0)->control_path)]; /* what it was started with */
+	uint64_t start_ms;           /* uv_now at start, for the uptime */
 	struct qlog_writer *qlog;    /* the query log's writer (log.queries), NULL without one */
 	struct qlog_ring *qlog_rings[CONFIG_MAX_THREADS]; /* the workers' rings it drains */
 	char qlog_path[1024];        /* the file it writes */
@@ -165,25 +171,30 @@ static void print_stats(struct daemon *d)
 		  (unsigned long long)entries, (unsigned long long)bytes);
 }
 
-/* /metrics: every worker's counters and upstream blocks, read with relaxed
- * loads (obs/metrics.h); the blocks live until worker_deinit, after this
- * server is closed. */
-static int render_metrics(void *arg, char **body, size_t *len)
+/* What /metrics and the control socket read: every worker's counters and
+ * upstream blocks, read with relaxed loads (obs/metrics.h); the blocks live
+ * until worker_deinit, after both servers are closed. Returns how many. */
+static unsigned sources(struct daemon *d, struct metrics_source *src, struct metrics_extra *x)
 {
-	struct daemon *d = arg;
-	struct metrics_source src[CONFIG_MAX_THREADS];
-	struct metrics_extra x = {0};
+	memset(x, 0, sizeof(*x));
 	for (unsigned i = 0; i < d->started; i++) {
 		src[i].m = &d->workers[i].m;
 		src[i].t = &d->workers[i].ustats;
 	}
 	if (d->cfg->cache_obj) {
-		uint64_t bytes;
-		x.has_cache = true;
-		cache_usage(d->cfg->cache_obj, &x.cache_entries, &bytes);
+		x->has_cache = true;
+		cache_usage(d->cfg->cache_obj, &x->cache_entries, &x->cache_bytes);
 	}
-	x.querylog_dropped = qlog_writer_dropped(d->qlog);
-	return metrics_render(src, d->started, &x, body, len);
+	x->querylog_dropped = qlog_writer_dropped(d->qlog);
+	return d->started;
+}
+
+static int render_metrics(void *arg, char **body, size_t *len)
+{
+	struct metrics_source src[CONFIG_MAX_THREADS];
+	struct metrics_extra x;
+	unsigned n = sources(arg, src, &x);
+	return metrics_render(src, n, &x, body, len);
 }
 
 /* The query log's writer, once every worker has its ring. */
@@ -198,19 +209,20 @@ static void start_qlog(struct daemon *d)
 		log_err(DAEMON, "query log %s: out of memory: no query log", d->qlog_path);
 }
 
-/* SIGHUP: the query log opened again (log rotation), at the new path if
- * the file names one; on or off takes a restart (the workers' rings are
- * made at start). */
-static void reopen_qlog(struct daemon *d)
+/* SIGHUP (or the control socket: why): the query log opened again (log
+ * rotation), at the new path if the file names one; on or off takes a
+ * restart (the workers' rings are made at start). */
+static void reopen_qlog(struct daemon *d, const char *why)
 {
 	const char *want = d->cfg->log_queries;
 	if (!d->qlog) {
 		if (want[0])
-			log_warn(CONFIG, "SIGHUP: log.queries: turning the query log on takes a restart");
+			log_warn(CONFIG, "%s: log.queries: turning the query log on takes a restart", why);
 		return;
 	}
 	if (!want[0])
-		log_warn(CONFIG, "SIGHUP: log.queries: turning the query log off takes a restart; still %s", d->qlog_path);
+		log_warn(CONFIG, "%s: log.queries: turning the query log off takes a restart; still %s", why,
+			 d->qlog_path);
 	else
 		snprintf(d->qlog_path, sizeof(d->qlog_path), "%s", want);
 	qlog_writer_reopen(d->qlog, d->qlog_path);
@@ -231,20 +243,24 @@ static int start_metrics(struct daemon *d)
 }
 
 /* SIGHUP: re-read the DoT certificate and key (Let's Encrypt renews every 60
- * days); established sessions keep the credentials they started with. */
-static void reload_tls(struct daemon *d)
+ * days); established sessions keep the credentials they started with.
+ * What happened, for the control socket's reply ("" without a listener). */
+static void reload_tls(struct daemon *d, const char *why, char *said, size_t saidlen)
 {
 	char err[512];
+	said[0] = '\0';
 	if (!d->cfg->tls_server) {
-		log_info(DAEMON, "SIGHUP: nothing to reload (no tls:// listener)");
+		log_info(DAEMON, "%s: nothing to reload (no tls:// listener)", why);
 		return;
 	}
 	if (tls_server_ctx_reload(d->cfg->tls_server, err, sizeof(err)) < 0) {
-		log_err(TLS, "SIGHUP: keeping the old certificate: %s", err);
+		log_err(TLS, "%s: keeping the old certificate: %s", why, err);
+		snprintf(said, saidlen, "kept the old one: %s", err);
 		return;
 	}
-	log_info(TLS, "SIGHUP: certificate %s and key %s reloaded", d->cfg->tls_server->cert_path,
+	log_info(TLS, "%s: certificate %s and key %s reloaded", why, d->cfg->tls_server->cert_path,
 		 d->cfg->tls_server->key_path);
+	snprintf(said, saidlen, "reloaded");
 }
 
 /* Free the oldest snapshots while every worker has moved past them. */
@@ -285,6 +301,9 @@ static void publish(struct daemon *d, struct config *next, const char *why)
 			 d->metrics ? d->cfg->metrics_text : "off");
 	if (d->metrics && next->has_metrics) /* (what the server was started with, for the next compare) */
 		snprintf(next->metrics_text, sizeof(next->metrics_text), "%s", d->cfg->metrics_text);
+	if (strcmp(next->control_path, d->control_path) != 0)
+		log_warn(CONFIG, "%s: control: a new path takes a restart; still %s", why,
+			 d->control ? d->control_path : "off");
 	next->generation = d->cfg->generation + 1;
 	d->snaps[d->n_snaps++] = next;
 	d->cfg = next;
@@ -295,14 +314,16 @@ static void publish(struct daemon *d, struct config *next, const char *why)
 	uv_timer_start(&d->release_timer, release_cb, DAEMON_RELEASE_POLL_MS, DAEMON_RELEASE_POLL_MS);
 }
 
-static bool room_for_a_snapshot(struct daemon *d, const char *why)
+static bool room_for_a_snapshot(struct daemon *d, const char *why, char *err, size_t errlen)
 {
 	release_old(d);
 	if (d->n_snaps < DAEMON_MAX_SNAPSHOTS)
 		return true;
-	log_err(CONFIG, "%s: %u configurations still draining (queries in flight to removed upstreams); "
-			"the change waits up to %u ms",
-		why, d->n_snaps - 1, d->cfg->timeout_ms);
+	snprintf(err, errlen,
+		 "%u configurations still draining (queries in flight to removed upstreams); "
+		 "the change waits up to %u ms",
+		 d->n_snaps - 1, d->cfg->timeout_ms);
+	log_err(CONFIG, "%s: %s", why, err);
 	return false;
 }
 
@@ -334,7 +355,7 @@ static void apply_etcd(struct daemon *d)
 		d->etcd_set = set;
 		d->etcd_due = true;
 	}
-	if (!d->etcd_due || !room_for_a_snapshot(d, "etcd"))
+	if (!d->etcd_due || !room_for_a_snapshot(d, "etcd", err, sizeof(err)))
 		return;
 	d->etcd_due = false;
 	struct config *next = config_snapshot(d->base, d->etcd_set, d->cfg, err, sizeof(err));
@@ -378,27 +399,28 @@ static void follow_etcd(struct daemon *d)
 		log_err(CONFIG, "etcd: cannot start the watcher (out of memory, or libcurl)");
 }
 
-/* SIGHUP: the file again, with the command line over it (and etcd's last
- * set), as a new snapshot the workers switch to; a bad file changes nothing. */
-static void reload_config(struct daemon *d)
+/* SIGHUP or the control socket (why): the file again, with the command
+ * line over it (and etcd's last set), as a new snapshot the workers switch
+ * to. 0, or -EINVAL (a bad file: it changes nothing) or -EBUSY (too many
+ * snapshots draining) with the reason in err, logged. */
+static int reload_config(struct daemon *d, const char *why, char *err, size_t errlen)
 {
-	char err[16384];
-	if (!d->hooks || !room_for_a_snapshot(d, "SIGHUP"))
-		return;
-	struct config *base = d->hooks->load(err, sizeof(err));
+	if (!room_for_a_snapshot(d, why, err, errlen))
+		return -EBUSY;
+	struct config *base = d->hooks->load(err, errlen);
 	bool same_etcd = base && base->has_etcd == d->base->has_etcd &&
 			 memcmp(&base->etcd, &d->base->etcd, sizeof(base->etcd)) == 0;
-	struct config *next =
-		base ? config_snapshot(base, same_etcd ? d->etcd_set : NULL, d->cfg, err, sizeof(err)) : NULL;
+	struct config *next = base ? config_snapshot(base, same_etcd ? d->etcd_set : NULL, d->cfg, err, errlen) : NULL;
 	if (!next) {
-		log_err(CONFIG, "SIGHUP: keeping the running configuration: %s", err);
+		log_err(CONFIG, "%s: keeping the running configuration: %s", why, err);
 		config_release(base, NULL);
-		return;
+		return -EINVAL;
 	}
 	config_release(d->base, NULL);
 	d->base = base;
-	publish(d, next, "SIGHUP");
+	publish(d, next, why);
 	follow_etcd(d); /* a new etcd: section: its backends come with its first set */
+	return 0;
 }
 
 /* After a reload, good or bad: serving again, with which configuration. */
@@ -409,6 +431,106 @@ static void notify_ready(struct daemon *d)
 	systemd_notify(state);
 }
 
+/* SIGHUP's work (the certificate, the file, the query log), also the
+ * control socket's reload: systemd hears of it
+ * (RELOADING=1, then READY=1 with the generation in force) */
+static int reload_all(struct daemon *d, const char *why, char *tls, size_t tlslen, char *err, size_t errlen)
+{
+	int r = 0;
+	systemd_notify("RELOADING=1");
+	reload_tls(d, why, tls, tlslen);
+	if (d->hooks)
+		r = reload_config(d, why, err, errlen);
+	reopen_qlog(d, why);
+	notify_ready(d);
+	return r;
+}
+
+/* ---- the control socket (control/server.h, doc/control.md) ---- */
+
+static json_t *status_json(struct daemon *d)
+{
+	struct metrics_source src[CONFIG_MAX_THREADS];
+	struct metrics_extra x;
+	unsigned n = sources(d, src, &x);
+	json_t *cache = json_null();
+	if (x.has_cache)
+		cache = json_pack("{s:I, s:I, s:I}", "entries", (json_int_t)x.cache_entries, "bytes",
+				  (json_int_t)x.cache_bytes, "size", (json_int_t)d->cfg->cache.size);
+	return json_pack("{s:s, s:I, s:I, s:I, s:i, s:o?, s:o, s:o}", "version", DNSMUX_VERSION, "pid",
+			 (json_int_t)getpid(), "uptime_seconds", (json_int_t)((uv_now(&d->loop) - d->start_ms) / 1000),
+			 "generation", (json_int_t)d->cfg->generation, "threads", (int)d->cfg->threads, "file",
+			 d->base->file[0] ? json_text(d->base->file) : NULL, "upstreams", metrics_upstreams_json(src, n),
+			 "cache", cache);
+}
+
+static json_t *stats_json(struct daemon *d)
+{
+	struct metrics_source src[CONFIG_MAX_THREADS];
+	struct metrics_extra x;
+	unsigned n = sources(d, src, &x);
+	return metrics_json(src, n, &x);
+}
+
+static json_t *control_reload(struct daemon *d, const struct control_peer *peer, char *err, size_t errlen)
+{
+	char tls[600];
+	log_info(DAEMON, "control: reload asked by pid %ld uid %ld", peer->pid, peer->uid);
+	if (reload_all(d, "control", tls, sizeof(tls), err, errlen) < 0)
+		return NULL;
+	return json_pack("{s:I, s:o?, s:s?}", "generation", (json_int_t)d->cfg->generation, "file",
+			 d->base->file[0] ? json_text(d->base->file) : NULL, "certificate", tls[0] ? tls : NULL);
+}
+
+static json_t *control_flush(struct daemon *d, const struct command *cmd, const struct control_peer *peer, char *err,
+			     size_t errlen)
+{
+	struct cache *c = d->cfg->cache_obj;
+	bool below = cmd->has_name && !cmd->exact;
+	if (!c) {
+		snprintf(err, errlen, "the cache is off (cache: or --cache)");
+		return NULL;
+	}
+	size_t n = cache_flush(c, cmd->has_name ? cmd->name : NULL, below);
+	log_info(CACHE, "control: cache-flush %s%s by pid %ld uid %ld: %zu entries dropped",
+		 cmd->has_name ? cmd->name_text : "(all)", below ? " and below" : "", peer->pid, peer->uid, n);
+	return json_pack("{s:I, s:s?, s:b}", "flushed", (json_int_t)n, "name", cmd->has_name ? cmd->name_text : NULL,
+			 "below", below);
+}
+
+/* One request (control_handle_fn): runs on this loop, between signals. */
+static json_t *on_control(void *arg, const struct command *cmd, const struct control_peer *peer, char *err,
+			  size_t errlen)
+{
+	struct daemon *d = arg;
+	json_t *r = NULL;
+	switch (cmd->kind) {
+	case COMMAND_STATUS: r = status_json(d); break;
+	case COMMAND_STATS: r = stats_json(d); break;
+	case COMMAND_RELOAD: return control_reload(d, peer, err, errlen);
+	case COMMAND_CACHE_FLUSH: return control_flush(d, cmd, peer, err, errlen);
+	}
+	if (!r)
+		snprintf(err, errlen, "out of memory");
+	return r;
+}
+
+static int start_control(struct daemon *d)
+{
+	char err[512];
+	snprintf(d->control_path, sizeof(d->control_path), "%s", d->cfg->control_path);
+	if (!d->control_path[0])
+		return 0;
+	int r = control_server_start(&d->loop, d->control_path, on_control, d, &d->control, err, sizeof(err));
+	if (r < 0) {
+		log_err(DAEMON, "cannot serve control: %s", err);
+		d->control_path[0] = '\0';
+		return r;
+	}
+	log_info(DAEMON, "control socket at %s", d->control_path);
+	return 0;
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct daemon *d = s->data;
@@ -417,13 +539,10 @@ static void on_signal(uv_signal_t *s, int signum)
 		return;
 	}
 	if (signum == SIGHUP) {
-		if (d->stopping)
-			return;
-		systemd_notify("RELOADING=1");
-		reload_tls(d);
-		reload_config(d);
-		reopen_qlog(d);
-		notify_ready(d);
+		static char err[16384];
+		char tls[600];
+		if (!d->stopping)
+			(void)reload_all(d, "SIGHUP", tls, sizeof(tls), err, sizeof(err));
 		return;
 	}
 	if (d->stopping)
@@ -445,6 +564,8 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_close((uv_handle_t *)&d->etcd_async, NULL);
 	metrics_http_close(d->metrics);
 	d->metrics = NULL;
+	control_server_close(d->control);
+	d->control = NULL;
 }
 
 static void watch(struct daemon *d, uv_signal_t *s, int signum)
@@ -466,7 +587,7 @@ static void warn_unreadable(const char *what, const char *path, const struct pri
 
 /* --user / --chroot, once every socket that needs root is bound and before
  * any worker thread exists. */
-static int drop_privileges(const struct config *cfg, struct privdrop *p)
+static int drop_privileges(const struct config *cfg, struct privdrop *p, const char *control_path)
 {
 	char err[512];
 	if (!cfg->user) {
@@ -474,7 +595,15 @@ static int drop_privileges(const struct config *cfg, struct privdrop *p)
 			log_info(DAEMON, "listeners bound: capabilities given up (uid %u)", (unsigned)geteuid());
 		return 0;
 	}
-	if (privdrop_lookup(cfg->user, p, err, sizeof(err)) < 0 || privdrop_apply(p, cfg->chroot_dir, err, sizeof(err)) < 0) {
+	if (privdrop_lookup(cfg->user, p, err, sizeof(err)) < 0) {
+		log_err(DAEMON, "cannot drop privileges: %s", err);
+		return -EPERM;
+	}
+	/* the control socket (bound as root) becomes the user's: dnsmux-ctl
+	 * run as that user (or its group) still reaches it */
+	if (control_path[0] && chown(control_path, p->uid, p->gid) < 0)
+		log_warn(DAEMON, "control socket %s: cannot give it to user '%s': %s", control_path, p->user, strerror(errno));
+	if (privdrop_apply(p, cfg->chroot_dir, err, sizeof(err)) < 0) {
 		log_err(DAEMON, "cannot drop privileges: %s", err);
 		return -EPERM;
 	}
@@ -523,9 +652,12 @@ int daemon_run(struct config *base, struct config *cfg, const struct daemon_hook
 		goto out_fds;
 	uv_loop_init(&d.loop);
 	systemd_notify_open(); /* (before a chroot hides the socket) */
-	if (start_metrics(&d) < 0 || drop_privileges(cfg, &priv) < 0) {
+	d.start_ms = uv_now(&d.loop);
+	if (start_metrics(&d) < 0 || start_control(&d) < 0 || drop_privileges(cfg, &priv, d.control_path) < 0) {
 		metrics_http_close(d.metrics);
-		uv_run(&d.loop, UV_RUN_DEFAULT); /* (its listener's close) */
+		control_server_close(d.control);
+		d.control = NULL;
+		uv_run(&d.loop, UV_RUN_DEFAULT); /* (their listeners' close) */
 		uv_loop_close(&d.loop);
 		goto out_fds;
 	}

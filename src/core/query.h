@@ -75,6 +75,8 @@ struct client_ops {
 struct client {
 	const struct client_ops *ops;
 	union sockaddr_any peer;       /* its address (UDP, TCP; a trusted proxy's client for DoH) */
+	uint8_t listener;              /* the index of the listener it came to (cfg->listens[]; frontends only) */
+	bool via_proxy;                /* DoH: peer is the client a trusted proxy named */
 	union {
 		struct {
 			int fd;            /* listener socket that received it */

@@ -113,6 +113,7 @@ static void apply_forwarded(struct worker *w, const struct doh_request *r, struc
 	else
 		return;
 	c->peer = a;
+	c->via_proxy = true;
 }
 
 /* Value of parameter key in the query string qs (qs_len bytes; not
@@ -194,6 +195,20 @@ static const uint8_t b64url_val[256] = {
 
 #define B64(c) ((uint32_t)b64url_val[(uint8_t)(c)] - 1)
 
+/* The same, shifted into place for each character of a group, so that a
+ * group of four is four loads and three ORs; a character outside the
+ * alphabet sets B64_BAD whatever the others are. Made from b64url_val
+ * before main (read-only afterwards, shared by the workers). */
+#define B64_BAD 0x01000000u
+static uint32_t b64_shifted[4][256];
+
+__attribute__((constructor)) static void b64_shifted_init(void)
+{
+	for (unsigned c = 0; c < 256; c++)
+		for (unsigned k = 0; k < 4; k++)
+			b64_shifted[k][c] = b64url_val[c] ? (uint32_t)(b64url_val[c] - 1) << (18 - 6 * k) : B64_BAD;
+}
+
 /* Decode into out (cap bytes); the bytes decoded, or -1. Strict: only the
  * alphabet, then nothing but padding; no 4k+1 characters (RFC 4648 4); the
  * unused bits of the last group zero (canonical, RFC 4648 3.5), as GnuTLS's
@@ -202,13 +217,12 @@ static int b64url_decode(const char *s, size_t len, uint8_t *out, size_t cap)
 {
 	size_t o = 0, i = 0;
 	for (; i + 4 <= len; i += 4) { /* whole groups, in one pass with the check */
-		uint32_t a = b64url_val[(uint8_t)s[i]], b = b64url_val[(uint8_t)s[i + 1]],
-			 c = b64url_val[(uint8_t)s[i + 2]], d = b64url_val[(uint8_t)s[i + 3]];
-		if (!a || !b || !c || !d)
+		uint32_t v = b64_shifted[0][(uint8_t)s[i]] | b64_shifted[1][(uint8_t)s[i + 1]] |
+			     b64_shifted[2][(uint8_t)s[i + 2]] | b64_shifted[3][(uint8_t)s[i + 3]];
+		if (v & B64_BAD)
 			break;
 		if (o + 3 > cap)
 			return -1;
-		uint32_t v = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6 | (d - 1);
 		out[o++] = (uint8_t)(v >> 16);
 		out[o++] = (uint8_t)(v >> 8);
 		out[o++] = (uint8_t)v;

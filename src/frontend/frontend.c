@@ -8,6 +8,7 @@
 #include "core/worker.h"
 #include "frontend/frontend.h"
 #include "obs/qlog.h"
+#include "policy/ratelimit.h"
 #include "route/route.h"
 
 /* The largest UDP answer that can leave at all, whatever the client
@@ -53,11 +54,63 @@ bool frontend_route(struct worker *w, struct query *q)
 	return true;
 }
 
+/* RRL's slip (as BIND and Knot DNS send it): an empty answer, header and
+ * question, TC=1, so that a real client behind the address asks again over
+ * TCP and a spoofed one's victim gets no more bytes than it sent. */
+static void udp_slip(struct worker *w, const uint8_t *msg, size_t len, const struct client *from)
+{
+	uint8_t buf[MSG_HDR + KNOT_DNAME_MAXLEN + 4 + 11];
+	struct msg_info mi;
+	enum msg_verdict v = msg_parse_query(msg, len, &mi);
+	if (v == MSG_DROP_SHORT || v == MSG_DROP_QR) /* (no answer at all, as below the rate) */
+		return;
+	size_t n = msg_error_reply(msg, len, &mi, KNOT_RCODE_NOERROR, buf, sizeof(buf));
+	if (!n)
+		return;
+	knot_wire_set_tc(buf);
+	knot_wire_set_ra(buf);
+	METRIC_INC(&w->m, ratelimit_slipped);
+	METRIC_INC(&w->m, by_rcode[KNOT_RCODE_NOERROR]);
+	udptx_add(w->tx, from->u.udp.fd, &from->peer.sa, from->u.udp.src.family ? &from->u.udp.src : NULL, buf, n);
+}
+
+/* The policy of the listener for a query its acl did not let through, or
+ * when it has a rate limit (kept off the path of the others): -1 to drop
+ * it (UDP), 1 to answer it REFUSED (streams), 0 to take it. A request a
+ * trusted proxy forwarded is judged by the client it names; but the
+ * default acl of a listener (none given) is about who connects, and the
+ * proxy, trusted, is who connects: it admits its own clients. */
+static __attribute__((noinline)) int admit(struct worker *w, const struct listen_conf *lc, bool acl_ok,
+					   const uint8_t *msg, size_t len, const struct client *from)
+{
+	bool is_udp = from->ops == &frontend_udp_client;
+	if (!acl_ok && !(from->via_proxy && !lc->has_acl)) {
+		METRIC_INC(&w->m, dropped_acl);
+		return is_udp ? -1 : 1; /* UDP: not even a REFUSED, which an open resolver must not give */
+	}
+	if (!lc->rl_table)
+		return 0;
+	enum ratelimit_verdict v = ratelimit_take(lc->rl_table, &from->peer.sa, !is_udp, worker_now(w));
+	if (v == RATELIMIT_PASS)
+		return 0;
+	METRIC_INC(&w->m, dropped_ratelimit);
+	if (!is_udp)
+		return 1; /* a stream's address is no spoofed one: tell it, at the cost of a REFUSED */
+	if (v == RATELIMIT_SLIP)
+		udp_slip(w, msg, len, from);
+	return -1;
+}
+
 int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct client *from)
 {
 	struct msg_info mi;
 	METRIC_INC(&w->m, by_frontend[from->ops->kind]); /* (queries: their sum) */
 	w->turn_inputs++;
+	const struct listen_conf *lc = w->cfg->listens + (size_t)from->listener;
+	bool acl_ok = config_addr_match(&lc->acl, &from->peer.sa);
+	int refuse = 0;
+	if (__builtin_expect(!acl_ok || lc->rl_table, 0) && (refuse = admit(w, lc, acl_ok, msg, len, from)) < 0)
+		return -1;
 	enum msg_verdict v = msg_parse_query(msg, len, &mi);
 	if (v == MSG_DROP_SHORT) {
 		METRIC_INC(&w->m, malformed);
@@ -92,6 +145,10 @@ int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struc
 	q->max_answer = from->ops->max_answer(q, &mi);
 	if (from->ops->start)
 		from->ops->start(q);
+	if (refuse) {
+		query_fail(q, KNOT_RCODE_REFUSED);
+		return 0;
+	}
 	if (no_room) {
 		query_fail(q, KNOT_RCODE_SERVFAIL);
 		return 0;

@@ -13,7 +13,9 @@ struct worker;
 struct query;
 struct tcp_client;
 
-/** Start a UDP / TCP listener of w on the already bound socket fd. */
+/** Start a UDP / TCP listener of w on the already bound socket fd; lc is
+ * one of w->listens (its index names the listener in every snapshot's
+ * listens[], where its acl and rate limit are read per query). */
 int frontend_udp_start(struct worker *w, const struct listen_conf *lc, int fd) __attribute__((warn_unused_result));
 int frontend_tcp_start(struct worker *w, const struct listen_conf *lc, int fd) __attribute__((warn_unused_result));
 
@@ -34,7 +36,11 @@ void frontend_tcp_abort_all(struct worker *w);
 extern const struct client_ops frontend_udp_client;
 
 /** A message arrived from a client: check it and start a query, or answer
- * an error at once. from says who asked and how to answer (copied).
+ * an error at once. from says who asked and how to answer (copied), and
+ * from->listener which listener's acl and rate limit apply (w->cfg's):
+ * a client the acl refuses, or over its rate, is dropped over UDP (an over-
+ * rate one answered with TC=1 every slip-th time), answered REFUSED over a
+ * stream; both counted (dropped_acl, dropped_ratelimit).
  * Returns 1 when it became a query for an upstream (only that counts as a
  * client's activity), 0 when it was answered at once (FORMERR, NOTIMP,
  * REFUSED, SERVFAIL), -1 when it was dropped without an answer (shorter

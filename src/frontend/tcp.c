@@ -569,6 +569,7 @@ static void on_connection(uv_stream_t *server, int status)
 	tc->as_client.ops = (l->conf->protos & LISTEN_TLS) ? &dot_client_ops : &tcp_client_ops;
 	tc->is_http = (l->conf->protos & LISTEN_HTTP) != 0;
 	tc->as_client.u.stream.conn = tc;
+	tc->as_client.listener = (uint8_t)(l->conf - w->listens);
 	if (tc->is_http) {
 		uv_check_init(&w->loop, &tc->out_check); /* cannot fail: no syscall */
 		tc->out_check.data = tc;

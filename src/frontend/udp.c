@@ -22,6 +22,7 @@ struct frontend_udp {
 	int fd;
 	bool any;                  /* bound to a wildcard address: track each datagram's destination */
 	bool reading;
+	uint8_t listener;          /* its index in w->listens (and cfg->listens) */
 	struct udp_width width;    /* recvmmsg batch width */
 	struct worker *w;
 	const struct listen_conf *conf;
@@ -87,6 +88,8 @@ static int read_batch(struct frontend_udp *l)
 		from[i].ops = &frontend_udp_client;
 		from[i].u.udp.fd = l->fd;
 		from[i].u.udp.src.family = 0;
+		from[i].listener = l->listener;
+		from[i].via_proxy = false;
 		if (l->any)
 			datagram_dest(&mm[i].msg_hdr, &from[i].u.udp.src);
 		l->width.got++;
@@ -127,6 +130,7 @@ int frontend_udp_start(struct worker *w, const struct listen_conf *lc, int fd)
 		return -ENOMEM;
 	l->w = w;
 	l->conf = lc;
+	l->listener = (uint8_t)(lc - w->listens);
 	l->fd = fd;
 	l->any = config_addr_is_any(&lc->addr);
 	int r = uv_poll_init_socket(&w->loop, &l->h, fd);

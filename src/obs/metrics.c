@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "obs/json.h"
 #include "obs/metrics.h"
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -162,6 +163,7 @@ static void family(struct sbuf *b, const char *name, const char *type, const cha
 
 /* One upstream URL, every worker's blocks of it added up. */
 struct agg {
+	const char *name;  /* the URL (a block's: immutable once published) */
 	char label[1300];  /* name, escaped */
 	uint64_t queries, errors[UERR_KINDS], connects, handshakes[2];
 	uint64_t instances, inflight, circuits;
@@ -232,6 +234,7 @@ static struct agg *aggregate(const struct metrics_source *src, unsigned n, size_
 		if (!same) {
 			if (g && out[g - 1].instances == 0)
 				memset(&out[--g], 0, sizeof(out[0])); /* not configured any more */
+			out[g].name = all[i]->name;
 			label_value(all[i]->name, out[g].label, sizeof(out[g].label));
 			g++;
 		}
@@ -300,7 +303,9 @@ static void global_part(struct sbuf *b, const struct metrics *m, const struct me
 	put(b, "dnsmux_cache_misses_total %llu\n", (unsigned long long)m->cache_misses);
 	family(b, "dnsmux_cache_entries", "gauge", "Answers in the cache.");
 	put(b, "dnsmux_cache_entries %llu\n", (unsigned long long)(x->has_cache ? x->cache_entries : 0));
-	family(b, "dnsmux_dropped_total", "counter", "Messages dropped without an answer, by reason.");
+	family(b, "dnsmux_dropped_total", "counter",
+	       "Messages dropped without an answer, by reason; acl and ratelimit: queries refused by policy (dropped "
+	       "over UDP, answered REFUSED over streams).");
 	const struct {
 		const char *reason;
 		uint64_t v;
@@ -309,9 +314,13 @@ static void global_part(struct sbuf *b, const struct metrics *m, const struct me
 		{"nomem", m->dropped_nomem},          {"send_error", m->send_errors},
 		{"late_answer", m->late},             {"mismatched_answer", m->mismatched},
 		{"malformed_answer", m->malformed_answers},
+		{"acl", m->dropped_acl},              {"ratelimit", m->dropped_ratelimit},
 	};
 	for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
 		put(b, "dnsmux_dropped_total{reason=\"%s\"} %llu\n", drops[i].reason, (unsigned long long)drops[i].v);
+	family(b, "dnsmux_ratelimit_slipped_total", "counter",
+	       "UDP queries over the rate answered with an empty TC=1 answer (slip), of dropped_total{reason=\"ratelimit\"}.");
+	put(b, "dnsmux_ratelimit_slipped_total %llu\n", (unsigned long long)m->ratelimit_slipped);
 	family(b, "dnsmux_querylog_dropped_total", "counter", "Query log lines lost (ring full, or the file not writable).");
 	put(b, "dnsmux_querylog_dropped_total %llu\n", (unsigned long long)(m->querylog_dropped + x->querylog_dropped));
 }
@@ -375,4 +384,126 @@ int metrics_render(const struct metrics_source *src, unsigned n, const struct me
 	*out = b.p;
 	*len = b.len;
 	return 0;
+}
+
+/* ---- JSON ---- */
+
+/* o[k] = v; a NULL (out of memory) anywhere marks the whole NULL. */
+static void set(json_t *o, const char *k, json_t *v, bool *oom)
+{
+	if (!v || json_object_set_new(o, k, v) < 0) /* (which takes v, even from a NULL o) */
+		*oom = true;
+}
+
+static json_t *num(uint64_t v)
+{
+	return json_integer((json_int_t)v);
+}
+
+static json_t *hist_json(const struct hist *h, bool *oom)
+{
+	uint64_t count = 0;
+	for (unsigned k = 0; k < HIST_BUCKETS; k++)
+		count += h->bucket[k];
+	json_t *o = json_object();
+	set(o, "count", num(count), oom);
+	set(o, "sum_seconds", json_real((double)h->sum_us / 1e6), oom);
+	return o;
+}
+
+static json_t *upstream_json(const struct agg *a, bool full, bool *oom)
+{
+	json_t *o = json_object();
+	set(o, "url", json_text(a->name), oom);
+	set(o, "up", json_boolean(!a->down), oom);
+	set(o, "inflight", num(a->inflight), oom);
+	set(o, "circuits", num(a->circuits), oom);
+	if (!full)
+		return o;
+	set(o, "queries", num(a->queries), oom);
+	json_t *e = json_object();
+	for (unsigned k = 0; k < UERR_KINDS; k++)
+		set(e, error_name[k], num(a->errors[k]), oom);
+	set(o, "errors", e, oom);
+	set(o, "connects", num(a->connects), oom);
+	json_t *hs = json_object();
+	set(hs, "full", num(a->handshakes[0]), oom);
+	set(hs, "resumed", num(a->handshakes[1]), oom);
+	set(o, "tls_handshakes", hs, oom);
+	static const char *const hist_name[4] = {"latency", "queue", "wire", "handshake"};
+	for (unsigned k = 0; k < 4; k++)
+		set(o, hist_name[k], hist_json(&a->h[k], oom), oom);
+	return o;
+}
+
+static json_t *upstreams_json(const struct metrics_source *src, unsigned n, bool full, bool *oom)
+{
+	size_t n_agg;
+	struct agg *a = aggregate(src, n, &n_agg);
+	json_t *l = json_array();
+	if (!a || !l) {
+		*oom = true;
+		free(a);
+		return l;
+	}
+	for (size_t i = 0; i < n_agg; i++) {
+		json_t *u = upstream_json(&a[i], full, oom);
+		if (!u || json_array_append_new(l, u) < 0)
+			*oom = true;
+	}
+	free(a);
+	return l;
+}
+
+static json_t *counters_json(const struct metrics *m, const struct metrics_extra *x, bool *oom)
+{
+	json_t *c = json_object();
+#define METRICS_JSON(name) set(c, #name, num(m->name), oom);
+	METRICS_FIELDS(METRICS_JSON)
+#undef METRICS_JSON
+	set(c, "querylog_dropped", num(m->querylog_dropped + x->querylog_dropped), oom); /* as /metrics adds them */
+	return c;
+}
+
+json_t *metrics_json(const struct metrics_source *src, unsigned n, const struct metrics_extra *x)
+{
+	struct metrics total;
+	bool oom = false;
+	memset(&total, 0, sizeof(total));
+	for (unsigned w = 0; w < n; w++)
+		metrics_sum(&total, src[w].m);
+	json_t *o = json_object();
+	set(o, "counters", counters_json(&total, x, &oom), &oom);
+	json_t *f = json_object();
+	for (unsigned i = MF_UDP; i < MF_KINDS; i++)
+		set(f, frontend_name[i], num(total.by_frontend[i]), &oom);
+	set(o, "queries_by_frontend", f, &oom);
+	json_t *r = json_object();
+	for (unsigned i = 0; i < 16; i++)
+		if (i <= 5 || total.by_rcode[i])
+			set(r, rcode_name[i], num(total.by_rcode[i]), &oom);
+	set(o, "answers_by_rcode", r, &oom);
+	if (x->has_cache) {
+		json_t *c = json_object();
+		set(c, "entries", num(x->cache_entries), &oom);
+		set(c, "bytes", num(x->cache_bytes), &oom);
+		set(o, "cache", c, &oom);
+	}
+	set(o, "upstreams", upstreams_json(src, n, true, &oom), &oom);
+	if (oom) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *metrics_upstreams_json(const struct metrics_source *src, unsigned n)
+{
+	bool oom = false;
+	json_t *l = upstreams_json(src, n, false, &oom);
+	if (oom) {
+		json_decref(l);
+		return NULL;
+	}
+	return l;
 }

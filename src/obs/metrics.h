@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 
 #define METRICS_FIELDS(X)                                                                                              \
 	X(queries)           /* client queries received (the sum of by_frontend) */                                  \
@@ -60,6 +61,9 @@
 	X(dns64_reverse)     /* PTR queries under a prefix answered from the IPv4 name */ \
 	X(dropped_short)     /* client messages shorter than a header, dropped */                                    \
 	X(dropped_nomem)     /* client messages dropped for want of memory for their query */                       \
+	X(dropped_acl)       /* queries from clients their listener's acl refuses: dropped (UDP), else REFUSED */   \
+	X(dropped_ratelimit) /* queries over their client's rate: dropped or slipped (UDP), else REFUSED */          \
+	X(ratelimit_slipped) /* of those, UDP ones answered with an empty TC=1 answer (slip) */                     \
 	X(querylog_dropped)  /* query log lines lost: the worker's ring was full (obs/qlog.h) */
 
 /* Who a query came from (struct client_ops.kind): the frontend label of
@@ -178,6 +182,7 @@ struct metrics_source {
 struct metrics_extra {
 	bool has_cache;
 	uint64_t cache_entries;         /* cache_usage() */
+	uint64_t cache_bytes;           /* (the JSON only) */
 	uint64_t querylog_dropped;      /* lines the query log's writer could not write (obs/qlog.h) */
 };
 
@@ -186,3 +191,16 @@ struct metrics_extra {
  * thread: reads the sources with relaxed loads. */
 int metrics_render(const struct metrics_source *src, unsigned n, const struct metrics_extra *x, char **out,
 		   size_t *len) __attribute__((warn_unused_result));
+
+/* ---- the same as JSON, for the control socket (control/server.h) ---- */
+
+/** Every counter of n workers, summed as metrics_render sums them, as a
+ * JSON object: "counters" (each METRICS_FIELDS name), "queries_by_frontend",
+ * "answers_by_rcode", "cache" (with x->has_cache) and "upstreams" (a list,
+ * by URL: its counters, gauges and histograms' count and sum). NULL for
+ * lack of memory. Any thread, as metrics_render. */
+json_t *metrics_json(const struct metrics_source *src, unsigned n, const struct metrics_extra *x);
+
+/** The upstreams alone, as a JSON list of {"url", "up", "inflight",
+ * "circuits"} by URL (what "status" shows). NULL for lack of memory. */
+json_t *metrics_upstreams_json(const struct metrics_source *src, unsigned n);

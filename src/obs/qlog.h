@@ -61,8 +61,9 @@ static inline void qlog_ring_commit(struct qlog_ring *r)
 /** Consumer (one thread): copy the oldest entry to out; false when empty. */
 bool qlog_ring_pop(struct qlog_ring *r, struct qlog_entry *out);
 
-/** One line for e (with its '\n') into buf; realtime_minus_mono_us turns
- * done_us into wall-clock time. Returns its length, 0 if cap is too small. */
+/** One line for e (with its '\n', then a '\0' not counted) into buf;
+ * realtime_minus_mono_us turns done_us into wall-clock time. Returns its
+ * length, 0 if cap is too small. */
 size_t qlog_format(const struct qlog_entry *e, int64_t realtime_minus_mono_us, char *buf, size_t cap);
 
 struct qlog_writer;

@@ -521,7 +521,26 @@ enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint
 	return CACHE_STORED;
 }
 
-size_t cache_flush(struct cache *c, const uint8_t *name)
+/* Is the entry's qname name (nl bytes, lower case), or with below, a name
+ * under it? The key's name is the stored question's, lower case,
+ * uncompressed: its label starts are walked until as many bytes as name's
+ * remain. */
+static bool flush_match(const struct entry *e, const uint8_t *name, size_t nl, bool below)
+{
+	const uint8_t *k = entry_msg(e) + MSG_HDR;
+	size_t kl = e->qname_len; /* the qname's bytes */
+	if (!below)
+		return kl == nl && memcmp(k, name, nl) == 0;
+	for (size_t p = 0; p < kl && kl - p >= nl; p += (size_t)k[p] + 1) {
+		if (kl - p == nl)
+			return memcmp(k + p, name, nl) == 0;
+		if (k[p] == 0)
+			break;
+	}
+	return false;
+}
+
+size_t cache_flush(struct cache *c, const uint8_t *name, bool below)
 {
 	uint8_t low[KNOT_DNAME_MAXLEN];
 	size_t nl = 0, dropped = 0;
@@ -545,7 +564,7 @@ size_t cache_flush(struct cache *c, const uint8_t *name)
 		for (uint64_t b = 0; name && b <= s->mask; b++) {
 			struct entry **p = &s->buckets[b];
 			while (*p) {
-				if ((*p)->qname_len == nl && memcmp(entry_msg(*p) + MSG_HDR, low, nl) == 0) {
+				if (flush_match(*p, low, nl, below)) {
 					drop(s, p);
 					dropped++;
 				} else {

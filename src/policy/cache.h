@@ -100,9 +100,11 @@ enum cache_put_result {
 enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint8_t *ans, size_t len,
 				const struct cache_conf *cc, uint64_t now_ms);
 
-/** Drop every entry (name NULL) or those whose qname is name (wire form,
- * any case), whatever their type; returns how many. For the control tool. */
-size_t cache_flush(struct cache *c, const uint8_t *name);
+/** Drop every entry (name NULL), or those whose qname is name (wire form,
+ * any case) -- with below, also every name under it, on label boundaries
+ * -- whatever their type; returns how many. Any thread (each shard under
+ * its lock, one after another): the control socket's cache-flush. */
+size_t cache_flush(struct cache *c, const uint8_t *name, bool below);
 
 /** Entries and bytes held now (summed over the shards, each under its lock). */
 void cache_usage(struct cache *c, uint64_t *entries, uint64_t *bytes);

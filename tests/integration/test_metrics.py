@@ -40,6 +40,7 @@ TYPES = {
     "dnsmux_cache_misses_total": "counter",
     "dnsmux_cache_entries": "gauge",
     "dnsmux_dropped_total": "counter",
+    "dnsmux_ratelimit_slipped_total": "counter",
     "dnsmux_querylog_dropped_total": "counter",
 }
 HISTS = [n for n, t in TYPES.items() if t == "histogram"]
@@ -133,6 +134,8 @@ def test_every_name_with_its_type(knotd, dnsmux):
         assert s.has("dnsmux_queries_total", frontend=fe)
     for rc in ("NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "NOTIMP"):
         assert s.has("dnsmux_answers_total", rcode=rc)
+    for reason in ("acl", "ratelimit"):  # (test_acl.py moves them)
+        assert s.has("dnsmux_dropped_total", reason=reason)
     for res in ("yes", "no"):
         assert s.has("dnsmux_tls_handshakes_total", upstream=up, resumed=res)
     assert s.get("dnsmux_cache_entries") == 2

@@ -153,6 +153,40 @@ static void a_bad_regex_is_no_snapshot(void **state)
 	config_release(base, NULL);
 }
 
+/* A listener's buckets live with the snapshots: the next one shares them
+ * while the rate limit is the same (the clients' state carries over), gets
+ * new ones when it changes, and each table is freed once, by the release
+ * of the last snapshot that has it (LeakSanitizer and ASan check both). */
+static void ratelimit_tables_follow_the_snapshots(void **state)
+{
+	(void)state;
+	char err[512];
+	static const char *same = "listen: [{url: \"127.0.0.1:5300\", ratelimit: {qps: 10}}, \"127.0.0.1:5301\"]\n"
+				  "pools: {default: {members: [\"udp://127.0.0.1:5302\"]}}\n";
+	static const char *changed = "listen: [{url: \"127.0.0.1:5300\", ratelimit: {qps: 20}}, \"127.0.0.1:5301\"]\n"
+				     "pools: {default: {members: [\"udp://127.0.0.1:5302\"]}}\n";
+	struct config *b1 = load(same), *b2 = load(changed);
+	assert_int_equal(b1->listens[0].rl.burst, 10); /* config_validate: burst is qps */
+	assert_false(b1->listens[1].has_acl);
+	assert_int_equal(b1->listens[1].acl.n, 8); /* the default: localhost, private */
+	struct config *s1 = config_snapshot(b1, NULL, NULL, err, sizeof(err));
+	struct config *s2 = config_snapshot(b1, NULL, s1, err, sizeof(err));
+	struct config *s3 = config_snapshot(b2, NULL, s2, err, sizeof(err));
+	assert_non_null(s1);
+	assert_non_null(s2);
+	assert_non_null(s3);
+	assert_non_null(s1->listens[0].rl_table);
+	assert_null(s1->listens[1].rl_table);
+	assert_null(b1->listens[0].rl_table); /* (the base never has one) */
+	assert_ptr_equal(s2->listens[0].rl_table, s1->listens[0].rl_table);
+	assert_ptr_not_equal(s3->listens[0].rl_table, s2->listens[0].rl_table);
+	config_release(s1, s2); /* shared with s2: kept */
+	config_release(s2, s3); /* not with s3: freed */
+	config_release(s3, NULL);
+	config_release(b1, NULL);
+	config_release(b2, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -161,6 +195,7 @@ int main(void)
 		cmocka_unit_test(same_upstream_is_the_url),
 		cmocka_unit_test(carry_over_keeps_listeners_and_threads),
 		cmocka_unit_test(a_bad_regex_is_no_snapshot),
+		cmocka_unit_test(ratelimit_tables_follow_the_snapshots),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

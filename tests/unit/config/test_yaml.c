@@ -174,6 +174,65 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* acl: and ratelimit: belong to their listener whatever the order of the
+ * keys; a listener without acl: gets its kind's default from
+ * config_validate (has_acl false); bad values name the line and column. */
+static void listener_acl_and_ratelimit(void **state)
+{
+	(void)state;
+	char err[2048];
+	assert_int_equal(load("listen:\n"
+			      "  - 127.0.0.1:5300\n"
+			      "  - acl: [\"!10.1.0.0/16\", 10.0.0.0/8]\n"
+			      "    ratelimit: {qps: 20, slip: 3, ipv6-prefix: 56}\n"
+			      "    url: udp://127.0.0.1:5301\n"
+			      "  - url: tls://127.0.0.1:8530\n"
+			      "    ratelimit: {qps: 5, burst: 9, slip: 0, ipv4-prefix: 24}\n",
+			      err, sizeof(err)),
+			 0);
+	assert_int_equal(cfg.n_listens, 3);
+	assert_false(cfg.listens[0].has_acl);
+	assert_int_equal(cfg.listens[0].rl.qps, 0);
+	assert_true(cfg.listens[1].has_acl);
+	assert_int_equal(cfg.listens[1].acl.n, 2);
+	assert_true(cfg.listens[1].acl.e[0].negate);
+	assert_int_equal(cfg.listens[1].rl.qps, 20);
+	assert_int_equal(cfg.listens[1].rl.burst, 0); /* (config_validate makes it qps) */
+	assert_int_equal(cfg.listens[1].rl.slip, 3);
+	assert_int_equal(cfg.listens[1].rl.ipv4_prefix, 32);
+	assert_int_equal(cfg.listens[1].rl.ipv6_prefix, 56);
+	assert_int_equal(cfg.listens[2].rl.burst, 9);
+	assert_int_equal(cfg.listens[2].rl.slip, 0);
+	assert_int_equal(cfg.listens[2].rl.ipv4_prefix, 24);
+	assert_int_equal(cfg.listens[2].rl.ipv6_prefix, 64);
+
+	assert_int_equal(load("listen:\n"
+			      "  - url: 127.0.0.1:5300\n"
+			      "    acl: [10.0.0.0/33, localhost]\n"
+			      "  - url: 127.0.0.1:5301\n"
+			      "    acl: []\n"
+			      "  - url: 127.0.0.1:5302\n"
+			      "    acl: any\n"
+			      "  - url: 127.0.0.1:5303\n"
+			      "    ratelimit: {burst: 5}\n"
+			      "  - url: 127.0.0.1:5304\n"
+			      "    ratelimit: {qps: 0, sleep: 1}\n"
+			      "  - url: 127.0.0.1:5305\n"
+			      "    ratelimit: {qps: 5, ipv4-prefix: 33}\n",
+			      err, sizeof(err)),
+			 -EINVAL);
+	assert_lines(err);
+	assert_non_null(strstr(err, ":3:11: listen[0].acl: '10.0.0.0/33': prefix too long"));
+	assert_non_null(strstr(err, ":5:10: listen[1].acl: an empty list refuses every client"));
+	assert_non_null(strstr(err, ":7:10: listen[2].acl: expected an address list"));
+	assert_non_null(strstr(err, ":9:16: listen[3].ratelimit: a rate limit needs qps"));
+	assert_non_null(strstr(err, ":11:22: listen[4].ratelimit.qps: '0' is not a number from 1 to 1000000"));
+	assert_non_null(strstr(err, ":11:25: listen[4].ratelimit.sleep: unknown key"));
+	assert_non_null(strstr(err, ":13:38: listen[5].ratelimit.ipv4-prefix: '33' is not a number from 0 to 32"));
+	assert_int_equal(load("listen:\n  - url: 127.0.0.1:5300\n    ratelimit: off\n", err, sizeof(err)), 0);
+	assert_int_equal(cfg.listens[0].rl.qps, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +243,7 @@ int main(void)
 		cmocka_unit_test(newlines_are_escaped),
 		cmocka_unit_test(a_full_buffer_ends_with_whole_lines),
 		cmocka_unit_test(a_second_document_is_an_error),
+		cmocka_unit_test(listener_acl_and_ratelimit),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }

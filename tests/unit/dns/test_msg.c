@@ -541,7 +541,7 @@ static void answer_facts(void **state)
 	pb_rr_tail(&p, KNOT_RRTYPE_A, KNOT_CLASS_IN, 42, addr, 4);
 	size_t opt = p.len;
 	pb_u8(&p, 0);
-	pb_rr_tail(&p, 41, 1232, 0, NULL, 0); /* OPT, "TTL" 0: not a TTL */
+	pb_rr_tail(&p, 41, 1232, 0, addr, 0); /* OPT, "TTL" 0: not a TTL */
 	msg_answer_facts(p.b, p.len, &f);
 	assert_true(f.has_ttl);
 	assert_int_equal(f.min_ttl, 42);

@@ -103,6 +103,47 @@ static void line_has_every_field(void **state)
 	qlog_format(&e, 1796133780ll * 1000000 + 999, line, sizeof(line));
 	assert_string_equal(line, "2026-12-01T14:03:05.000Z ::1#53012 doh a\\032b. TYPE65280 NOERROR - 0.007\n");
 	assert_int_equal(qlog_format(&e, 0, line, 20), 0); /* does not fit */
+	n = qlog_format(&e, 1796133780ll * 1000000 + 999, line, sizeof(line));
+	assert_int_equal(qlog_format(&e, 1796133780ll * 1000000 + 999, line, n), 0); /* no room for its NUL */
+	assert_int_equal(qlog_format(&e, 1796133780ll * 1000000 + 999, line, n + 1), n);
+
+	/* the root, and no question at all */
+	e.family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.255", e.addr);
+	e.port = 7;
+	e.qtype = 2;
+	memcpy(e.qname, "\x00", 1);
+	e.qname_len = 1;
+	e.latency_us = 12345678;
+	qlog_format(&e, 1796133780ll * 1000000, line, sizeof(line));
+	assert_string_equal(line, "2026-12-01T14:03:05.000Z 192.0.2.255#7 doh . NS NOERROR - 12345.678\n");
+	e.qname_len = 0;
+	qlog_format(&e, 1796133780ll * 1000000, line, sizeof(line));
+	assert_string_equal(line, "2026-12-01T14:03:05.000Z 192.0.2.255#7 doh . - NOERROR - 12345.678\n");
+
+	/* names spelt here are libknot's text form: random names of every byte */
+	uint64_t seed = 42;
+	for (int round = 0; round < 2000; round++) {
+		uint8_t wire[KNOT_DNAME_MAXLEN];
+		size_t len = 0;
+		unsigned labels = xr_below(&seed, 4);
+		for (unsigned l = 0; l < labels; l++) {
+			unsigned ll = 1 + xr_below(&seed, 12);
+			wire[len++] = (uint8_t)ll;
+			for (unsigned j = 0; j < ll; j++) /* mostly name bytes, sometimes any byte */
+				wire[len++] = xr_below(&seed, 8) ? (uint8_t)"aZ09-_q."[xr_below(&seed, 7)] : (uint8_t)xr_below(&seed, 256);
+		}
+		wire[len++] = 0;
+		char want[KNOT_DNAME_TXT_MAXLEN + 1], got[512];
+		assert_non_null(knot_dname_to_str(want, wire, sizeof(want)));
+		memcpy(e.qname, wire, len);
+		e.qname_len = (uint8_t)len;
+		e.qtype = 1;
+		qlog_format(&e, 1796133780ll * 1000000, got, sizeof(got));
+		char *name = strstr(got, " doh ") + 5;
+		*strchr(name, ' ') = '\0';
+		assert_string_equal(name, want);
+	}
 }
 
 int main(void)

@@ -358,7 +358,7 @@ static void eviction_keeps_within_the_budget(void **state)
 	pb_query(&q, 1, "n0.example.", KNOT_RRTYPE_A, 0, false);
 	key_for(&k, &q);
 	assert_int_equal(cache_get(c, &k, 0, 0, out, sizeof(out), &len, NULL), CACHE_MISS);
-	assert_int_equal(cache_flush(c, NULL), entries);
+	assert_int_equal(cache_flush(c, NULL, false), entries);
 	cache_usage(c, &entries, &bytes);
 	assert_int_equal(entries, 0);
 	cache_free(c);
@@ -432,7 +432,7 @@ static void flush_one_name(void **state)
 	assert_int_equal(cache_put(c, &k2, a.b, a.len, &CC, 0), CACHE_STORED);
 	uint8_t dn[KNOT_DNAME_MAXLEN];
 	assert_non_null(knot_dname_from_str(dn, "WWW.example.", sizeof(dn)));
-	assert_int_equal(cache_flush(c, dn), 1);
+	assert_int_equal(cache_flush(c, dn, false), 1);
 	assert_int_equal(cache_get(c, &k1, 0, 0, out, sizeof(out), &len, NULL), CACHE_MISS);
 	assert_int_equal(cache_get(c, &k2, 0, 0, out, sizeof(out), &len, NULL), CACHE_FRESH);
 	cache_free(c);
@@ -482,7 +482,7 @@ static void rings_reuse_room_whatever_the_sizes(void **state)
 	}
 	/* flushed, it is as it was new, and takes answers again */
 	cache_usage(c, &entries, &bytes);
-	assert_int_equal(cache_flush(c, NULL), entries);
+	assert_int_equal(cache_flush(c, NULL, false), entries);
 	cache_usage(c, &entries, &bytes);
 	assert_int_equal(entries, 0);
 	assert_int_equal(bytes, empty_bytes(size));
@@ -545,7 +545,7 @@ static void a_hit_saves_an_entry_from_eviction(void **state)
 		}
 	}
 	assert_true(cap > 20);
-	cache_flush(c, NULL);
+	cache_flush(c, NULL, false);
 	name_in_shard(name, sizeof(name), "x", &i, 3, &first);
 	answer_a(&a, name, 300, false);
 	assert_int_equal(cache_put(c, &first, a.b, a.len, &CC, 0), CACHE_STORED);
@@ -590,7 +590,7 @@ static void dropped_entries_are_counted_then_reused(void **state)
 	assert_true(entries == 1 && bytes == empty + 2 * one);
 	uint8_t dn[KNOT_DNAME_MAXLEN];
 	assert_non_null(knot_dname_from_str(dn, "www.example.", sizeof(dn)));
-	assert_int_equal(cache_flush(c, dn), 1);
+	assert_int_equal(cache_flush(c, dn, false), 1);
 	cache_usage(c, &entries, &bytes);
 	assert_true(entries == 0 && bytes == empty + 2 * one);
 	/* enough others in that shard and the ring has gone round: bytes stay bounded */
@@ -660,6 +660,34 @@ static void threads_share_the_shards(void **state)
 	cache_free(c);
 }
 
+/* cache-flush NAME (without --exact): the name and the names under it, on
+ * label boundaries, every type; not a name that only ends in the same bytes */
+static void flush_a_name_and_below(void **state)
+{
+	(void)state;
+	static const char *const names[] = {"example.", "www.example.", "a.b.example.", "xexample.", "example.org.",
+					    "other."};
+	static const bool under[] = {true, true, true, false, false, false};
+	struct cache *c = cache_new(1 << 20);
+	struct cache_key k[6];
+	size_t len;
+	for (unsigned i = 0; i < 6; i++) {
+		pb_query(&q, 7, names[i], KNOT_RRTYPE_A, 0, false);
+		key_for(&k[i], &q);
+		answer_a(&a, names[i], 100, false);
+		assert_int_equal(cache_put(c, &k[i], a.b, a.len, &CC, 0), CACHE_STORED);
+	}
+	uint8_t dn[KNOT_DNAME_MAXLEN];
+	assert_non_null(knot_dname_from_str(dn, "Example.", sizeof(dn)));
+	assert_int_equal(cache_flush(c, dn, true), 3);
+	for (unsigned i = 0; i < 6; i++)
+		assert_int_equal(cache_get(c, &k[i], 0, 0, out, sizeof(out), &len, NULL), under[i] ? CACHE_MISS : CACHE_FRESH);
+	/* the root is every name */
+	assert_non_null(knot_dname_from_str(dn, ".", sizeof(dn)));
+	assert_int_equal(cache_flush(c, dn, true), 3);
+	cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -678,6 +706,7 @@ int main(void)
 		cmocka_unit_test(a_hit_saves_an_entry_from_eviction),
 		cmocka_unit_test(dropped_entries_are_counted_then_reused),
 		cmocka_unit_test(threads_share_the_shards),
+		cmocka_unit_test(flush_a_name_and_below),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
