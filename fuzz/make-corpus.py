@@ -621,6 +621,45 @@ def etcd_inputs():
     return out
 
 
+# ---- fuzz_cache: ops [op][arg]; a put (op 0) then [len][header][records]
+
+def cache_inputs():
+    def rr_a(ttl, i=1):
+        return struct.pack("!HHHIH4B", 0xc00c, 1, 1, ttl, 4, 192, 0, 2, i & 0xff)
+
+    def soa(ttl, minimum):
+        rd = b"\x02ns\x01t\x00" + b"\x02hm\x01t\x00" + struct.pack("!IIIII", 1, 3600, 600, 86400, minimum)
+        return b"\x01t\x00" + struct.pack("!HHIH", 6, 1, ttl, len(rd)) + rd
+
+    def opt_rr(opts=b""):
+        return b"\x00" + struct.pack("!HHIH", 41, 1232, 0, len(opts)) + opts
+
+    def put(key, rcode, an, ns, ar, records):
+        hdr = struct.pack("!HBBHHHH", 0x1234, 0x81, 0x80 | rcode, 1, an, ns, ar)
+        return bytes([0, key]) + struct.pack("!H", len(records)) + hdr + records
+
+    def get(key):
+        return bytes([1, key])
+
+    cookie = opt_rr(struct.pack("!HH", 10, 16) + bytes(range(16)) + struct.pack("!HH", 3, 2) + b"ns")
+    many = b"".join(rr_a(300, i) for i in range(20))
+    out = {
+        "put-get": put(0, 0, 1, 0, 0, rr_a(300)) + get(0),
+        "put-get-edns": put(1, 0, 1, 0, 1, rr_a(60) + opt_rr()) + get(1),
+        "cookie": put(3, 0, 1, 0, 1, rr_a(60) + cookie) + get(3),
+        "nxdomain": put(2, 3, 0, 1, 0, soa(3600, 60)) + get(2),
+        "nodata-no-soa": put(2, 0, 0, 0, 0, b"") + get(2),
+        "replace": put(4, 0, 1, 0, 0, rr_a(300)) + put(4, 0, 20, 0, 0, many) + get(4),
+        "flush": put(5, 0, 1, 0, 0, rr_a(300)) + bytes([2, 2]) + get(5) + bytes([2, 0x80]) + get(5),
+        # a full shard: puts of mixed sizes over all keys, gets between (hits move records)
+        "churn": b"".join(put(i % 64, 0, 1 + i % 20, 0, 0, b"".join(rr_a(100 + i, j) for j in range(1 + i % 20)))
+                          + get((i * 7) % 64) for i in range(200)),
+        # every key put and hit, six rounds: the replaced ones die, hit ones at the tail move
+        "rounds": b"".join(b"".join(put(k, 0, 1, 0, k & 1, rr_a(300) + (opt_rr() if k & 1 else b""))
+                                    for k in range(128)) + b"".join(get(k) for k in range(128))
+                           for _ in range(6)),
+    }
+
 # ---- fuzz_control: a request line (control byte 0) or an upstream URL (1)
 
 def control_inputs():
@@ -664,6 +703,7 @@ def main():
     write(root, "fuzz_tcp_framing", tcp_inputs())
     write(root, "fuzz_upstream_stream", upstream_inputs())
     write(root, "fuzz_udp_answer", udp_inputs())
+    write(root, "fuzz_cache", cache_inputs())
     write(root, "fuzz_doh", doh_inputs())
     write(root, "fuzz_h2_upstream", h2_upstream_inputs())
     write(root, "fuzz_yaml", yaml_inputs())

@@ -108,7 +108,9 @@ static void prefetch_send(struct query *r)
 	query_dispatch(r, NULL);
 }
 
-static __thread uint8_t cache_buf[MSG_MAX]; /* a hit, until it is answered */
+/* a hit, until it is answered (initial-exec: dnsmux is one executable, and the
+ * default model for PIC code costs a call's worth of spills at each use) */
+static __thread uint8_t cache_buf[MSG_MAX] __attribute__((tls_model("initial-exec")));
 
 bool query_from_cache(struct query *q)
 {

@@ -1,54 +1,80 @@
 /* cache.c -- see cache.h. */
-#include <pthread.h>
+#include <endian.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "policy/cache.h"
 
-#define CACHE_SHARDS 32                /* a power of two */
-#define CACHE_BUCKETS_MIN 64           /* per shard, doubled as entries come */
-#define CACHE_MALLOC_OVERHEAD 16       /* counted per allocation, so that size bounds the heap, not our sums */
-#define CACHE_MAX_TTLS (MSG_MAX / 11)  /* records in a message: at least 11 bytes each */
+#define CACHE_SHARDS 32               /* a power of two */
+#define CACHE_ALIGN 16                /* records start at multiples of it */
+#define CACHE_BUCKET_BYTES 128        /* a bucket per this many bytes of a shard's budget: ~ a one-record answer's record */
+#define CACHE_BUCKETS_MIN 16
+#define CACHE_MAX_MOVES 4             /* second chances given per put (see take) */
+#define CACHE_MALLOC_OVERHEAD 16      /* per allocation (a shard makes two), counted in its bytes */
+#define CACHE_MAX_TTLS (MSG_MAX / 11) /* records in a message: at least 11 bytes each */
 
+/* entry state */
+#define REC_LIVE 1                    /* in a bucket chain */
+#define REC_DEAD 2                    /* replaced or flushed: only waits for the tail */
+#define REC_KIND 3
+#define REC_HIT 4                     /* hit since it was stored or last moved: a second chance */
+#define REC_REFRESHING 8              /* a fresh hit asked for its refresh already */
+
+/* A record in a shard's ring: this header, then data. */
 struct entry {
 	struct entry *hnext;       /* bucket chain */
-	struct entry *prev, *next; /* LRU list: most recently used first */
-	uint64_t hash;
-	uint64_t stored_ms;        /* when it was put */
-	uint64_t expire_ms;        /* stored_ms + its TTL */
+	uint64_t expire_ms;        /* when it was put + its TTL */
+	uint32_t hash;             /* the key's hash, low bits */
 	uint32_t ttl_s;            /* its TTL: the smallest of its records' (clamped) */
-	uint16_t key_len, msg_len, n_ttls;
-	uint16_t slack;            /* bytes allocated past the message (a cookie taken out) */
-	bool refreshing;           /* a fresh hit asked for its refresh already */
-	uint8_t data[];            /* n_ttls offsets (uint16, host order), the key, the message */
+	uint32_t size;             /* the record's bytes in the ring, this header included (a multiple of CACHE_ALIGN) */
+	uint16_t msg_len, n_ttls;
+	uint16_t key_tail;         /* the key's last two bytes: flags, variant */
+	uint8_t qname_len;         /* the key's name: the message's question, in lower case */
+	uint8_t state;             /* REC_* */
+	uint8_t data[];            /* n_ttls offsets (uint16, host order), the message */
 };
 
+/* Records lie in ring from tail to head, oldest first, each contiguous:
+ * [tail, head) -- or, wrapped, [tail, end) then [0, head). */
 struct shard {
-	pthread_spinlock_t lock; /* held for a lookup or an insert: a copy, a few pointers */
+	atomic_bool lock;          /* held for a lookup or an insert: a copy, a few pointers (see lock) */
+	uint8_t *ring;             /* cap bytes */
+	size_t cap, head, tail, end;
+	size_t used;               /* bytes of the records in it, live and dead */
+	bool wrapped;
+	uint32_t n;                /* live entries */
 	struct entry **buckets;
-	uint32_t n_buckets;        /* a power of two */
-	uint32_t n;                /* entries */
-	uint64_t bytes;            /* what they and the buckets take */
-	uint64_t budget;
-	struct entry lru;          /* sentinel */
+	uint64_t mask;             /* buckets - 1 (a power of two) */
+	uint64_t fixed;            /* what the buckets and the two allocations take */
 } __attribute__((aligned(64)));
 
 struct cache {
 	struct shard shards[CACHE_SHARDS];
 };
 
-static size_t entry_size(const struct entry *e)
+/* A spinlock inline, as glibc's pthread_spin_lock is but for the call each
+ * way (~7 instructions a lookup on the miss path): a shard is held for a
+ * few hundred instructions at most, and 32 shards seldom meet. */
+static inline void lock(struct shard *s)
 {
-	return sizeof(*e) + 2u * e->n_ttls + e->key_len + e->msg_len + e->slack + CACHE_MALLOC_OVERHEAD;
+	while (atomic_exchange_explicit(&s->lock, true, memory_order_acquire))
+		while (atomic_load_explicit(&s->lock, memory_order_relaxed)) {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+		}
 }
 
-static const uint8_t *entry_key(const struct entry *e)
+static inline void unlock(struct shard *s)
+{
+	atomic_store_explicit(&s->lock, false, memory_order_release);
+}
+
+static const uint8_t *entry_msg(const struct entry *e)
 {
 	return e->data + 2u * e->n_ttls;
-}
-
-static uint8_t *entry_msg(struct entry *e)
-{
-	return e->data + 2u * e->n_ttls + e->key_len;
 }
 
 static inline uint8_t lower(uint8_t c)
@@ -56,28 +82,45 @@ static inline uint8_t lower(uint8_t c)
 	return (uint8_t)((unsigned)(c - 'A') < 26u ? c + 32 : c);
 }
 
-/* A hash of the key, 8 bytes at a time (the key buffer is zero-padded to a multiple of 8 past len). */
-static uint64_t key_hash(const uint8_t *b, size_t len)
+static inline uint64_t load64(const uint8_t *p)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-	for (size_t i = 0; i < len; i += 8) {
-		uint64_t v;
-		memcpy(&v, b + i, 8);
-		h = (h ^ v) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-	}
-	return h ^ (h >> 29);
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static inline void store64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+/* ASCII upper to lower case in the 8 bytes of v: only A-Z change (so a
+ * label length, < 64, never does). Per byte b: bit 7 of b+0x3f (b < 0x80)
+ * is b >= 'A', of b+0x25 is b > 'Z'; no carry crosses a byte. */
+static inline uint64_t fold8(uint64_t v)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t low7 = v & ~high;
+	uint64_t upper = ((low7 + (0x80 - 'A') * ones) ^ (low7 + (0x7f - 'Z') * ones)) & ~v & high;
+	return v | upper >> 2;
+}
+
+/* One word into the hash: a multiply per word; the finish mixes the high
+ * bits down (the buckets are chosen by the low ones, the shard by the top). */
+static inline uint64_t mix(uint64_t h, uint64_t v)
+{
+	return (h + v) * 0x9fb21c651e98df25ull;
 }
 
 bool cache_key_of(struct cache_key *k, const uint8_t *query, const struct msg_info *mi, uint8_t variant)
 {
-	if (knot_wire_get_qdcount(query) != 1 || knot_wire_get_ancount(query) || knot_wire_get_nscount(query) ||
-	    knot_wire_get_arcount(query) != (mi->opt_off ? 1 : 0))
-		return false;
-	if (mi->opt_off && mi->opt_len > 11 && msg_find_option(query, mi->opt_off, mi->opt_len, MSG_OPT_ECS))
+	/* QDCOUNT 1, ANCOUNT and NSCOUNT 0, ARCOUNT 1 with an OPT, else 0:
+	 * bytes 4-11 of the header, read little-endian */
+	if (load64(query + 4) != (0x0100ull | (uint64_t)(mi->opt_off != 0) << 56))
 		return false;
 	const uint8_t *n = query + MSG_HDR;
-	size_t nl = mi->qname_len, i;
+	size_t nl = mi->qname_len;
 	if (nl == 0 || nl > KNOT_DNAME_MAXLEN)
 		return false;
 	/* msg_parse_query checked the name. One that ends in a compression
@@ -86,27 +129,39 @@ bool cache_key_of(struct cache_key *k, const uint8_t *query, const struct msg_in
 	 * more just before it -- binary data -- only costs that name its key) */
 	if (n[nl - 1] != 0 || (nl >= 2 && (n[nl - 2] & 0xc0) == 0xc0))
 		return false;
-	memcpy(k->b, n, nl);
-	for (i = 0; i < nl; i += 8) { /* ASCII upper to lower case, 8 bytes at a time (label lengths < 64 stay) */
-		const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-		uint64_t v;
-		memcpy(&v, k->b + i, 8);
-		uint64_t low7 = v & ~high;
-		uint64_t ge_a = low7 + (0x80 - 'A') * ones, gt_z = low7 + (0x7f - 'Z') * ones;
-		uint64_t upper = (ge_a ^ gt_z) & ~v & high;
-		v |= upper >> 2;
-		memcpy(k->b + i, &v, 8);
+	/* fold and hash in one pass, 8 bytes at a time; the last 1-7 bytes
+	 * are read as the 8 that end the name, shifted down when the name is
+	 * shorter than 8 (the header is before it), else overlapping the word
+	 * before (folded the same) */
+	uint64_t h = 0x9e3779b97f4a7c15ull, v;
+	if (nl < 8) {
+		v = fold8(load64(n + nl - 8) >> (8 * (8 - nl)));
+		store64(k->b, v);
+		h = mix(h, v);
+	} else {
+		for (size_t i = 0; i + 8 < nl; i += 8) {
+			v = fold8(load64(n + i));
+			store64(k->b + i, v);
+			h = mix(h, v);
+		}
+		v = fold8(load64(n + nl - 8));
+		store64(k->b + nl - 8, v);
+		h = mix(h, v);
 	}
-	uint8_t *t = k->b + nl;
-	msg_put16(t, mi->qtype);
-	msg_put16(t + 2, mi->qclass);
-	t[4] = (uint8_t)((knot_wire_get_rd(query) ? CACHE_KEY_RD : 0) | (knot_wire_get_cd(query) ? CACHE_KEY_CD : 0) |
-			 (mi->do_bit ? CACHE_KEY_DO : 0) | (mi->opt_off ? CACHE_KEY_EDNS : 0));
-	t[5] = variant;
+	/* then qtype and qclass as the question has them, flags, variant: one
+	 * store (the two bytes after them are room, CACHE_KEY_MAX) */
+	uint32_t tc;
+	memcpy(&tc, n + nl, 4);
+	uint64_t flags = (query[2] & 0x01u ? CACHE_KEY_RD : 0) | (query[3] & 0x10u ? CACHE_KEY_CD : 0) |
+			 (mi->do_bit ? CACHE_KEY_DO : 0) | (mi->opt_off ? CACHE_KEY_EDNS : 0);
+	uint64_t tail = le32toh(tc) | flags << 32 | (uint64_t)variant << 40;
+	store64(k->b + nl, tail);
 	k->len = (uint16_t)(nl + 6);
-	memset(k->b + k->len, 0, 8); /* (CACHE_KEY_MAX leaves room) */
-	k->hash = key_hash(k->b, k->len);
-	return true;
+	h = mix(h, tail);
+	h = (h ^ (h >> 32)) * 0xff51afd7ed558ccdull;
+	k->hash = h ^ (h >> 29);
+	/* an ECS option: the answer is for the client's subnet (RFC 7871 7.3) */
+	return !mi->opt_off || mi->opt_len <= 11 || !msg_find_option(query, mi->opt_off, mi->opt_len, MSG_OPT_ECS);
 }
 
 struct cache *cache_new(uint64_t size)
@@ -114,18 +169,25 @@ struct cache *cache_new(uint64_t size)
 	struct cache *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
+	uint64_t budget = size / CACHE_SHARDS;
+	uint64_t nb = CACHE_BUCKETS_MIN;
+	while (nb * 2 <= budget / CACHE_BUCKET_BYTES)
+		nb *= 2;
+	uint64_t fixed = nb * sizeof(struct entry *) + 2 * CACHE_MALLOC_OVERHEAD;
+	uint64_t cap = budget > fixed ? (budget - fixed) / CACHE_ALIGN * CACHE_ALIGN : 0;
 	for (unsigned i = 0; i < CACHE_SHARDS; i++) {
 		struct shard *s = &c->shards[i];
-		pthread_spin_init(&s->lock, PTHREAD_PROCESS_PRIVATE);
-		s->n_buckets = CACHE_BUCKETS_MIN;
-		s->buckets = calloc(s->n_buckets, sizeof(*s->buckets));
-		if (!s->buckets) {
+		atomic_init(&s->lock, false);
+		s->mask = nb - 1;
+		s->fixed = fixed;
+		s->cap = (size_t)cap;
+		/* (malloc maps a large ring lazily: its pages are taken as the head first passes them) */
+		s->buckets = calloc(nb, sizeof(*s->buckets));
+		s->ring = cap ? aligned_alloc(CACHE_ALIGN, s->cap) : NULL;
+		if (!s->buckets || (cap && !s->ring)) {
 			cache_free(c);
 			return NULL;
 		}
-		s->bytes = s->n_buckets * sizeof(*s->buckets) + CACHE_MALLOC_OVERHEAD;
-		s->budget = size / CACHE_SHARDS;
-		s->lru.prev = s->lru.next = &s->lru;
 	}
 	return c;
 }
@@ -136,12 +198,8 @@ void cache_free(struct cache *c)
 		return;
 	for (unsigned i = 0; i < CACHE_SHARDS; i++) {
 		struct shard *s = &c->shards[i];
-		for (struct entry *e = s->lru.next, *next; e && e != &s->lru; e = next) {
-			next = e->next;
-			free(e);
-		}
+		free(s->ring);
 		free(s->buckets);
-		pthread_spin_destroy(&s->lock);
 	}
 	free(c);
 }
@@ -151,105 +209,162 @@ static struct shard *shard_of(struct cache *c, uint64_t hash)
 	return &c->shards[hash >> (64 - 5)];
 }
 
+static bool is_key(const struct entry *e, const struct cache_key *k)
+{
+	size_t nl = k->len - 6u;
+	uint16_t tail;
+	memcpy(&tail, k->b + nl + 4, 2);
+	return e->hash == (uint32_t)k->hash && e->qname_len == nl && e->key_tail == tail &&
+	       memcmp(entry_msg(e) + MSG_HDR, k->b, nl + 4) == 0;
+}
+
 static struct entry **slot_of(struct shard *s, const struct cache_key *k)
 {
-	struct entry **p = &s->buckets[k->hash & (s->n_buckets - 1)];
+	struct entry **p = &s->buckets[k->hash & s->mask];
 	for (; *p; p = &(*p)->hnext)
-		if ((*p)->hash == k->hash && (*p)->key_len == k->len && memcmp(entry_key(*p), k->b, k->len) == 0)
+		if (is_key(*p, k))
 			break;
 	return p;
 }
 
-static void lru_unlink(struct entry *e)
-{
-	e->prev->next = e->next;
-	e->next->prev = e->prev;
-}
-
-static void lru_push(struct shard *s, struct entry *e)
-{
-	e->prev = &s->lru;
-	e->next = s->lru.next;
-	s->lru.next->prev = e;
-	s->lru.next = e;
-}
-
-/* Unlink e (at *slot) from its shard and free it. */
-static void drop(struct shard *s, struct entry **slot)
-{
-	struct entry *e = *slot;
-	*slot = e->hnext;
-	lru_unlink(e);
-	s->n--;
-	s->bytes -= entry_size(e);
-	free(e);
-}
-
 static struct entry **slot_of_entry(struct shard *s, const struct entry *e)
 {
-	struct entry **p = &s->buckets[e->hash & (s->n_buckets - 1)];
+	struct entry **p = &s->buckets[e->hash & s->mask];
 	while (*p != e)
 		p = &(*p)->hnext;
 	return p;
 }
 
-static void grow(struct shard *s)
+/* Take e (at *slot) out of its chain; its bytes wait for the tail. */
+static void drop(struct shard *s, struct entry **slot)
 {
-	uint32_t nb = s->n_buckets * 2;
-	struct entry **b = calloc(nb, sizeof(*b));
-	if (!b)
-		return; /* longer chains, still correct */
-	for (uint32_t i = 0; i < s->n_buckets; i++) {
-		for (struct entry *e = s->buckets[i], *next; e; e = next) {
-			next = e->hnext;
-			e->hnext = b[e->hash & (nb - 1)];
-			b[e->hash & (nb - 1)] = e;
-		}
+	struct entry *e = *slot;
+	*slot = e->hnext;
+	e->state = REC_DEAD;
+	s->n--;
+}
+
+/* ---- the ring: a bump allocator that reclaims in the order it gave.
+ *
+ * A put takes its record at the head; room comes from the tail, the
+ * oldest record. A tail record hit since it was stored (or last moved)
+ * gets a second chance: it is moved to the head with the flag cleared
+ * rather than dropped -- CLOCK, the usual stand-in for LRU, with a
+ * bounded number of moves per put. Unlike blocks of a heap, records never
+ * fragment the ring: any answer (up to half a shard) fits once enough old
+ * ones have gone, and what a shard holds is exactly its records. */
+
+static void tail_advance(struct shard *s, size_t by)
+{
+	s->tail += by;
+	if (s->wrapped && s->tail == s->end) {
+		s->tail = 0;
+		s->wrapped = false;
 	}
-	free(s->buckets);
-	s->bytes += (uint64_t)(nb - s->n_buckets) * sizeof(*b);
-	s->buckets = b;
-	s->n_buckets = nb;
+	if (!s->wrapped && s->tail == s->head)
+		s->head = s->tail = 0; /* empty: start again at the bottom */
+}
+
+/* Move the (live, hit) record at the tail to the head, flag cleared. */
+static void move_tail(struct shard *s)
+{
+	struct entry *e = (struct entry *)(s->ring + s->tail);
+	struct entry **slot = slot_of_entry(s, e);
+	size_t r = e->size;
+	if (!s->wrapped && s->cap - s->head < r) {
+		s->end = s->head; /* (the top is wasted until the tail passes) */
+		s->head = 0;
+		s->wrapped = true;
+	}
+	struct entry *to = (struct entry *)(s->ring + s->head);
+	memmove(to, e, r); /* (to is below e when wrapped: the two may overlap) */
+	to->state = REC_LIVE | (uint8_t)(to->state & REC_REFRESHING);
+	*slot = to;
+	s->head += r;
+	tail_advance(s, r);
+}
+
+/* Room for a record of size bytes (at most cap): from the free space, or
+ * from the oldest records. */
+static __attribute__((noinline)) struct entry *take(struct shard *s, size_t size)
+{
+	unsigned moves = CACHE_MAX_MOVES;
+	for (;;) {
+		size_t at = SIZE_MAX;
+		if (!s->wrapped && s->cap - s->head >= size) {
+			at = s->head;
+		} else if (!s->wrapped && s->tail >= size) {
+			s->end = s->head;
+			s->wrapped = true;
+			at = 0;
+		} else if (s->wrapped && s->tail - s->head >= size) {
+			at = s->head;
+		}
+		if (at != SIZE_MAX) {
+			s->head = at + size;
+			s->used += size;
+			return (struct entry *)(s->ring + at);
+		}
+		struct entry *e = (struct entry *)(s->ring + s->tail);
+		if ((e->state & REC_KIND) == REC_LIVE && (e->state & REC_HIT) && moves) {
+			moves--;
+			move_tail(s);
+			continue;
+		}
+		if ((e->state & REC_KIND) == REC_LIVE)
+			drop(s, slot_of_entry(s, e));
+		s->used -= e->size;
+		tail_advance(s, e->size);
+	}
+}
+
+/* take, with the common case first: room at the head */
+static inline struct entry *room(struct shard *s, size_t size)
+{
+	if ((s->wrapped ? s->tail : s->cap) - s->head < size)
+		return take(s, size);
+	struct entry *e = (struct entry *)(s->ring + s->head);
+	s->head += size;
+	s->used += size;
+	return e;
 }
 
 enum cache_result cache_get(struct cache *c, const struct cache_key *k, uint64_t now_ms, uint64_t stale_ms,
 			    uint8_t *out, size_t cap, size_t *len, bool *refresh)
 {
-	static __thread uint16_t offs[CACHE_MAX_TTLS];
 	struct shard *s = shard_of(c, k->hash);
-	pthread_spin_lock(&s->lock);
+	lock(s);
 	struct entry *e = *slot_of(s, k);
-	if (!e || e->msg_len > cap || now_ms < e->stored_ms) {
-		pthread_spin_unlock(&s->lock);
+	uint64_t ttl_ms = e ? e->ttl_s * 1000ull : 0;
+	if (!e || e->msg_len > cap || now_ms + ttl_ms < e->expire_ms) { /* (the clock before the put: a miss) */
+		unlock(s);
 		return CACHE_MISS;
 	}
 	enum cache_result r = CACHE_FRESH;
 	if (now_ms >= e->expire_ms) {
 		if (!stale_ms || now_ms - e->expire_ms >= stale_ms) {
-			pthread_spin_unlock(&s->lock);
+			unlock(s);
 			return CACHE_MISS;
 		}
 		r = CACHE_STALE;
 	}
-	uint32_t age_s = (uint32_t)((now_ms - e->stored_ms) / 1000);
-	if (refresh && r == CACHE_FRESH && !e->refreshing && (uint64_t)(e->expire_ms - now_ms) * 10 < e->ttl_s * 1000ull) {
-		e->refreshing = true;
+	uint32_t age_s = (uint32_t)((now_ms + ttl_ms - e->expire_ms) / 1000);
+	if (refresh && r == CACHE_FRESH && !(e->state & REC_REFRESHING) && (e->expire_ms - now_ms) * 10 < ttl_ms) {
+		e->state |= REC_REFRESHING;
 		*refresh = true;
 	}
+	e->state |= REC_HIT;
 	size_t n = e->n_ttls;
-	memcpy(offs, e->data, 2 * n);
 	memcpy(out, entry_msg(e), e->msg_len);
 	*len = e->msg_len;
-	if (s->lru.next != e) {
-		lru_unlink(e);
-		lru_push(s, e);
-	}
-	pthread_spin_unlock(&s->lock);
 	for (size_t i = 0; i < n; i++) {
-		uint8_t *p = out + offs[i];
+		uint16_t off;
+		memcpy(&off, e->data + 2 * i, 2);
+		uint8_t *p = out + off;
 		uint32_t t = knot_wire_read_u32(p);
 		knot_wire_write_u32(p, r == CACHE_STALE ? CACHE_STALE_TTL : t > age_s ? t - age_s : 0);
 	}
+	unlock(s);
 	return r;
 }
 
@@ -277,49 +392,8 @@ static bool skip_name(const uint8_t *w, size_t len, size_t *off)
 struct walk {
 	uint16_t ttls[CACHE_MAX_TTLS]; /* offsets of every TTL but the OPT's */
 	size_t n_ttls;
-	size_t soa_ttl_off;            /* the authority section's SOA: its TTL, 0 without */
-	uint32_t soa_min;              /* and its MINIMUM */
 	size_t opt_off, opt_len;       /* the OPT record, 0 without */
-	bool other;                    /* a TSIG or SIG(0): for one client */
 };
-
-static bool walk_records(const uint8_t *w, size_t len, struct walk *r)
-{
-	size_t off = MSG_HDR;
-	if (knot_wire_get_qdcount(w) != 1 || !skip_name(w, len, &off) || (off += 4) > len)
-		return false;
-	unsigned counts[3] = {knot_wire_get_ancount(w), knot_wire_get_nscount(w), knot_wire_get_arcount(w)};
-	r->n_ttls = 0;
-	r->soa_ttl_off = r->opt_off = r->opt_len = 0;
-	r->other = false;
-	for (unsigned sec = 0; sec < 3; sec++) {
-		for (unsigned i = 0; i < counts[sec]; i++) {
-			size_t start = off;
-			if (!skip_name(w, len, &off) || off + 10 > len)
-				return false;
-			uint16_t type = msg_get16(w + off), rdlen = msg_get16(w + off + 8);
-			size_t ttl_off = off + 4, rdata = off + 10;
-			off = rdata + rdlen;
-			if (off > len)
-				return false;
-			if (type == KNOT_RRTYPE_OPT) {
-				r->opt_off = start;
-				r->opt_len = off - start;
-				continue;
-			}
-			if (type == KNOT_RRTYPE_TSIG || type == KNOT_RRTYPE_SIG)
-				r->other = true;
-			if (type == KNOT_RRTYPE_SOA && sec == 1 && !r->soa_ttl_off && rdlen >= 22) {
-				r->soa_ttl_off = ttl_off;
-				r->soa_min = knot_wire_read_u32(w + off - 4);
-			}
-			if (r->n_ttls == CACHE_MAX_TTLS)
-				return false;
-			r->ttls[r->n_ttls++] = (uint16_t)ttl_off;
-		}
-	}
-	return true;
-}
 
 static uint32_t clamp(uint32_t t, uint32_t lo, uint32_t hi)
 {
@@ -327,94 +401,134 @@ static uint32_t clamp(uint32_t t, uint32_t lo, uint32_t hi)
 	return t > hi ? hi : t;
 }
 
+/* Walk the records after the question, which ends at qend (it is the
+ * key's), clamping each TTL in place: returns the smallest, or 0 when the
+ * answer is not for the cache. A negative answer's first SOA in the
+ * authority section gets the negative TTL (RFC 2308 5); a negative answer
+ * without one is not cached. (An answer found not cacheable half way may
+ * have some TTLs clamped already: cache.h allows it.) */
+static uint32_t walk_clamp(uint8_t *w, size_t len, size_t qend, bool negative, const struct cache_conf *cc,
+			   struct walk *r)
+{
+	size_t off = qend, n = 0;
+	if (knot_wire_get_qdcount(w) != 1 || qend > len)
+		return 0;
+	unsigned an = knot_wire_get_ancount(w), an_ns = an + knot_wire_get_nscount(w);
+	unsigned total = an_ns + knot_wire_get_arcount(w);
+	uint32_t ttl = UINT32_MAX;
+	bool soa = false;
+	r->opt_off = r->opt_len = 0;
+	for (unsigned i = 0; i < total; i++) {
+		size_t start = off;
+		if (off + 2 <= len && w[off] == 0xc0)
+			off += 2; /* (the usual owner: a pointer) */
+		else if (!skip_name(w, len, &off))
+			return 0;
+		if (off + 10 > len)
+			return 0;
+		uint16_t type = msg_get16(w + off), rdlen = msg_get16(w + off + 8);
+		uint8_t *p = w + off + 4;
+		off += 10u + rdlen;
+		if (off > len)
+			return 0;
+		if (type == KNOT_RRTYPE_OPT) {
+			r->opt_off = start;
+			r->opt_len = off - start;
+			continue;
+		}
+		if (type == KNOT_RRTYPE_TSIG || type == KNOT_RRTYPE_SIG || n == CACHE_MAX_TTLS)
+			return 0; /* (a TSIG or SIG(0) answer is for one client) */
+		uint32_t t = knot_wire_read_u32(p);
+		if (t > 0x7fffffffu)
+			t = 0; /* RFC 2181 8: the top bit set means zero */
+		if (negative && type == KNOT_RRTYPE_SOA && i >= an && i < an_ns && !soa && rdlen >= 22) {
+			uint32_t minimum = knot_wire_read_u32(w + off - 4);
+			t = t < minimum ? t : minimum;
+			t = t < cc->neg_max_ttl_s ? t : cc->neg_max_ttl_s;
+			soa = true;
+		} else {
+			t = clamp(t, cc->min_ttl_s, cc->max_ttl_s);
+		}
+		knot_wire_write_u32(p, t); /* (the client that asked sees the TTLs later ones will) */
+		ttl = t < ttl ? t : ttl;
+		r->ttls[n++] = (uint16_t)(p - w);
+	}
+	r->n_ttls = n;
+	if (negative && !soa)
+		return 0; /* RFC 2308 5: no SOA, no negative caching */
+	return ttl == UINT32_MAX ? 0 : ttl;
+}
+
+/* The cookie is between one client and the server: not for others. */
+static __attribute__((noinline)) size_t strip_cookies(uint8_t *m, size_t len, struct walk *r)
+{
+	size_t at;
+	while ((at = msg_find_option(m, r->opt_off, r->opt_len, MSG_OPT_COOKIE))) {
+		size_t olen = 4u + msg_get16(m + at + 2);
+		len = msg_remove_option(m, len, r->opt_off, at);
+		r->opt_len -= olen;
+	}
+	return len;
+}
+
 enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint8_t *ans, size_t len,
 				const struct cache_conf *cc, uint64_t now_ms)
 {
-	static __thread struct walk r;
+	static __thread struct walk r __attribute__((tls_model("initial-exec")));
 	int rcode = knot_wire_get_rcode(ans);
 	if (len < MSG_HDR || len > MSG_MAX || knot_wire_get_tc(ans) ||
 	    (rcode != KNOT_RCODE_NOERROR && rcode != KNOT_RCODE_NXDOMAIN))
 		return CACHE_NOT_CACHEABLE;
-	if (!walk_records(ans, len, &r) || r.other)
-		return CACHE_NOT_CACHEABLE;
+	size_t nl = k->len - 6u;
 	bool negative = rcode == KNOT_RCODE_NXDOMAIN || knot_wire_get_ancount(ans) == 0;
-	if (negative && !r.soa_ttl_off)
-		return CACHE_NOT_CACHEABLE; /* RFC 2308 5: no SOA, no negative caching */
-	uint32_t ttl = UINT32_MAX;
-	for (size_t i = 0; i < r.n_ttls; i++) {
-		uint8_t *p = ans + r.ttls[i]; /* (the client that asked sees the TTLs later ones will) */
-		uint32_t t = knot_wire_read_u32(p);
-		if (t > 0x7fffffffu)
-			t = 0; /* RFC 2181 8: the top bit set means zero */
-		if (negative && r.ttls[i] == r.soa_ttl_off) {
-			t = t < r.soa_min ? t : r.soa_min;
-			t = t < cc->neg_max_ttl_s ? t : cc->neg_max_ttl_s;
-		} else {
-			t = clamp(t, cc->min_ttl_s, cc->max_ttl_s);
-		}
-		knot_wire_write_u32(p, t);
-		ttl = t < ttl ? t : ttl;
-	}
-	if (ttl == 0 || ttl == UINT32_MAX)
+	uint32_t ttl = walk_clamp(ans, len, MSG_HDR + nl + 4, negative, cc, &r);
+	if (ttl == 0)
 		return CACHE_NOT_CACHEABLE;
-	struct entry *e = malloc(sizeof(*e) + 2 * r.n_ttls + k->len + len);
-	if (!e)
-		return CACHE_NOMEM;
-	e->hash = k->hash;
-	e->stored_ms = now_ms;
-	e->ttl_s = ttl;
-	e->expire_ms = now_ms + ttl * 1000ull;
-	e->key_len = k->len;
-	e->n_ttls = (uint16_t)r.n_ttls;
-	e->refreshing = false;
-	memcpy(e->data, r.ttls, 2 * r.n_ttls);
-	memcpy(e->data + 2 * r.n_ttls, k->b, k->len);
-	uint8_t *m = e->data + 2 * r.n_ttls + k->len;
-	memcpy(m, ans, len);
-	e->slack = (uint16_t)len;
-	knot_wire_set_id(m, 0);
-	memcpy(m + MSG_HDR, k->b, k->len - 6); /* the question in lower case */
-	/* the cookie is between one client and the server: not for others */
-	if (r.opt_off && r.opt_off + r.opt_len == len && r.opt_len > 11) {
-		size_t at;
-		while ((at = msg_find_option(m, r.opt_off, r.opt_len, MSG_OPT_COOKIE))) {
-			size_t olen = 4u + msg_get16(m + at + 2);
-			len = msg_remove_option(m, len, r.opt_off, at);
-			r.opt_len -= olen;
-		}
-	}
-	e->slack = (uint16_t)(e->slack - len); /* what the cookie took, still allocated */
-	e->msg_len = (uint16_t)len;
 	struct shard *s = shard_of(c, k->hash);
-	size_t size = entry_size(e);
-	if (size > s->budget / 2) { /* (budget is fixed: no lock needed to read it) */
-		free(e);
+	size_t n = r.n_ttls;
+	size_t size = (offsetof(struct entry, data) + 2 * n + len + CACHE_ALIGN - 1) / CACHE_ALIGN * CACHE_ALIGN;
+	if (size > s->cap / 2) /* (cap is fixed: no lock needed to read it) */
 		return CACHE_TOO_BIG;
+	lock(s);
+	struct entry *e = room(s, size);
+	struct entry **slot = slot_of(s, k); /* (after room: it may move or drop what the chain holds) */
+	e->hnext = NULL;
+	if (*slot) { /* replaced in its place */
+		e->hnext = (*slot)->hnext;
+		(*slot)->state = REC_DEAD;
+		s->n--;
 	}
-	pthread_spin_lock(&s->lock);
-	struct entry **slot = slot_of(s, k);
-	if (*slot)
-		drop(s, slot);
-	e->hnext = s->buckets[k->hash & (s->n_buckets - 1)];
-	s->buckets[k->hash & (s->n_buckets - 1)] = e;
-	lru_push(s, e);
+	*slot = e;
 	s->n++;
-	s->bytes += size;
-	while (s->bytes > s->budget && s->lru.prev != e)
-		drop(s, slot_of_entry(s, s->lru.prev));
-	if (s->n > s->n_buckets && s->bytes + s->n_buckets * sizeof(*s->buckets) <= s->budget)
-		grow(s);
-	pthread_spin_unlock(&s->lock);
+	e->expire_ms = now_ms + ttl * 1000ull;
+	e->hash = (uint32_t)k->hash;
+	e->ttl_s = ttl;
+	e->size = (uint32_t)size;
+	e->n_ttls = (uint16_t)n;
+	memcpy(&e->key_tail, k->b + nl + 4, 2);
+	e->qname_len = (uint8_t)nl;
+	e->state = REC_LIVE;
+	for (size_t i = 0; i < n; i++) /* (n >= 1: a TTL was found) */
+		memcpy(e->data + 2 * i, &r.ttls[i], 2);
+	uint8_t *m = e->data + 2 * n;
+	memcpy(m, ans, len);
+	m[0] = m[1] = 0; /* the ID */
+	memcpy(m + MSG_HDR, k->b, nl + 4); /* the question: the key's, name in lower case */
+	if (r.opt_off && r.opt_off + r.opt_len == len && r.opt_len > 11)
+		len = strip_cookies(m, len, &r);
+	e->msg_len = (uint16_t)len;
+	unlock(s);
 	return CACHE_STORED;
 }
 
 /* Is the entry's qname name (nl bytes, lower case), or with below, a name
- * under it? The key starts with the qname, lower case, uncompressed: its
- * label starts are walked until as many bytes as name's remain. */
+ * under it? The key's name is the stored question's, lower case,
+ * uncompressed: its label starts are walked until as many bytes as name's
+ * remain. */
 static bool flush_match(const struct entry *e, const uint8_t *name, size_t nl, bool below)
 {
-	const uint8_t *k = entry_key(e);
-	size_t kl = (size_t)e->key_len - 6; /* the qname's bytes */
+	const uint8_t *k = entry_msg(e) + MSG_HDR;
+	size_t kl = e->qname_len; /* the qname's bytes */
 	if (!below)
 		return kl == nl && memcmp(k, name, nl) == 0;
 	for (size_t p = 0; p < kl && kl - p >= nl; p += (size_t)k[p] + 1) {
@@ -439,11 +553,18 @@ size_t cache_flush(struct cache *c, const uint8_t *name, bool below)
 	}
 	for (unsigned i = 0; i < CACHE_SHARDS; i++) {
 		struct shard *s = &c->shards[i];
-		pthread_spin_lock(&s->lock);
-		for (uint32_t b = 0; b < s->n_buckets; b++) {
+		lock(s);
+		if (!name) { /* all of it: the ring starts empty again */
+			dropped += s->n;
+			memset(s->buckets, 0, (s->mask + 1) * sizeof(*s->buckets));
+			s->head = s->tail = s->end = s->used = 0;
+			s->wrapped = false;
+			s->n = 0;
+		}
+		for (uint64_t b = 0; name && b <= s->mask; b++) {
 			struct entry **p = &s->buckets[b];
 			while (*p) {
-				if (!name || flush_match(*p, low, nl, below)) {
+				if (flush_match(*p, low, nl, below)) {
 					drop(s, p);
 					dropped++;
 				} else {
@@ -451,7 +572,7 @@ size_t cache_flush(struct cache *c, const uint8_t *name, bool below)
 				}
 			}
 		}
-		pthread_spin_unlock(&s->lock);
+		unlock(s);
 	}
 	return dropped;
 }
@@ -461,9 +582,9 @@ void cache_usage(struct cache *c, uint64_t *entries, uint64_t *bytes)
 	*entries = *bytes = 0;
 	for (unsigned i = 0; i < CACHE_SHARDS; i++) {
 		struct shard *s = &c->shards[i];
-		pthread_spin_lock(&s->lock);
+		lock(s);
 		*entries += s->n;
-		*bytes += s->bytes;
-		pthread_spin_unlock(&s->lock);
+		*bytes += s->fixed + s->used + (s->wrapped ? s->cap - s->end : 0);
+		unlock(s);
 	}
 }

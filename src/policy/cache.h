@@ -12,8 +12,21 @@
  * min-ttl/max-ttl; NXDOMAIN and NODATA are cached for the SOA's negative
  * TTL (RFC 2308 5: the SOA's TTL and MINIMUM, the smaller, capped by
  * negative-max-ttl); SERVFAIL, TC=1, other rcodes and answers without a TTL
- * are not. Bounded in bytes: each shard evicts its least recently used
- * entries. Expired entries stay (until evicted or replaced) so that
+ * are not.
+ *
+ * Memory: each shard has one ring of its share of size (less its bucket
+ * array, one pointer per 128 bytes of the share, fixed), taken
+ * once and never grown. A put takes its record -- a 36-byte header, the
+ * TTL offsets, the message; the key is the message's own question, stored
+ * in lower case, and two bytes -- at the ring's head, rounded to 16 bytes;
+ * room comes from the tail, the oldest record, so records never fragment
+ * the ring and no put calls malloc. Eviction is CLOCK (second-chance
+ * FIFO), the usual stand-in for LRU: a tail record hit since it was put
+ * is moved to the head once (at most a few per put) instead of dropped.
+ * The bytes a shard reports are its buckets and allocations, its records
+ * (live, and replaced or flushed ones until the tail passes them) and the
+ * top of the ring skipped at a wrap: never more than its share of size.
+ * Expired entries stay (until evicted or replaced) so that
  * serve-stale (RFC 8767) can answer from them. No I/O: unit-tested alone. */
 #pragma once
 #include <stdbool.h>
@@ -32,7 +45,7 @@
 #define CACHE_KEY_DO 4
 #define CACHE_KEY_EDNS 8
 
-#define CACHE_KEY_MAX (KNOT_DNAME_MAXLEN + 6 + 8) /* name, type, class, flags, variant; 8 bytes of zeros for the hash */
+#define CACHE_KEY_MAX (KNOT_DNAME_MAXLEN + 6 + 8) /* name, type, class, flags, variant; room for the name's last 8-byte store */
 
 struct cache_key {
 	uint64_t hash;
@@ -48,8 +61,9 @@ struct cache;
  * the OPT, such as a TSIG). */
 bool cache_key_of(struct cache_key *k, const uint8_t *query, const struct msg_info *mi, uint8_t variant);
 
-/** A cache of at most size bytes (entries, keys, answers and bookkeeping);
- * NULL on ENOMEM. */
+/** A cache of at most size bytes (buckets, records and their headers), all
+ * of it allocated here -- the rings lazily, as malloc maps them; NULL on
+ * ENOMEM. */
 struct cache *cache_new(uint64_t size);
 void cache_free(struct cache *c);
 
@@ -70,14 +84,18 @@ enum cache_result cache_get(struct cache *c, const struct cache_key *k, uint64_t
 enum cache_put_result {
 	CACHE_STORED = 0,
 	CACHE_NOT_CACHEABLE, /* rcode, TC=1, no TTL (zero, or a negative answer without SOA) */
-	CACHE_TOO_BIG,       /* larger than a shard may hold */
+	CACHE_TOO_BIG,       /* larger than half a shard's ring */
 	CACHE_NOMEM,
 };
 
 /** Store ans (len bytes: an upstream's answer to the query of k, which
- * msg_scan_answer accepted) at now_ms, replacing what k had. Its TTLs are
- * clamped by cc in place (the client that asked sees what the next ones
- * will), whether or not it is stored; the copy has ID 0 and the EDNS
+ * msg_answer_matches and msg_scan_answer accepted -- its question is k's
+ * but for case) at now_ms, replacing what k had; older entries of its
+ * shard make room. Its TTLs are
+ * clamped by cc in place as they are walked (the client that asked sees
+ * what the next ones will), whether or not it is stored -- one found not
+ * cacheable part way (a TSIG, a negative answer without SOA) may keep the
+ * clamped TTLs of its first records; the copy has ID 0 and the EDNS
  * COOKIE option removed (it is the client's and the server's, RFC 7873). */
 enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint8_t *ans, size_t len,
 				const struct cache_conf *cc, uint64_t now_ms);
