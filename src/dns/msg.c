@@ -126,21 +126,6 @@ int msg_scan_answer(uint8_t *wire, size_t len, const struct msg_info *q, struct 
 	return r;
 }
 
-/* The offset after the name at off, or len + 1 when it runs past len
- * (labels are not checked: the message was). */
-static size_t skip_name_unchecked(const uint8_t *wire, size_t len, size_t off)
-{
-	while (off < len) {
-		uint8_t b = wire[off];
-		if (b == 0)
-			return off + 1;
-		if ((b & 0xc0) == 0xc0)
-			return off + 2;
-		off += (size_t)b + 1;
-	}
-	return len + 1;
-}
-
 void msg_answer_facts(const uint8_t *wire, size_t len, struct msg_facts *f)
 {
 	memset(f, 0, sizeof(*f));
@@ -152,10 +137,11 @@ void msg_answer_facts(const uint8_t *wire, size_t len, struct msg_facts *f)
 	counts(wire, &qd, &an_ns, &total);
 	size_t off = MSG_HDR;
 	for (unsigned i = 0; i < qd; i++)
-		off = skip_name_unchecked(wire, len, off) + 4;
+		if (!msg_skip_name(wire, len, &off) || (off += 4) > len)
+			return;
 	for (uint32_t i = 0; i < total; i++) {
-		size_t p = skip_name_unchecked(wire, len, off);
-		if (p + 10 > len)
+		size_t p = off;
+		if (!msg_skip_name(wire, len, &p) || p + 10 > len)
 			return;
 		uint16_t type = msg_get16(wire + p), rdlen = msg_get16(wire + p + 8);
 		size_t end = p + 10 + rdlen;

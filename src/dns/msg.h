@@ -83,6 +83,28 @@ int msg_scan(const uint8_t *wire, size_t len, struct msg_info *mi) __attribute__
 int msg_scan_answer(uint8_t *wire, size_t len, const struct msg_info *q, struct msg_info *mi)
 	__attribute__((warn_unused_result));
 
+/** Step *off past the name there in a message already checked (its labels
+ * are walked, no compression pointer is followed): false when it runs past
+ * len or has a label type other than length and pointer. */
+static inline bool msg_skip_name(const uint8_t *w, size_t len, size_t *off)
+{
+	while (*off < len) {
+		uint8_t l = w[*off];
+		if (l == 0) {
+			(*off)++;
+			return true;
+		}
+		if ((l & 0xc0) == 0xc0) {
+			*off += 2;
+			return *off <= len;
+		}
+		if (l & 0xc0)
+			return false;
+		*off += 1u + l;
+	}
+	return false;
+}
+
 /* What the client side needs of an answer on its way out (msg_answer_facts). */
 struct msg_facts {
 	uint32_t min_ttl;      /* the smallest TTL of the records but the OPT (a SOA's MINIMUM counted) */

@@ -370,25 +370,6 @@ enum cache_result cache_get(struct cache *c, const struct cache_key *k, uint64_t
 
 /* ---- what an answer's records say: their TTLs, the SOA, the OPT */
 
-static bool skip_name(const uint8_t *w, size_t len, size_t *off)
-{
-	while (*off < len) {
-		uint8_t l = w[*off];
-		if (l == 0) {
-			(*off)++;
-			return true;
-		}
-		if ((l & 0xc0) == 0xc0) {
-			*off += 2;
-			return *off <= len;
-		}
-		if (l & 0xc0)
-			return false;
-		*off += 1u + l;
-	}
-	return false;
-}
-
 struct walk {
 	uint16_t ttls[CACHE_MAX_TTLS]; /* offsets of every TTL but the OPT's */
 	size_t n_ttls;
@@ -422,7 +403,7 @@ static uint32_t walk_clamp(uint8_t *w, size_t len, size_t qend, bool negative, c
 		size_t start = off;
 		if (off + 2 <= len && w[off] == 0xc0)
 			off += 2; /* (the usual owner: a pointer) */
-		else if (!skip_name(w, len, &off))
+		else if (!msg_skip_name(w, len, &off))
 			return 0;
 		if (off + 10 > len)
 			return 0;
