@@ -1,6 +1,7 @@
 /* inflight.c -- open-addressing table of upstream-side IDs (see inflight.h). */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include "circuit/inflight.h"
 #include "core/err.h"
 
@@ -22,7 +23,17 @@ int inflight_init(struct inflight *t, uint32_t cap)
 	t->count = 0;
 	t->pop_from = 0;
 	t->cap = cap;
+	t->has_gone = false;
 	return 0;
+}
+
+void inflight_clear(struct inflight *t)
+{
+	/* the slots are free already: deletion leaves no tombstones */
+	if (t->has_gone)
+		memset(t->gone, 0, 65536 / 8);
+	t->has_gone = false;
+	t->pop_from = 0;
 }
 
 void inflight_deinit(struct inflight *t)
@@ -128,8 +139,10 @@ void *inflight_pop_any(struct inflight *t)
 void *inflight_abandon(struct inflight *t, uint16_t id)
 {
 	void *val = inflight_del(t, id);
-	if (val)
+	if (val) {
 		t->gone[id >> 3] |= (uint8_t)(1u << (id & 7));
+		t->has_gone = true;
+	}
 	return val;
 }
 

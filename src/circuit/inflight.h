@@ -25,11 +25,15 @@ struct inflight {
 	uint32_t count;              /* entries in use */
 	uint32_t cap;                /* at most this many in flight */
 	uint32_t pop_from;           /* where inflight_pop_any() looks first */
+	bool has_gone;               /* a bit of gone may be set (inflight_clear clears them only then) */
 };
 
 /** Size the table for up to cap entries (1..32768). Returns 0 or -ENOMEM/-EINVAL. */
 int inflight_init(struct inflight *t, uint32_t cap) __attribute__((warn_unused_result));
 void inflight_deinit(struct inflight *t);
+/** Make an empty table (count == 0) as new, for reuse by another channel:
+ * its given-up IDs are forgotten. Costs nothing when none were given up. */
+void inflight_clear(struct inflight *t);
 
 /** Store val (not NULL) under a fresh random ID, written to *id. Returns 0, ERR_FULL when
  * count == cap, or ERR_NOID when INFLIGHT_ID_TRIES draws all collided. */

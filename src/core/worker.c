@@ -15,6 +15,7 @@
 #include "obs/qlog.h"
 #include "route/route.h"
 #include "upstream/probe.h"
+#include "upstream/udp.h"
 #include "upstream/upstream.h"
 
 #define UDP_DGRAM_MAX (64 * 1024) /* recvmmsg chunk: any UDP datagram fits */
@@ -611,6 +612,7 @@ void worker_deinit(struct worker *w)
 	free(w->listens);
 	route_scratch_free(w->route_scratch);
 	free(w->udp_rbuf);
+	upstream_udp_free_spare(w);
 	free(w->tx);
 	ustats_table_deinit(&w->ustats); /* (the daemon reads no more: its /metrics server closed first) */
 	qlog_ring_free(w->qlog);          /* (and its query log writer) */

@@ -20,6 +20,7 @@ struct circuit;
 struct frontend_udp;
 struct frontend_tcp;
 struct tcp_client;
+struct udp_sock;
 
 #define WORKER_UDP_CHUNKS 16 /* most datagrams per recvmmsg batch */
 /* Bytes of client messages too large for a query's inline buffer that a
@@ -28,10 +29,11 @@ struct tcp_client;
  * at --max-inflight 10000. */
 #define WORKER_QUERY_HEAP_MAX (16u * 1024 * 1024)
 
-/* How many datagrams a UDP socket asks recvmmsg for (frontend/udp.c): every
- * chunk is set up for each call, and calls go on until one comes back short,
- * so a wide batch costs instructions when one datagram comes per wakeup and
- * saves system calls when many do. The width follows what the last call got. */
+/* How many datagrams a UDP socket asks recvmmsg for (frontend/udp.c,
+ * upstream/udp.c): every chunk is set up for each call, and calls go on
+ * while they come back full (and wider than one), so a wide batch costs
+ * instructions when one datagram comes per wakeup and saves system calls
+ * when many do. The width follows what the last call got. */
 struct udp_width {
 	uint16_t chunks; /* width of the next call */
 	uint16_t got;    /* datagrams received in the current call */
@@ -93,6 +95,7 @@ struct worker {
 	uint32_t n_clients;
 	struct udptx *tx;              /* UDP datagrams to send at the end of this loop turn */
 	uint8_t *udp_rbuf;             /* recvmmsg buffer, shared by all UDP sockets of the worker */
+	struct udp_sock *spare_usock;  /* a closed UDP upstream socket, kept for the next (upstream/udp.c) */
 	size_t udp_rbuf_len;
 	int *fds;                      /* listener sockets made by the daemon, per listen_conf and proto */
 	volatile int stop_requested;   /* set by the daemon before waking the worker */

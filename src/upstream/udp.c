@@ -1,5 +1,15 @@
-/* udp.c -- UDP upstream: rotating connected sockets (see udp.h). */
+/* udp.c -- UDP upstream: rotating connected sockets (see udp.h).
+ *
+ * Each socket is polled (uv_poll) and read here with recvmmsg, as the
+ * listeners are (frontend/udp.c), rather than by uv_udp: libuv reads until a
+ * call comes back empty, a second system call for every answer when they
+ * come one at a time. Here a batch of one is taken as all there is; if more
+ * was waiting, the (level-triggered) poll reports it again at once, and the
+ * next batch is wider (struct udp_width). */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include <libknot/libknot.h>
 #include "circuit/inflight.h"
 #include "core/err.h"
@@ -9,8 +19,11 @@
 #include "upstream/udp.h"
 #include "upstream/upstream.h"
 
+#define UDP_READS_PER_WAKEUP 32 /* recvmmsg calls per readiness event at most */
+
 struct udp_sock {
-	uv_udp_t h;
+	uv_poll_t h;
+	int fd;
 	struct upstream *u;     /* owner; NULL once the upstream closed */
 	struct worker *w;
 	struct inflight table;  /* queries in flight on this socket, by ID */
@@ -22,11 +35,31 @@ struct udp_sock {
 
 static void detach(struct query *q, bool gave_up);
 
+static void sock_free(struct udp_sock *s)
+{
+	inflight_deinit(&s->table);
+	free(s);
+}
+
+/* A socket's table is 24 KB: the last one closed is kept for the next, which
+ * comes every UDP_SOCK_USES queries, rather than allocated and zeroed anew. */
 static void close_cb(uv_handle_t *h)
 {
 	struct udp_sock *s = h->data;
-	inflight_deinit(&s->table);
-	free(s);
+	close(s->fd);
+	if (!s->w->spare_usock && !s->w->is_closed) {
+		inflight_clear(&s->table);
+		s->w->spare_usock = s;
+	} else {
+		sock_free(s);
+	}
+}
+
+void upstream_udp_free_spare(struct worker *w)
+{
+	if (w->spare_usock)
+		sock_free(w->spare_usock);
+	w->spare_usock = NULL;
 }
 
 static void sock_close(struct udp_sock *s)
@@ -46,13 +79,6 @@ static void retire(struct udp_sock *s)
 		s->u->udp = NULL;
 	if (s->table.count == 0)
 		sock_close(s);
-}
-
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	struct udp_sock *s = h->data;
-	(void)suggested;
-	worker_udp_buf(s->w, &s->width, buf);
 }
 
 static void on_answer(struct udp_sock *s, uint8_t *msg, size_t len)
@@ -75,54 +101,106 @@ static void on_answer(struct udp_sock *s, uint8_t *msg, size_t len)
 	query_upstream_answer(q, u, msg, len);
 }
 
-static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)
+/* recvmmsg failed: an ICMP error on the connected socket (nobody listens there) */
+static void read_failed(struct udp_sock *s, int err)
+{
+	if (!s->u)
+		return;
+	log_warn_rl(UPSTREAM, "udp upstream %s: %s", s->u->name, strerror(err));
+	health_fail(&s->u->health, &s->w->rnd, worker_now(s->w));
+	upstream_count_error(s->u, err == ECONNREFUSED ? UERR_REFUSED : UERR_RESET);
+}
+
+static void poll_cb(uv_poll_t *h, int status, int events)
 {
 	struct udp_sock *s = h->data;
-	if (s->is_closing)
-		return;
-	if (nread == 0 && !addr) {
-		if (flags & UV_UDP_MMSG_FREE)
-			worker_batch_done(s->w); /* end of a recvmmsg batch of answers */
+	struct worker *w = s->w;
+	(void)events;
+	if (status < 0) {
+		read_failed(s, -status);
 		return;
 	}
-	if (nread < 0) {
-		/* ICMP unreachable on a connected socket: nobody listens there */
-		if (s->u) {
-			log_warn_rl(UPSTREAM, "udp upstream %s: %s", s->u->name, uv_strerror((int)nread));
-			health_fail(&s->u->health, &s->w->rnd, worker_now(s->w));
-			upstream_count_error(s->u, nread == UV_ECONNREFUSED ? UERR_REFUSED : UERR_RESET);
+	struct mmsghdr mm[WORKER_UDP_CHUNKS];
+	struct iovec iov[WORKER_UDP_CHUNKS];
+	for (int k = 0; k < UDP_READS_PER_WAKEUP && !s->is_closing; k++) {
+		uv_buf_t buf;
+		worker_udp_buf(w, &s->width, &buf);
+		unsigned n = s->width.chunks;
+		size_t chunk = buf.len / n;
+		for (unsigned i = 0; i < n; i++) {
+			iov[i] = (struct iovec){.iov_base = buf.base + i * chunk, .iov_len = chunk};
+			mm[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1}; /* connected: no name */
 		}
-		return;
+		int r;
+		do
+			r = recvmmsg(s->fd, mm, n, MSG_DONTWAIT, NULL);
+		while (r < 0 && errno == EINTR);
+		if (r < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				read_failed(s, errno);
+			return;
+		}
+		/* an answer may close s (the last one on a retired socket): its
+		 * memory stays until close_cb, its answers are still read */
+		for (int i = 0; i < r; i++) {
+			s->width.got++;
+			on_answer(s, iov[i].iov_base, mm[i].msg_len);
+		}
+		worker_batch_done(w);
+		if ((unsigned)r < n || n == 1)
+			return; /* drained, or as good as: a batch of one is the common case */
 	}
-	s->width.got++;
-	on_answer(s, (uint8_t *)buf->base, (size_t)nread);
+}
+
+/* A table, from the spare socket or new. */
+static struct udp_sock *sock_alloc(struct worker *w)
+{
+	struct udp_sock *s = w->spare_usock;
+	if (s) {
+		w->spare_usock = NULL;
+		struct inflight table = s->table;
+		*s = (struct udp_sock){.table = table};
+		return s;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s && inflight_init(&s->table, UDP_SOCK_CAP) < 0) {
+		free(s);
+		s = NULL;
+	}
+	return s;
 }
 
 static struct udp_sock *open_sock(struct upstream *u)
 {
-	struct udp_sock *s = calloc(1, sizeof(*s));
-	if (!s)
-		return NULL;
-	if (inflight_init(&s->table, UDP_SOCK_CAP) < 0) {
-		free(s);
+	const struct sockaddr *to = (const struct sockaddr *)&u->conf->addr;
+	socklen_t tolen = to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	/* connect() binds a fresh ephemeral port chosen by the kernel */
+	int fd = socket(to->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, to, tolen) < 0) {
+		log_warn_rl(UPSTREAM, "udp upstream %s: cannot open a socket: %s", u->name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
-	int r = uv_udp_init_ex(&u->w->loop, &s->h, u->conf->addr.ss_family | UV_UDP_RECVMMSG);
+	struct udp_sock *s = sock_alloc(u->w);
+	if (!s) {
+		close(fd);
+		return NULL;
+	}
+	s->fd = fd;
+	s->u = u;
+	s->w = u->w;
+	int r = uv_poll_init_socket(&u->w->loop, &s->h, fd);
 	if (r < 0) {
-		inflight_deinit(&s->table);
-		free(s);
-		log_warn_rl(UPSTREAM, "udp upstream %s: cannot open a socket: %s", u->name, uv_strerror(r));
+		close(fd);
+		sock_free(s);
+		log_warn_rl(UPSTREAM, "udp upstream %s: cannot poll its socket: %s", u->name, uv_strerror(r));
 		return NULL;
 	}
 	s->h.data = s;
-	s->u = u;
-	s->w = u->w;
-	/* connect() binds a fresh ephemeral port chosen by the kernel */
-	r = uv_udp_connect(&s->h, (const struct sockaddr *)&u->conf->addr);
-	if (r == 0)
-		r = uv_udp_recv_start(&s->h, alloc_cb, recv_cb);
+	r = uv_poll_start(&s->h, UV_READABLE, poll_cb);
 	if (r < 0) {
-		log_warn_rl(UPSTREAM, "udp upstream %s: cannot open a socket: %s", u->name, uv_strerror(r));
+		log_warn_rl(UPSTREAM, "udp upstream %s: cannot poll its socket: %s", u->name, uv_strerror(r));
 		s->u = NULL;
 		sock_close(s);
 		return NULL;
@@ -150,9 +228,7 @@ int upstream_udp_send(struct upstream *u, struct query *q)
 	q->state = Q_UDP;
 	q->was_sent = true;
 	q->udp_tries++;
-	uv_os_fd_t fd;
-	if (uv_fileno((const uv_handle_t *)&s->h, &fd) == 0)
-		udptx_add(w->tx, fd, NULL, NULL, q->wire, q->len); /* a lost send is retried like a lost answer */
+	udptx_add(w->tx, s->fd, NULL, NULL, q->wire, q->len); /* a lost send is retried like a lost answer */
 	tq_add(&w->udp_retry, &q->link, worker_now(w));
 	worker_arm(w, q->link.deadline_ms);
 	return 0;

@@ -21,10 +21,13 @@
 struct upstream;
 struct query;
 struct udp_sock;
+struct worker;
 
 int upstream_udp_send(struct upstream *u, struct query *q) __attribute__((warn_unused_result));
 void upstream_udp_cancel(struct upstream *u, struct query *q);
 /** Retire the current socket (at upstream close). */
 void upstream_udp_close(struct upstream *u);
+/** Free the closed socket a worker keeps for reuse (at the worker's end). */
+void upstream_udp_free_spare(struct worker *w);
 /** Queries in flight on the current socket. */
 uint32_t upstream_udp_outstanding(const struct upstream *u);

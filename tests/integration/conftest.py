@@ -955,11 +955,12 @@ def tls_url(host, port, name=SERVER_NAME, pins=()):
 # ---------------------------------------------------------------------------
 # The origin restarted under a steady load (test_reconnect, test_dot_upstream)
 
-def restart_under_load(d, origin_down, origin_up, timeout_s, clients=10, per_client=3000):
+def restart_under_load(d, origin_down, origin_up, timeout_s, clients=10, per_client=20000):
     """Ten UDP clients query dnsmux steadily; once answers flow, origin_down()
     is called, the origin is held down until dnsmux has had to SERVFAIL a
-    query, then origin_up() and the load goes on 1.5 s more. Returns
-    (results, t_down, t_ready)."""
+    query, then origin_up() and the load goes on 1.5 s more (it must: a
+    load that ran out of queries earlier would let circuits idle away and
+    prove nothing about the restart). Returns (results, t_down, t_ready)."""
     import dns.rcode
     import helpers
     stop = threading.Event()
@@ -994,7 +995,8 @@ def restart_under_load(d, origin_down, origin_up, timeout_s, clients=10, per_cli
         origin_up()
         t_ready = time.monotonic()
         # keep the load running for a while after the restart
-        wait_until(lambda: count(lambda r: r.sent > t_ready + 1.5 and r.rcode is not None) >= 50, 10.0)
+        assert wait_until(lambda: count(lambda r: r.sent > t_ready + 1.5 and r.rcode is not None) >= 50, 10.0), \
+            "fewer than 50 answers to queries sent 1.5 s after the restart:\n" + d.log()[-2000:]
     finally:
         stop.set()
         for t in threads:

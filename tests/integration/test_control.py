@@ -257,11 +257,16 @@ def test_cache_flush_while_two_workers_answer(knotd, dnsmux, sock_path):
     """The flush takes the shards' locks beside the workers (ThreadSanitizer
     runs this too): under a load of cached names, every answer stays right."""
     d = dnsmux("--control", sock_path, "--cache", "4MiB", "--threads", 2, upstream=knotd.url("tcp"))
-    items = [("n%d.test." % (i % 50), "A") for i in range(1500)]
+    items = [("n%d.test." % (i % 50), "A") for i in range(500)]
+    bad, rounds = [], 0
     with Sampler(lambda: ctl_json(sock_path, "cache-flush", "test.")["flushed"], interval=0.05) as samp:
-        results = helpers.run_udp_load(d.port, items, clients=20, timeout=5.0)
+        # rounds of load until three flushes ran beside it (a fast machine
+        # answers one round before dnsmux-ctl has run once); at most 20
+        while rounds < 20 and (rounds < 3 or sum(isinstance(v, int) for v in samp.values) < 3):
+            bad += helpers.summarize(helpers.run_udp_load(d.port, items, clients=20, timeout=5.0))
+            rounds += 1
     flushed = [v for v in samp.values if isinstance(v, int)]
-    assert not helpers.summarize(results)
+    assert not bad, bad[:5]
     assert len(flushed) >= 3 and sum(flushed) > 0, samp.values
     assert d.alive()
 

@@ -16,7 +16,7 @@ def test_knotd_killed_and_restarted_under_load(knotd_factory, dnsmux):
     k = knotd_factory()
     timeout_s = 1.5
     d = dnsmux("--timeout", str(int(timeout_s * 1000)), upstream=k.url("tcp"))
-    results, t_kill, t_ready = restart_under_load(d, k.kill, k.start, timeout_s, per_client=2000)
+    results, t_kill, t_ready = restart_under_load(d, k.kill, k.start, timeout_s)
     assert_restart_results(d, results, t_kill, t_ready, timeout_s, "knotd")
     assert wait_until(lambda: tcp_established(d.pid, k.port) == 1, 2.0)
 

@@ -397,6 +397,38 @@ static void randomised_noid(void **state)
 	randomised(12, 13, 1, 0, 20000, 7);
 }
 
+/* inflight_clear makes an emptied table as new for the next UDP socket:
+ * the IDs given up on the old one are forgotten, every ID can be handed out
+ * again, and a table that gave none up is left as it is. */
+static void clear_for_reuse(void **state)
+{
+	(void)state;
+	struct inflight t;
+	struct rnd r;
+	assert_int_equal(inflight_init(&t, 8), 0);
+	const uint16_t ids[] = {7, 0xffff, 7};
+	rnd_feed(&r, ids, 3);
+	uint16_t a, b;
+	assert_int_equal(inflight_add(&t, &r, VAL(1), &a), 0);
+	assert_int_equal(inflight_add(&t, &r, VAL(2), &b), 0);
+	assert_false(t.has_gone);
+	assert_ptr_equal(inflight_del(&t, a), VAL(1));
+	assert_false(t.has_gone); /* answered: nothing to forget */
+	assert_ptr_equal(inflight_abandon(&t, b), VAL(2));
+	assert_true(t.has_gone);
+	assert_int_equal(t.count, 0);
+	inflight_clear(&t);
+	assert_false(t.has_gone);
+	assert_false(inflight_take_gone(&t, 0xffff)); /* the old socket's late answer is bogus here */
+	for (uint32_t id = 0; id < 65536; id++)
+		assert_null(inflight_get(&t, (uint16_t)id));
+	assert_int_equal(inflight_add(&t, &r, VAL(3), &a), 0); /* the same ID again */
+	assert_int_equal(a, 7);
+	assert_ptr_equal(inflight_get(&t, 7), VAL(3));
+	assert_ptr_equal(inflight_pop_any(&t), VAL(3));
+	inflight_deinit(&t);
+}
+
 /* Late answers (abandoned IDs) are told from bogus ones, once. */
 static void abandon_and_take_gone(void **state)
 {
@@ -529,6 +561,7 @@ int main(void)
 		cmocka_unit_test(randomised_wide),
 		cmocka_unit_test(randomised_noid),
 		cmocka_unit_test(abandon_and_take_gone),
+		cmocka_unit_test(clear_for_reuse),
 		cmocka_unit_test(pop_any_drains),
 		cmocka_unit_test(pop_any_with_adds_between),
 	};
