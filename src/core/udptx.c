@@ -74,7 +74,7 @@ void udptx_flush(struct udptx *tx)
 		}
 		unsigned done = 0;
 		while (done < k) {
-			int r = sendmmsg(fd, mm + done, k - done, MSG_DONTWAIT);
+			int r = udp_sendmmsg(fd, mm + done, k - done, MSG_DONTWAIT);
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0) {

@@ -10,11 +10,28 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define UDPTX_MAX 64              /* datagrams per batch */
 #define UDPTX_ARENA (256 * 1024)  /* bytes of copies per batch */
 
 struct metrics;
+
+/* recvmmsg(2) and sendmmsg(2) without glibc's cancellation-point wrappers,
+ * which in a multi-threaded process switch asynchronous cancellation on and
+ * off around each call (~30 instructions, a tenth of a cached answer's
+ * user-space cost at two calls per datagram). dnsmux cancels no thread.
+ * Same results and errno. */
+static inline int udp_recvmmsg(int fd, struct mmsghdr *mm, unsigned n, int flags)
+{
+	return (int)syscall(SYS_recvmmsg, fd, mm, n, flags, NULL);
+}
+
+static inline int udp_sendmmsg(int fd, struct mmsghdr *mm, unsigned n, int flags)
+{
+	return (int)syscall(SYS_sendmmsg, fd, mm, n, flags);
+}
 
 /* The source of a datagram sent from a socket bound to 0.0.0.0 or [::]: the
  * address its query was sent to (IP_PKTINFO / IPV6_PKTINFO), so the client

@@ -1,4 +1,5 @@
 /* msg.c -- DNS message checks and edits for the forwarding path (see msg.h). */
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 #include <libknot/libknot.h>
@@ -42,10 +43,39 @@ static int skip_rr(const uint8_t *wire, size_t len, size_t off, bool in_addition
 	return (int)end;
 }
 
+/* The length of the uncompressed name at p (what knot_dname_wire_check
+ * with no packet answers, in a loop of its own: this is every query's
+ * first walk), or -1: labels of 1-63 bytes, the 0 label within end, at
+ * most KNOT_DNAME_MAXLEN bytes, no compression pointer and no other
+ * label type. */
+static inline int plain_name_len(const uint8_t *p, const uint8_t *end)
+{
+	size_t avail = (size_t)(end - p), off = 0;
+	if (avail > KNOT_DNAME_MAXLEN)
+		avail = KNOT_DNAME_MAXLEN; /* (the 0 label must fall within the most a name may have) */
+	while (off < avail) {
+		uint8_t l = p[off];
+		if (l == 0)
+			return (int)off + 1;
+		if (l > KNOT_DNAME_MAXLABELLEN)
+			return -1;
+		off += 1u + l;
+	}
+	return -1;
+}
+
+/* Bytes 4-11 of the header (the four counts) as one big-endian number. */
+static inline uint64_t load64_be(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return be64toh(v);
+}
+
 /* Parse the single question at MSG_HDR. */
 static int parse_question(const uint8_t *wire, size_t len, struct msg_info *mi)
 {
-	int nl = knot_dname_wire_check(wire + MSG_HDR, wire + len, NULL);
+	int nl = plain_name_len(wire + MSG_HDR, wire + len);
 	if (nl <= 0)
 		return ERR_MALFORMED;
 	size_t p = MSG_HDR + (size_t)nl;
@@ -296,8 +326,18 @@ enum msg_verdict msg_parse_query(const uint8_t *wire, size_t len, struct msg_inf
 			question_only(wire, len, mi);
 		return MSG_NOTIMP;
 	}
-	/* one walk over the message on the common path: msg_scan parses the question */
-	if (knot_wire_get_qdcount(wire) != 1 || len > MSG_MAX || msg_scan(wire, len, mi) < 0) {
+	/* the common shape -- one question and at most one more record (an
+	 * OPT) -- walked here, the rest by msg_scan: the same checks */
+	if (len <= MSG_MAX && load64_be(wire + 4) <= 0x0001000000000001ull && knot_wire_get_qdcount(wire) == 1) {
+		int next = parse_question(wire, len, mi);
+		if (next == 0 && knot_wire_get_arcount(wire) == 1)
+			next = skip_rr(wire, len, mi->question_end, true, mi);
+		if (next < 0) {
+			question_only(wire, len, mi);
+			return MSG_FORMERR;
+		}
+		mi->end = (uint16_t)(next ? next : mi->question_end);
+	} else if (knot_wire_get_qdcount(wire) != 1 || len > MSG_MAX || msg_scan(wire, len, mi) < 0) {
 		question_only(wire, len, mi);
 		return MSG_FORMERR;
 	}

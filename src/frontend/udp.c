@@ -80,7 +80,7 @@ static int read_batch(struct frontend_udp *l)
 	}
 	int r;
 	do
-		r = recvmmsg(l->fd, mm, n, MSG_DONTWAIT, NULL);
+		r = udp_recvmmsg(l->fd, mm, n, MSG_DONTWAIT);
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;

@@ -133,7 +133,7 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 		}
 		int r;
 		do
-			r = recvmmsg(s->fd, mm, n, MSG_DONTWAIT, NULL);
+			r = udp_recvmmsg(s->fd, mm, n, MSG_DONTWAIT);
 		while (r < 0 && errno == EINTR);
 		if (r < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
