@@ -43,14 +43,16 @@ int main(int argc, char **argv)
 	static struct iovec iov[BATCH];
 	static struct mmsghdr mm[BATCH];
 	fprintf(stderr, "udp_floor: ready on 127.0.0.1:%s\n", argv[1]);
+	int n = BATCH; /* entries to set up again: those the last call used */
 	for (;;) {
-		for (int i = 0; i < BATCH; i++) {
+		for (int i = 0; i < n; i++) {
 			iov[i] = (struct iovec){.iov_base = buf[i], .iov_len = DGRAM};
 			mm[i].msg_hdr = (struct msghdr){.msg_name = &from[i], .msg_namelen = sizeof(from[i]),
 							.msg_iov = &iov[i], .msg_iovlen = 1};
 		}
-		int n = recvmmsg(fd, mm, BATCH, MSG_WAITFORONE, NULL);
+		n = recvmmsg(fd, mm, BATCH, MSG_WAITFORONE, NULL);
 		if (n < 0) {
+			n = 0;
 			if (errno == EINTR)
 				continue;
 			perror("udp_floor: recvmmsg");

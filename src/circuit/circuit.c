@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/query.h"
+#include "core/scratch.h"
 #include "core/wire.h"
 #include "core/worker.h"
 #include "obs/log.h"
@@ -176,7 +177,8 @@ static void mark_dirty(struct circuit *c)
  * TCP), as the body of a request on a stream of its own. */
 static int append_h2(struct circuit *c, struct query *q)
 {
-	static __thread uint8_t frame[2 + MSG_MAX + REWRITE_GROWTH];
+	static __thread void *frame_slot;
+	uint8_t *frame = scratch(&frame_slot, 2 + MSG_MAX + REWRITE_GROWTH);
 	struct rewrite_opts o = {.id = q->up_id, .pad_block = REWRITE_PAD_BLOCK};
 	unsigned added;
 	size_t n = rewrite_query(frame, q->wire, q->len, &q->mi, &o, &added);

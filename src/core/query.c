@@ -4,6 +4,7 @@
 #include "circuit/inflight.h"
 #include "core/err.h"
 #include "core/query.h"
+#include "core/scratch.h"
 #include "core/worker.h"
 #include "frontend/frontend.h"
 #include "obs/log.h"
@@ -108,9 +109,10 @@ static void prefetch_send(struct query *r)
 	query_dispatch(r, NULL);
 }
 
-/* a hit, until it is answered (initial-exec: dnsmux is one executable, and the
- * default model for PIC code costs a call's worth of spills at each use) */
-static __thread uint8_t cache_buf[MSG_MAX] __attribute__((tls_model("initial-exec")));
+/* a hit, until it is answered (core/scratch.h; initial-exec: dnsmux is one
+ * executable, and the default model for PIC code costs a call's worth of
+ * spills at each use) */
+static __thread void *cache_slot __attribute__((tls_model("initial-exec")));
 
 bool query_from_cache(struct query *q)
 {
@@ -119,7 +121,7 @@ bool query_from_cache(struct query *q)
 	struct cache_key *k = &q->cache_key;
 	if (!cache_key_of(k, q->wire, &q->mi, q->cache_variant))
 		return false;
-	uint8_t *buf = cache_buf;
+	uint8_t *buf = scratch(&cache_slot, MSG_MAX);
 	size_t len;
 	bool refresh = false;
 	if (cache_get(cfg->cache_obj, k, worker_now(w), 0, buf, MSG_MAX, &len, cfg->cache.prefetch ? &refresh : NULL) ==
@@ -147,7 +149,7 @@ static bool serve_stale(struct query *q)
 	q->cache_store = false; /* (q->cache_key is set while it was true) */
 	if (!cfg->cache.stale_s || !cfg->cache_obj)
 		return false;
-	uint8_t *buf = cache_buf;
+	uint8_t *buf = scratch(&cache_slot, MSG_MAX);
 	size_t len;
 	if (cache_get(cfg->cache_obj, &q->cache_key, worker_now(w), cfg->cache.stale_s * 1000ull, buf, MSG_MAX, &len, NULL) ==
 	    CACHE_MISS)

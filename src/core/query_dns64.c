@@ -15,6 +15,7 @@
 #include <string.h>
 #include <libknot/libknot.h>
 #include "core/query.h"
+#include "core/scratch.h"
 #include "core/worker.h"
 #include "frontend/frontend.h"
 #include "policy/dns64.h"
@@ -29,7 +30,13 @@ struct dns64_wait {
 	uint8_t ans[];          /* AAAA: the answer given when nothing is synthesised */
 };
 
-static __thread uint8_t synth_buf[MSG_MAX];
+#define SYNTH_MAX MSG_MAX
+static __thread void *synth_slot; /* a synthesised or filtered answer (core/scratch.h) */
+
+static uint8_t *synth_buf(void)
+{
+	return scratch(&synth_slot, SYNTH_MAX);
+}
 
 static const struct dns64_conf *entry_of(const struct query *q)
 {
@@ -73,19 +80,19 @@ static void sub_reply(struct query *s, const uint8_t *msg, size_t len)
 		 * neither answers nor says NXDOMAIN */
 		int rc = len >= MSG_HDR ? knot_wire_get_rcode(msg) : KNOT_RCODE_SERVFAIL;
 		if (rc == KNOT_RCODE_NOERROR || rc == KNOT_RCODE_NXDOMAIN)
-			r = dns64_ptr_answer(d->orig->wire + MSG_HDR, d->target, msg, len, synth_buf, sizeof(synth_buf), &n);
+			r = dns64_ptr_answer(d->orig->wire + MSG_HDR, d->target, msg, len, synth_buf(), SYNTH_MAX, &n);
 		if (r == 0 && n) {
 			METRIC_INC(&w->m, dns64_reverse);
-			done(d, synth_buf, n);
+			done(d, synth_buf(), n);
 			return;
 		}
 	} else {
 		const struct dns64_conf *e = entry_of(d->orig);
 		if (e)
-			r = dns64_synthesise(e, msg, len, d->ttl_cap, d->orig->mi.do_bit, synth_buf, sizeof(synth_buf), &n);
+			r = dns64_synthesise(e, msg, len, d->ttl_cap, d->orig->mi.do_bit, synth_buf(), SYNTH_MAX, &n);
 		if (r == 0 && n) {
 			METRIC_INC(&w->m, dns64_synthesised);
-			done(d, synth_buf, n);
+			done(d, synth_buf(), n);
 			return;
 		}
 	}
@@ -202,10 +209,10 @@ static bool start_ptr(struct query *q)
 	if (r != DNS64_REV_CNAME) {
 		size_t n = 0;
 		int rcode = r == DNS64_REV_NXDOMAIN ? KNOT_RCODE_NXDOMAIN : KNOT_RCODE_NOERROR;
-		if (dns64_ptr_empty(q->wire, q->len, rcode, synth_buf, sizeof(synth_buf), &n) < 0 || !n)
+		if (dns64_ptr_empty(q->wire, q->len, rcode, synth_buf(), SYNTH_MAX, &n) < 0 || !n)
 			query_fail(q, KNOT_RCODE_SERVFAIL);
 		else
-			query_answer_as_is(q, synth_buf, n);
+			query_answer_as_is(q, synth_buf(), n);
 		return true;
 	}
 	tq_add(&w->deadlines, &q->deadline, worker_now(w));
@@ -252,17 +259,17 @@ bool query_dns64_answer(struct query *q, uint8_t *ans, size_t len)
 	switch (need.verdict) {
 	case DNS64_AS_IS: return false;
 	case DNS64_FILTER:
-		if (dns64_filter(e, ans, len, synth_buf, sizeof(synth_buf), &n) < 0 || !n)
+		if (dns64_filter(e, ans, len, synth_buf(), SYNTH_MAX, &n) < 0 || !n)
 			return false;
 		METRIC_INC(&q->w->m, dns64_filtered);
-		query_answer_as_is(q, synth_buf, n);
+		query_answer_as_is(q, synth_buf(), n);
 		return true;
 	case DNS64_SYNTH: break;
 	}
 	/* with only excluded addresses, what is left when nothing is
 	 * synthesised is the answer without them (BIND) */
-	if (need.excluded && dns64_filter(e, ans, len, synth_buf, sizeof(synth_buf), &n) == 0 && n) {
-		ans = synth_buf;
+	if (need.excluded && dns64_filter(e, ans, len, synth_buf(), SYNTH_MAX, &n) == 0 && n) {
+		ans = synth_buf();
 		len = n;
 	}
 	struct dns64_wait *d = wait_new(q, ans, len);

@@ -8,9 +8,12 @@
 #include <strings.h>
 #include <jansson.h>
 #include <libknot/libknot.h>
+#include "core/scratch.h"
 #include "core/worker.h"
 #include "frontend/doh.h"
 #include "frontend/frontend.h"
+
+#define DOH_TXT_MAX 65536 /* one record's text form in a JSON answer */
 
 #define JSON_PATH "/resolve"
 #define JSON_UDP_SIZE 1232 /* EDNS size of the queries the JSON API makes (do=1) */
@@ -316,7 +319,8 @@ bool doh_request_start(struct tcp_client *tc, const struct doh_request *r, const
 		       uint32_t stream, enum doh_kind *kind, struct doh_response *err)
 {
 	struct worker *w = frontend_conn_worker(tc);
-	static __thread uint8_t msg[DOH_BODY_MAX];
+	static __thread void *msg_slot;
+	uint8_t *msg = scratch(&msg_slot, DOH_BODY_MAX);
 	const char *doh_path = w->cfg->doh_path;
 	*kind = DOH_KIND_WIRE;
 	if (r->path_too_long) {
@@ -343,7 +347,7 @@ bool doh_request_start(struct tcp_client *tc, const struct doh_request *r, const
 			fail(err, 405, "/resolve takes GET\n");
 			return false;
 		}
-		len = json_query(qs, qs_len, msg, sizeof(msg), kind, err);
+		len = json_query(qs, qs_len, msg, DOH_BODY_MAX, kind, err);
 		if (!len)
 			return false;
 	} else if (r->method == DOH_GET) {
@@ -354,7 +358,7 @@ bool doh_request_start(struct tcp_client *tc, const struct doh_request *r, const
 			fail(err, 400, "missing 'dns' parameter\n");
 			return false;
 		}
-		if ((n = b64url_decode(v, l, msg, sizeof(msg))) < 0) {
+		if ((n = b64url_decode(v, l, msg, DOH_BODY_MAX)) < 0) {
 			fail(err, 400, "'dns' is not base64url\n");
 			return false;
 		}
@@ -423,7 +427,8 @@ static size_t json_answer(const uint8_t *msg, size_t len, uint8_t *buf, size_t c
 	knot_pkt_t *pkt = knot_pkt_new(copy, (uint16_t)len, NULL);
 	size_t n = 0;
 	if (pkt && knot_pkt_parse(pkt, 0) == KNOT_EOK) {
-		static __thread char txt[65536];
+		static __thread void *txt_slot;
+		char *txt = scratch(&txt_slot, DOH_TXT_MAX);
 		json_t *j = json_object();
 		json_object_set_new(j, "Status", json_integer(knot_pkt_ext_rcode(pkt)));
 		json_object_set_new(j, "TC", json_boolean(knot_wire_get_tc(msg)));
@@ -440,7 +445,7 @@ static size_t json_answer(const uint8_t *msg, size_t len, uint8_t *buf, size_t c
 			const char *key;
 		} secs[] = {{KNOT_ANSWER, "Answer"}, {KNOT_AUTHORITY, "Authority"}, {KNOT_ADDITIONAL, "Additional"}};
 		for (size_t i = 0; i < sizeof(secs) / sizeof(secs[0]); i++) {
-			json_t *arr = json_section(pkt, secs[i].sec, txt, sizeof(txt));
+			json_t *arr = json_section(pkt, secs[i].sec, txt, DOH_TXT_MAX);
 			if (json_array_size(arr))
 				json_object_set_new(j, secs[i].key, arr);
 			else

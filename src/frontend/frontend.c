@@ -5,6 +5,7 @@
 #include <libknot/libknot.h>
 #include "core/clock.h"
 #include "core/query.h"
+#include "core/scratch.h"
 #include "core/worker.h"
 #include "frontend/frontend.h"
 #include "obs/qlog.h"
@@ -189,7 +190,7 @@ int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struc
  * read buffer). Returns msg itself when there is nothing to pad. */
 const uint8_t *frontend_pad_answer(const uint8_t *msg, size_t *len, const struct msg_facts *facts)
 {
-	static __thread uint8_t padded[MSG_MAX];
+	static __thread void *padded_slot;
 	struct msg_facts own;
 	if (!facts) {
 		msg_answer_facts(msg, *len, &own);
@@ -201,6 +202,7 @@ const uint8_t *frontend_pad_answer(const uint8_t *msg, size_t *len, const struct
 	uint16_t pad = msg_padding_for(*len, PAD_ANSWER_BLOCK);
 	if (*len + 4 + pad > MSG_MAX)
 		return msg;
+	uint8_t *padded = scratch(&padded_slot, MSG_MAX);
 	memcpy(padded, msg, *len);
 	*len = msg_append_option(padded, *len, facts->opt_off, MSG_OPT_PADDING, pad);
 	return padded;

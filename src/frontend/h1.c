@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <http_parser.h>
+#include "core/scratch.h"
 #include "core/worker.h"
 #include "frontend/doh.h"
 #include "frontend/frontend.h"
@@ -265,10 +266,11 @@ static void reply(struct query *qu, const uint8_t *msg, size_t len)
 		METRIC_INC(&qu->w->m, send_errors);
 		return;
 	}
-	static __thread uint8_t buf[DOH_JSON_MAX];
+	static __thread void *buf_slot;
+	uint8_t *buf = scratch(&buf_slot, DOH_JSON_MAX);
 	struct doh_response resp;
 	q->has_query = false;
-	doh_response_for_answer(qu, q->kind, msg, len, buf, sizeof(buf), &resp);
+	doh_response_for_answer(qu, q->kind, msg, len, buf, DOH_JSON_MAX, &resp);
 	make_response(q, &resp);
 	if (!h->in_parser)
 		flush_ready(h); /* (inside http_parser_execute, h1_input does it after) */

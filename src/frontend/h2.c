@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <nghttp2/nghttp2.h>
+#include "core/scratch.h"
 #include "core/worker.h"
 #include "frontend/doh.h"
 #include "frontend/frontend.h"
@@ -401,10 +402,11 @@ static void reply(struct query *q, const uint8_t *msg, size_t len)
 		METRIC_INC(&q->w->m, send_errors); /* the client reset the stream or closed */
 		return;
 	}
-	static __thread uint8_t buf[DOH_JSON_MAX];
+	static __thread void *buf_slot;
+	uint8_t *buf = scratch(&buf_slot, DOH_JSON_MAX);
 	struct doh_response resp;
 	st->has_query = false;
-	doh_response_for_answer(q, st->kind, msg, len, buf, sizeof(buf), &resp);
+	doh_response_for_answer(q, st->kind, msg, len, buf, DOH_JSON_MAX, &resp);
 	respond(h, id, st, &resp);
 	if (!h->in_recv)
 		flush(h); /* (nghttp2's send may not run inside its receive: h2_input sends after) */

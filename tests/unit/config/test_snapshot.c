@@ -78,6 +78,46 @@ static void dup_outlives_the_original(void **state)
 	config_release(copy, NULL);
 }
 
+/* config_dup copies the used entries of listens, upstreams and pools and
+ * every other field, and leaves the arrays' unused tails zero (they are
+ * not copied, so that their pages are never touched). */
+static void dup_copies_only_the_used_entries(void **state)
+{
+	(void)state;
+	struct config *base = load(FILE1);
+	size_t nu = base->n_upstreams, nl = base->n_listens, np = base->n_pools;
+	assert_true(nu == 2 && nl == 1 && np == 2);
+	memset(&base->upstreams[nu], 0x5a, sizeof(base->upstreams[0])); /* junk past the used ones */
+	memset(&base->listens[nl], 0x5a, sizeof(base->listens[0]));
+	memset(&base->pools[np], 0x5a, sizeof(base->pools[0]));
+	struct config *copy = config_dup(base);
+	assert_non_null(copy);
+	assert_int_equal(copy->n_upstreams, nu);
+	for (size_t i = 0; i < nu; i++) {
+		assert_string_equal(copy->upstreams[i].text, base->upstreams[i].text);
+		assert_memory_equal(&copy->upstreams[i].addr, &base->upstreams[i].addr, sizeof(base->upstreams[i].addr));
+	}
+	assert_memory_equal(&copy->listens[0].addr, &base->listens[0].addr, sizeof(base->listens[0].addr));
+	assert_string_equal(copy->pools[1].name, base->pools[1].name);
+	assert_int_equal(copy->pools[1].n_members, base->pools[1].n_members);
+	assert_int_equal(copy->threads, base->threads); /* fields between and after the arrays */
+	assert_int_equal(copy->timeout_ms, base->timeout_ms);
+	assert_string_equal(copy->doh_path, base->doh_path);
+	const uint8_t *u = (const uint8_t *)&copy->upstreams[nu], *l = (const uint8_t *)&copy->listens[nl],
+		      *p = (const uint8_t *)&copy->pools[np];
+	for (size_t i = 0; i < sizeof(copy->upstreams[0]); i++)
+		assert_int_equal(u[i], 0);
+	for (size_t i = 0; i < sizeof(copy->listens[0]); i++)
+		assert_int_equal(l[i], 0);
+	for (size_t i = 0; i < sizeof(copy->pools[0]); i++)
+		assert_int_equal(p[i], 0);
+	memset(&base->upstreams[nu], 0, sizeof(base->upstreams[0]));
+	memset(&base->listens[nl], 0, sizeof(base->listens[0]));
+	memset(&base->pools[np], 0, sizeof(base->pools[0]));
+	config_release(base, NULL);
+	config_release(copy, NULL);
+}
+
 /* dns64: entries, their address lists and suffix, copied whole */
 static void dup_copies_dns64(void **state)
 {
@@ -192,6 +232,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(dup_outlives_the_original),
 		cmocka_unit_test(dup_copies_dns64),
+		cmocka_unit_test(dup_copies_only_the_used_entries),
 		cmocka_unit_test(same_upstream_is_the_url),
 		cmocka_unit_test(carry_over_keeps_listeners_and_threads),
 		cmocka_unit_test(a_bad_regex_is_no_snapshot),
