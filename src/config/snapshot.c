@@ -25,14 +25,16 @@ static const char *remap(const char *p, const struct config *from, const struct 
  * threshold) a snapshot's untouched pages stay unmapped, and a one-worker
  * dnsmux holds two snapshots, so a whole memcpy cost 1.2 MB of resident
  * memory for nothing. */
+#define USED(n, arr) ((n) < sizeof(arr) / sizeof((arr)[0]) ? (n) * sizeof((arr)[0]) : sizeof(arr))
+
 static void copy_used(struct config *c, const struct config *base)
 {
 	const size_t cut[3][2] = {
-		{offsetof(struct config, listens) + base->n_listens * sizeof(base->listens[0]),
+		{offsetof(struct config, listens) + USED(base->n_listens, base->listens),
 		 offsetof(struct config, listens) + sizeof(base->listens)},
-		{offsetof(struct config, upstreams) + base->n_upstreams * sizeof(base->upstreams[0]),
+		{offsetof(struct config, upstreams) + USED(base->n_upstreams, base->upstreams),
 		 offsetof(struct config, upstreams) + sizeof(base->upstreams)},
-		{offsetof(struct config, pools) + base->n_pools * sizeof(base->pools[0]),
+		{offsetof(struct config, pools) + USED(base->n_pools, base->pools),
 		 offsetof(struct config, pools) + sizeof(base->pools)},
 	};
 	_Static_assert(offsetof(struct config, listens) < offsetof(struct config, upstreams) &&

@@ -116,6 +116,17 @@ void worker_request_stop(struct worker *w);
  * and circuits; queries in flight move to their pools' namesakes. */
 void worker_request_config(struct worker *w, const struct config *next);
 
+/* A recvmmsg of n datagrams came back full: call it again? A batch of one
+ * is taken as all there is while it is the only message of the loop turn
+ * -- a light load, where reading on would cost an empty call per datagram,
+ * and if more is waiting the level-triggered poll says so at once; with
+ * other messages in the turn (a load), read on until a call comes back
+ * short, as a wider batch would. */
+static inline bool worker_read_on(const struct worker *w, unsigned n)
+{
+	return n > 1 || w->turn_inputs > 1;
+}
+
 static inline uint64_t worker_now(struct worker *w)
 {
 	return uv_now(&w->loop);

@@ -111,11 +111,9 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 		int r = read_batch(l);
 		if (r < 0)
 			log_warn_rl(FRONTEND, "udp %s: receive failed: %s", l->conf->text, strerror(-r));
-		/* drained (or an error: the next event retries); a batch of one is
-		 * taken as all there is -- the common case at a light load, where
-		 * reading on would cost an empty recvmmsg per datagram -- and if
-		 * more is waiting the level-triggered poll says so at once */
-		if (r <= 0 || (unsigned)r < l->width.chunks || l->width.chunks == 1)
+		/* drained (or an error: the next event retries), or as good as
+		 * (worker_read_on) */
+		if (r <= 0 || (unsigned)r < l->width.chunks || !worker_read_on(l->w, l->width.chunks))
 			return;
 	}
 }

@@ -3,9 +3,10 @@
  * Each socket is polled (uv_poll) and read here with recvmmsg, as the
  * listeners are (frontend/udp.c), rather than by uv_udp: libuv reads until a
  * call comes back empty, a second system call for every answer when they
- * come one at a time. Here a batch of one is taken as all there is; if more
- * was waiting, the (level-triggered) poll reports it again at once, and the
- * next batch is wider (struct udp_width). */
+ * come one at a time. Here a lone answer in a loop turn is taken as all
+ * there is (worker_read_on); if more was waiting, the (level-triggered)
+ * poll reports it again at once, and the next batch is wider (struct
+ * udp_width). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,15 +141,16 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 				read_failed(s, errno);
 			return;
 		}
-		/* an answer may close s (the last one on a retired socket): its
-		 * memory stays until close_cb, its answers are still read */
-		for (int i = 0; i < r; i++) {
+		/* an answer may close s (the last one on a retired socket: its
+		 * memory stays until close_cb); what else came on it is dropped,
+		 * as no query waits there */
+		for (int i = 0; i < r && !s->is_closing; i++) {
 			s->width.got++;
 			on_answer(s, iov[i].iov_base, mm[i].msg_len);
 		}
 		worker_batch_done(w);
-		if ((unsigned)r < n || n == 1)
-			return; /* drained, or as good as: a batch of one is the common case */
+		if ((unsigned)r < n || !worker_read_on(w, n))
+			return; /* drained, or as good as (worker_read_on) */
 	}
 }
 
