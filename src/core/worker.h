@@ -31,7 +31,7 @@ struct udp_sock;
 
 /* How many datagrams a UDP socket asks recvmmsg for (frontend/udp.c,
  * upstream/udp.c): every chunk is set up for each call, and calls go on
- * while they come back full (and wider than one), so a wide batch costs
+ * while they come back full (worker_read_on), so a wide batch costs
  * instructions when one datagram comes per wakeup and saves system calls
  * when many do. The width follows what the last call got. */
 struct udp_width {
