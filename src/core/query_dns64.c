@@ -73,6 +73,7 @@ static void sub_reply(struct query *s, const uint8_t *msg, size_t len)
 	s->client.u.stream.conn = NULL;
 	d->sub = NULL;
 	struct worker *w = d->orig->w;
+	uint8_t *out = synth_buf();
 	size_t n = 0;
 	int r = -1;
 	if (d->is_ptr) {
@@ -80,19 +81,19 @@ static void sub_reply(struct query *s, const uint8_t *msg, size_t len)
 		 * neither answers nor says NXDOMAIN */
 		int rc = len >= MSG_HDR ? knot_wire_get_rcode(msg) : KNOT_RCODE_SERVFAIL;
 		if (rc == KNOT_RCODE_NOERROR || rc == KNOT_RCODE_NXDOMAIN)
-			r = dns64_ptr_answer(d->orig->wire + MSG_HDR, d->target, msg, len, synth_buf(), SYNTH_MAX, &n);
+			r = dns64_ptr_answer(d->orig->wire + MSG_HDR, d->target, msg, len, out, SYNTH_MAX, &n);
 		if (r == 0 && n) {
 			METRIC_INC(&w->m, dns64_reverse);
-			done(d, synth_buf(), n);
+			done(d, out, n);
 			return;
 		}
 	} else {
 		const struct dns64_conf *e = entry_of(d->orig);
 		if (e)
-			r = dns64_synthesise(e, msg, len, d->ttl_cap, d->orig->mi.do_bit, synth_buf(), SYNTH_MAX, &n);
+			r = dns64_synthesise(e, msg, len, d->ttl_cap, d->orig->mi.do_bit, out, SYNTH_MAX, &n);
 		if (r == 0 && n) {
 			METRIC_INC(&w->m, dns64_synthesised);
-			done(d, synth_buf(), n);
+			done(d, out, n);
 			return;
 		}
 	}
@@ -209,10 +210,11 @@ static bool start_ptr(struct query *q)
 	if (r != DNS64_REV_CNAME) {
 		size_t n = 0;
 		int rcode = r == DNS64_REV_NXDOMAIN ? KNOT_RCODE_NXDOMAIN : KNOT_RCODE_NOERROR;
-		if (dns64_ptr_empty(q->wire, q->len, rcode, synth_buf(), SYNTH_MAX, &n) < 0 || !n)
+		uint8_t *out = synth_buf();
+		if (dns64_ptr_empty(q->wire, q->len, rcode, out, SYNTH_MAX, &n) < 0 || !n)
 			query_fail(q, KNOT_RCODE_SERVFAIL);
 		else
-			query_answer_as_is(q, synth_buf(), n);
+			query_answer_as_is(q, out, n);
 		return true;
 	}
 	tq_add(&w->deadlines, &q->deadline, worker_now(w));
@@ -256,20 +258,21 @@ bool query_dns64_answer(struct query *q, uint8_t *ans, size_t len)
 	if (!e || q->mi.qtype != KNOT_RRTYPE_AAAA || dns64_check_aaaa(e, ans, len, q->mi.do_bit, &need) < 0)
 		return false;
 	size_t n = 0;
+	uint8_t *out = synth_buf();
 	switch (need.verdict) {
 	case DNS64_AS_IS: return false;
 	case DNS64_FILTER:
-		if (dns64_filter(e, ans, len, synth_buf(), SYNTH_MAX, &n) < 0 || !n)
+		if (dns64_filter(e, ans, len, out, SYNTH_MAX, &n) < 0 || !n)
 			return false;
 		METRIC_INC(&q->w->m, dns64_filtered);
-		query_answer_as_is(q, synth_buf(), n);
+		query_answer_as_is(q, out, n);
 		return true;
 	case DNS64_SYNTH: break;
 	}
 	/* with only excluded addresses, what is left when nothing is
 	 * synthesised is the answer without them (BIND) */
-	if (need.excluded && dns64_filter(e, ans, len, synth_buf(), SYNTH_MAX, &n) == 0 && n) {
-		ans = synth_buf();
+	if (need.excluded && dns64_filter(e, ans, len, out, SYNTH_MAX, &n) == 0 && n) {
+		ans = out;
 		len = n;
 	}
 	struct dns64_wait *d = wait_new(q, ans, len);

@@ -6,6 +6,7 @@
  * socket at the end of the loop turn (worker check callback), or sooner when
  * the batch is full. Per worker, no locking. */
 #pragma once
+#include <errno.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,10 +23,14 @@ struct metrics;
  * which in a multi-threaded process switch asynchronous cancellation on and
  * off around each call (~30 instructions, a tenth of a cached answer's
  * user-space cost at two calls per datagram). dnsmux cancels no thread.
- * Same results and errno. */
+ * Same results and errno; udp_recvmmsg calls again when interrupted. */
 static inline int udp_recvmmsg(int fd, struct mmsghdr *mm, unsigned n, int flags)
 {
-	return (int)syscall(SYS_recvmmsg, fd, mm, n, flags, NULL);
+	int r;
+	do
+		r = (int)syscall(SYS_recvmmsg, fd, mm, n, flags, NULL);
+	while (r < 0 && errno == EINTR);
+	return r;
 }
 
 static inline int udp_sendmmsg(int fd, struct mmsghdr *mm, unsigned n, int flags)

@@ -183,7 +183,7 @@ void worker_flush(struct worker *w)
 		udptx_flush(w->tx);
 }
 
-void worker_udp_buf(struct worker *w, struct udp_width *uw, uv_buf_t *buf)
+unsigned worker_udp_iov(struct worker *w, struct udp_width *uw, struct iovec *iov)
 {
 	unsigned c = uw->chunks ? uw->chunks : 1;
 	if (uw->got >= c)
@@ -192,8 +192,9 @@ void worker_udp_buf(struct worker *w, struct udp_width *uw, uv_buf_t *buf)
 		c = uw->got > 1 ? uw->got : 1; /* it was not: as wide as what came */
 	uw->chunks = (uint16_t)c;
 	uw->got = 0;
-	buf->base = (char *)w->udp_rbuf;
-	buf->len = c * UDP_DGRAM_MAX;
+	for (unsigned i = 0; i < c; i++)
+		iov[i] = (struct iovec){.iov_base = w->udp_rbuf + i * UDP_DGRAM_MAX, .iov_len = UDP_DGRAM_MAX};
+	return c;
 }
 
 void worker_batch_done(struct worker *w)

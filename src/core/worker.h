@@ -39,8 +39,11 @@ struct udp_width {
 	uint16_t got;    /* datagrams received in the current call */
 };
 
-/** Buffer for the next recvmmsg call (from the worker's shared buffer). */
-void worker_udp_buf(struct worker *w, struct udp_width *uw, uv_buf_t *buf);
+#define WORKER_UDP_READS 32 /* recvmmsg calls per readiness event at most, as libuv */
+
+/** The buffers of the next recvmmsg call, iov[0..n) of the worker's shared
+ * buffer, n (returned, also uw->chunks) as wide as uw says. */
+unsigned worker_udp_iov(struct worker *w, struct udp_width *uw, struct iovec *iov);
 
 /* An upstream a reload removed: it takes no new query, answers what it
  * holds, and is closed once it holds nothing; its conf is in the snapshot

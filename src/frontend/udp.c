@@ -15,8 +15,6 @@
 #include "frontend/frontend.h"
 #include "obs/log.h"
 
-#define UDP_READS_PER_WAKEUP 32 /* recvmmsg calls per readiness event, as libuv */
-
 struct frontend_udp {
 	uv_poll_t h;
 	int fd;
@@ -58,17 +56,12 @@ static void datagram_dest(struct msghdr *h, struct udp_src *src)
 /* One recvmmsg: returns the datagrams taken (0: none waiting), or < 0. */
 static int read_batch(struct frontend_udp *l)
 {
-	uv_buf_t buf;
-	worker_udp_buf(l->w, &l->width, &buf);
-	unsigned n = l->width.chunks;
-	size_t chunk = buf.len / n;
 	struct mmsghdr mm[WORKER_UDP_CHUNKS];
 	struct iovec iov[WORKER_UDP_CHUNKS];
 	struct client from[WORKER_UDP_CHUNKS];
 	_Alignas(struct cmsghdr) uint8_t ctl[WORKER_UDP_CHUNKS][DEST_CMSG_SPACE];
+	unsigned n = worker_udp_iov(l->w, &l->width, iov);
 	for (unsigned i = 0; i < n; i++) {
-		iov[i].iov_base = buf.base + i * chunk;
-		iov[i].iov_len = chunk;
 		mm[i].msg_hdr = (struct msghdr){
 			.msg_name = &from[i].peer,
 			.msg_namelen = sizeof(from[i].peer),
@@ -78,10 +71,7 @@ static int read_batch(struct frontend_udp *l)
 			.msg_controllen = l->any ? sizeof(ctl[i]) : 0,
 		};
 	}
-	int r;
-	do
-		r = udp_recvmmsg(l->fd, mm, n, MSG_DONTWAIT);
-	while (r < 0 && errno == EINTR);
+	int r = udp_recvmmsg(l->fd, mm, n, MSG_DONTWAIT);
 	if (r < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
 	for (int i = 0; i < r; i++) {
@@ -107,7 +97,7 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 		log_warn_rl(FRONTEND, "udp %s: poll failed: %s", l->conf->text, uv_strerror(status));
 		return;
 	}
-	for (int k = 0; k < UDP_READS_PER_WAKEUP && l->reading; k++) {
+	for (int k = 0; k < WORKER_UDP_READS && l->reading; k++) {
 		int r = read_batch(l);
 		if (r < 0)
 			log_warn_rl(FRONTEND, "udp %s: receive failed: %s", l->conf->text, strerror(-r));

@@ -20,8 +20,6 @@
 #include "upstream/udp.h"
 #include "upstream/upstream.h"
 
-#define UDP_READS_PER_WAKEUP 32 /* recvmmsg calls per readiness event at most */
-
 struct udp_sock {
 	uv_poll_t h;
 	int fd;
@@ -123,19 +121,11 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 	}
 	struct mmsghdr mm[WORKER_UDP_CHUNKS];
 	struct iovec iov[WORKER_UDP_CHUNKS];
-	for (int k = 0; k < UDP_READS_PER_WAKEUP && !s->is_closing; k++) {
-		uv_buf_t buf;
-		worker_udp_buf(w, &s->width, &buf);
-		unsigned n = s->width.chunks;
-		size_t chunk = buf.len / n;
-		for (unsigned i = 0; i < n; i++) {
-			iov[i] = (struct iovec){.iov_base = buf.base + i * chunk, .iov_len = chunk};
+	for (int k = 0; k < WORKER_UDP_READS && !s->is_closing; k++) {
+		unsigned n = worker_udp_iov(w, &s->width, iov);
+		for (unsigned i = 0; i < n; i++)
 			mm[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1}; /* connected: no name */
-		}
-		int r;
-		do
-			r = udp_recvmmsg(s->fd, mm, n, MSG_DONTWAIT);
-		while (r < 0 && errno == EINTR);
+		int r = udp_recvmmsg(s->fd, mm, n, MSG_DONTWAIT);
 		if (r < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				read_failed(s, errno);
