@@ -114,13 +114,22 @@ static void prefetch_send(struct query *r)
  * spills at each use) */
 static __thread void *cache_slot __attribute__((tls_model("initial-exec")));
 
+void query_cache_prefetch(const struct query *q)
+{
+	if (q->cache_store && q->w->cfg->cache_obj)
+		cache_prefetch(q->w->cfg->cache_obj, &q->cache_key, true);
+}
+
 bool query_from_cache(struct query *q)
+{
+	return cache_key_of(&q->cache_key, q->wire, &q->mi, q->cache_variant) && query_cache_lookup(q);
+}
+
+bool query_cache_lookup(struct query *q)
 {
 	struct worker *w = q->w;
 	const struct config *cfg = w->cfg;
 	struct cache_key *k = &q->cache_key;
-	if (!cache_key_of(k, q->wire, &q->mi, q->cache_variant))
-		return false;
 	uint8_t *buf = scratch(&cache_slot, MSG_MAX);
 	size_t len;
 	bool refresh = false;

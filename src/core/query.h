@@ -115,6 +115,7 @@ struct query {
 	bool is_activity;          /* a real query of its client's (frontend_query): restarts idle clocks */
 	bool cache_store;          /* a cache miss: its answer goes into the cache */
 	bool no_cache;             /* its route says cache: false */
+	bool cache_keyed;          /* its cache_key is made: the lookup is next (frontend_query_take) */
 	uint8_t cache_variant;     /* what else changes its answer (the DNS64 entry), part of the cache key */
 	struct dns64_wait *dns64;  /* waiting for its DNS64 A (or PTR) query (core/query_dns64.c), else NULL */
 	uint32_t heap_len;         /* bytes of wire on the heap (0: inline) */
@@ -146,6 +147,14 @@ struct query *query_for_answer_from(struct worker *w, struct upstream_stats *st,
  * in the last tenth of its TTL also sends a copy of q to refresh the entry
  * (cache.prefetch). */
 bool query_from_cache(struct query *q);
+
+/** query_from_cache once q->cache_key is made (frontend_query_take makes
+ * it early, to fetch the memory of the lookup for a batch at once). */
+bool query_cache_lookup(struct query *q);
+
+/** For a batch of answers (upstream/udp.c): start fetching the memory that
+ * storing the answer of q will write, when it will be stored. */
+void query_cache_prefetch(const struct query *q);
 
 /** Answer with an upstream's message (modified in place: ID, question case,
  * truncation). Releases q. */

@@ -9,6 +9,7 @@
 #include "core/worker.h"
 #include "frontend/frontend.h"
 #include "obs/qlog.h"
+#include "policy/cache.h"
 #include "policy/ratelimit.h"
 #include "route/route.h"
 
@@ -104,7 +105,29 @@ static __attribute__((noinline)) int admit(struct worker *w, const struct listen
 
 int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct client *from)
 {
+	return frontend_query_take(w, msg, len, from, NULL);
+}
+
+static inline void go(struct worker *w, struct query *q)
+{
+	if (q->cache_keyed && query_cache_lookup(q))
+		return;
+	tq_add(&w->deadlines, &q->deadline, worker_now(w));
+	worker_arm(w, q->deadline.deadline_ms);
+	query_dispatch(q, NULL);
+}
+
+void frontend_query_go(struct query *q)
+{
+	go(q->w, q);
+}
+
+int frontend_query_take(struct worker *w, const uint8_t *msg, size_t len, const struct client *from,
+			struct query **next)
+{
 	struct msg_info mi;
+	if (next)
+		*next = NULL;
 	METRIC_INC(&w->m, by_frontend[from->ops->kind]); /* (queries: their sum) */
 	w->turn_inputs++;
 	const struct listen_conf *lc = w->cfg->listens + (size_t)from->listener;
@@ -175,11 +198,15 @@ int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struc
 	if (!frontend_route(w, q))
 		return 0;
 	q->is_activity = true;
-	if (w->cfg->cache_obj && !q->no_cache && query_from_cache(q))
+	struct cache *c = w->cfg->cache_obj;
+	q->cache_keyed = c && !q->no_cache && cache_key_of(&q->cache_key, q->wire, &q->mi, q->cache_variant);
+	if (!next) {
+		go(w, q);
 		return 1;
-	tq_add(&w->deadlines, &q->deadline, worker_now(w));
-	worker_arm(w, q->deadline.deadline_ms);
-	query_dispatch(q, NULL);
+	}
+	if (q->cache_keyed)
+		cache_prefetch(c, &q->cache_key, false);
+	*next = q;
 	return 1;
 }
 

@@ -47,6 +47,17 @@ extern const struct client_ops frontend_udp_client;
  * than a header, QR=1, out of memory). */
 int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct client *from);
 
+/** frontend_query in two steps, for a batch of datagrams (frontend/udp.c):
+ * the first does all but the cache lookup and the dispatch, and returns in
+ * *next the query that still needs them (else NULL); the second, called
+ * for each such query once the batch has taken its first step, does them.
+ * The cache's memory for the lookups is fetched meanwhile, for all the
+ * batch at once rather than a query after another. With next NULL, both
+ * at once: frontend_query. */
+int frontend_query_take(struct worker *w, const uint8_t *msg, size_t len, const struct client *from,
+			struct query **next);
+void frontend_query_go(struct query *q);
+
 /** Over TLS, an answer to a query with EDNS padded to a multiple of 468
  * bytes (RFC 8467 4.1, RFC 7830 4), in a thread-local copy (msg may sit in
  * a circuit's read buffer). Returns msg itself when there is nothing to pad.

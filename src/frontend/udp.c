@@ -74,7 +74,8 @@ static int read_batch(struct frontend_udp *l)
 	int r = udp_recvmmsg(l->fd, mm, n, MSG_DONTWAIT);
 	if (r < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-	for (int i = 0; i < r; i++) {
+	struct query *next[WORKER_UDP_CHUNKS], **at = r > 1 && l->w->cfg->cache_obj ? next : NULL;
+	for (int i = 0; i < r; i++) { /* (a batch with the cache: in two steps, see frontend_query_take) */
 		from[i].ops = &frontend_udp_client;
 		from[i].u.udp.fd = l->fd;
 		from[i].u.udp.src.family = 0;
@@ -83,8 +84,11 @@ static int read_batch(struct frontend_udp *l)
 		if (l->any)
 			datagram_dest(&mm[i].msg_hdr, &from[i].u.udp.src);
 		l->width.got++;
-		frontend_query(l->w, iov[i].iov_base, mm[i].msg_len, &from[i]);
+		frontend_query_take(l->w, iov[i].iov_base, mm[i].msg_len, &from[i], at);
+		at += at && *at;
 	}
+	for (struct query **q = next; at && q < at; q++)
+		frontend_query_go(*q);
 	worker_batch_done(l->w);
 	return r;
 }

@@ -5,28 +5,41 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "policy/cache.h"
 
 #define CACHE_SHARDS 32               /* a power of two */
 #define CACHE_ALIGN 16                /* records start at multiples of it */
-#define CACHE_BUCKET_BYTES 128        /* a bucket per this many bytes of a shard's budget: ~ a one-record answer's record */
-#define CACHE_BUCKETS_MIN 16
+#define CACHE_SLOT_BYTES 64           /* a slot per this many bytes of a shard's budget: a record takes 80 or more */
+#define CACHE_SLOTS_MIN 16
 #define CACHE_MAX_MOVES 4             /* second chances given per put (see take) */
-#define CACHE_MALLOC_OVERHEAD 16      /* per allocation (a shard makes two), counted in its bytes */
+#define CACHE_MALLOC_OVERHEAD 16      /* per allocation, counted in the bytes: the ring */
+#define CACHE_HUGE (2u << 20)         /* a huge page (x86-64, arm64 with 4 KiB pages) */
 #define CACHE_MAX_TTLS (MSG_MAX / 11) /* records in a message: at least 11 bytes each */
 
 /* entry state */
-#define REC_LIVE 1                    /* in a bucket chain */
+#define REC_LIVE 1                    /* in the index */
 #define REC_DEAD 2                    /* replaced or flushed: only waits for the tail */
 #define REC_KIND 3
 #define REC_HIT 4                     /* hit since it was stored or last moved: a second chance */
 #define REC_REFRESHING 8              /* a fresh hit asked for its refresh already */
 
+/* A shard's index is a table of links, open addressing with linear
+ * probing: a link is 0 (empty) or a record's hash (its low 32 bits: they
+ * choose its home slot, too) above its offset in the ring in CACHE_ALIGN
+ * units plus 1. A lookup that misses reads the slots from the key's home
+ * to the first empty one -- one or two cache lines, which cache_prefetch
+ * can fetch ahead -- and no record; a chain of records would cost a
+ * dependent memory access per record passed, the miss path's largest
+ * stall. There are a slot per CACHE_SLOT_BYTES of the budget and at most
+ * 7 live records per 8 slots (a record takes 80 bytes or more: about half
+ * the slots are used). */
+typedef uint64_t link_t;
+
 /* A record in a shard's ring: this header, then data. */
 struct entry {
-	struct entry *hnext;       /* bucket chain */
 	uint64_t expire_ms;        /* when it was put + its TTL */
-	uint32_t hash;             /* the key's hash, low bits */
+	uint32_t hash;             /* the key's hash, low bits (its link's) */
 	uint32_t ttl_s;            /* its TTL: the smallest of its records' (clamped) */
 	uint32_t size;             /* the record's bytes in the ring, this header included (a multiple of CACHE_ALIGN) */
 	uint16_t msg_len, n_ttls;
@@ -45,13 +58,19 @@ struct shard {
 	size_t used;               /* bytes of the records in it, live and dead */
 	bool wrapped;
 	uint32_t n;                /* live entries */
-	struct entry **buckets;
-	uint64_t mask;             /* buckets - 1 (a power of two) */
-	uint64_t fixed;            /* what the buckets and the two allocations take */
+	uint32_t n_slots, max_n;   /* the index's size; most live entries, 7/8 of it */
+	link_t *slots;             /* the index */
+	uint64_t fixed;            /* what the index and the ring's allocation take */
+	/* where the next put will likely write and evict, for cache_prefetch
+	 * (written under the lock, read without it) */
+	_Atomic size_t hint_head, hint_tail;
+	_Atomic uint32_t hint_evict; /* the tail record's hash */
 } __attribute__((aligned(64)));
 
 struct cache {
 	struct shard shards[CACHE_SHARDS];
+	void *index_map;           /* every shard's slots, one mapping */
+	size_t index_len;
 };
 
 /* A spinlock inline, as glibc's pthread_spin_lock is but for the call each
@@ -107,7 +126,7 @@ static inline uint64_t fold8(uint64_t v)
 }
 
 /* One word into the hash: a multiply per word; the finish mixes the high
- * bits down (the buckets are chosen by the low ones, the shard by the top). */
+ * bits down (the slot is chosen by the low 32, the shard by the top 5). */
 static inline uint64_t mix(uint64_t h, uint64_t v)
 {
 	return (h + v) * 0x9fb21c651e98df25ull;
@@ -170,21 +189,38 @@ struct cache *cache_new(uint64_t size)
 	if (!c)
 		return NULL;
 	uint64_t budget = size / CACHE_SHARDS;
-	uint64_t nb = CACHE_BUCKETS_MIN;
-	while (nb * 2 <= budget / CACHE_BUCKET_BYTES)
-		nb *= 2;
-	uint64_t fixed = nb * sizeof(struct entry *) + 2 * CACHE_MALLOC_OVERHEAD;
+	uint64_t ns = budget / CACHE_SLOT_BYTES;
+	ns = ns < CACHE_SLOTS_MIN ? CACHE_SLOTS_MIN : ns > UINT32_MAX ? UINT32_MAX : ns;
+	uint64_t fixed = ns * sizeof(link_t) + CACHE_MALLOC_OVERHEAD;
 	uint64_t cap = budget > fixed ? (budget - fixed) / CACHE_ALIGN * CACHE_ALIGN : 0;
+	if (cap / CACHE_ALIGN >= UINT32_MAX) /* (a link's offset: size is at most 64 GiB) */
+		cap = (uint64_t)(UINT32_MAX - 1) * CACHE_ALIGN;
+	/* The slots of all shards in one mapping, in huge pages where the
+	 * kernel gives them: every lookup reads a random slot (a TLB miss in
+	 * 4 KiB pages, even for a prefetch); the rings are read and written
+	 * in order, and mapped lazily as malloc's large blocks are. */
+	c->index_len = (size_t)(CACHE_SHARDS * ns * sizeof(link_t));
+	void *m = mmap(NULL, c->index_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
+		free(c);
+		return NULL;
+	}
+	c->index_map = m;
+#ifdef MADV_HUGEPAGE
+	if (c->index_len >= CACHE_HUGE)
+		(void)madvise(m, c->index_len, MADV_HUGEPAGE); /* (a hint: 4 KiB pages without) */
+#endif
 	for (unsigned i = 0; i < CACHE_SHARDS; i++) {
 		struct shard *s = &c->shards[i];
 		atomic_init(&s->lock, false);
-		s->mask = nb - 1;
+		s->n_slots = (uint32_t)ns;
+		s->max_n = (uint32_t)(ns / 8 * 7);
+		s->slots = (link_t *)m + i * ns;
 		s->fixed = fixed;
 		s->cap = (size_t)cap;
 		/* (malloc maps a large ring lazily: its pages are taken as the head first passes them) */
-		s->buckets = calloc(nb, sizeof(*s->buckets));
 		s->ring = cap ? aligned_alloc(CACHE_ALIGN, s->cap) : NULL;
-		if (!s->buckets || (cap && !s->ring)) {
+		if (cap && !s->ring) {
 			cache_free(c);
 			return NULL;
 		}
@@ -196,11 +232,9 @@ void cache_free(struct cache *c)
 {
 	if (!c)
 		return;
-	for (unsigned i = 0; i < CACHE_SHARDS; i++) {
-		struct shard *s = &c->shards[i];
-		free(s->ring);
-		free(s->buckets);
-	}
+	for (unsigned i = 0; i < CACHE_SHARDS; i++)
+		free(c->shards[i].ring);
+	munmap(c->index_map, c->index_len);
 	free(c);
 }
 
@@ -209,38 +243,89 @@ static struct shard *shard_of(struct cache *c, uint64_t hash)
 	return &c->shards[hash >> (64 - 5)];
 }
 
+static inline struct entry *at(const struct shard *s, link_t l)
+{
+	return (struct entry *)(s->ring + (size_t)((uint32_t)l - 1) * CACHE_ALIGN);
+}
+
+static inline link_t link_to(const struct shard *s, const struct entry *e, uint32_t hash)
+{
+	return (link_t)hash << 32 | (link_t)(((const uint8_t *)e - s->ring) / CACHE_ALIGN + 1);
+}
+
+/* the slot a hash belongs in: its low 32 bits scaled to the table */
+static inline uint32_t home(const struct shard *s, uint32_t hash)
+{
+	return (uint32_t)((uint64_t)hash * s->n_slots >> 32);
+}
+
+static inline uint32_t next_slot(const struct shard *s, uint32_t i)
+{
+	return ++i == s->n_slots ? 0 : i;
+}
+
+/* (the hash was compared: the link carries it) */
 static bool is_key(const struct entry *e, const struct cache_key *k)
 {
 	size_t nl = k->len - 6u;
 	uint16_t tail;
 	memcpy(&tail, k->b + nl + 4, 2);
-	return e->hash == (uint32_t)k->hash && e->qname_len == nl && e->key_tail == tail &&
-	       memcmp(entry_msg(e) + MSG_HDR, k->b, nl + 4) == 0;
+	return e->qname_len == nl && e->key_tail == tail && memcmp(entry_msg(e) + MSG_HDR, k->b, nl + 4) == 0;
 }
 
-static struct entry **slot_of(struct shard *s, const struct cache_key *k)
+/* k's slot, or the empty one that ends its probe (where it would go);
+ * there is always one (at most max_n of the slots are used) */
+static inline __attribute__((always_inline)) uint32_t find(const struct shard *s, const struct cache_key *k)
 {
-	struct entry **p = &s->buckets[k->hash & s->mask];
-	for (; *p; p = &(*p)->hnext)
-		if (is_key(*p, k))
+	uint32_t hash = (uint32_t)k->hash, i = home(s, hash);
+	for (link_t l; (l = s->slots[i]); i = next_slot(s, i))
+		if ((uint32_t)(l >> 32) == hash && is_key(at(s, l), k))
 			break;
-	return p;
+	return i;
 }
 
-static struct entry **slot_of_entry(struct shard *s, const struct entry *e)
+/* k's record, or NULL (find, for a lookup) */
+static inline __attribute__((always_inline)) struct entry *lookup(const struct shard *s, const struct cache_key *k)
 {
-	struct entry **p = &s->buckets[e->hash & s->mask];
-	while (*p != e)
-		p = &(*p)->hnext;
-	return p;
+	uint32_t hash = (uint32_t)k->hash, i = home(s, hash);
+	for (link_t l; (l = s->slots[i]); i = next_slot(s, i))
+		if ((uint32_t)(l >> 32) == hash && is_key(at(s, l), k))
+			return at(s, l);
+	return NULL;
 }
 
-/* Take e (at *slot) out of its chain; its bytes wait for the tail. */
-static void drop(struct shard *s, struct entry **slot)
+static uint32_t find_entry(const struct shard *s, const struct entry *e)
 {
-	struct entry *e = *slot;
-	*slot = e->hnext;
-	e->state = REC_DEAD;
+	link_t l = link_to(s, e, e->hash);
+	uint32_t i = home(s, e->hash);
+	while (s->slots[i] != l)
+		i = next_slot(s, i);
+	return i;
+}
+
+/* Empty slot i: the links after it in its run that may move back (their
+ * home is not after i, cyclically) fill the gap, so that every probe still
+ * reaches its key before an empty slot (Knuth's algorithm R). */
+static void unlink_slot(struct shard *s, uint32_t i)
+{
+	for (uint32_t j = next_slot(s, i);; j = next_slot(s, j)) {
+		link_t l = s->slots[j];
+		if (!l)
+			break;
+		uint32_t h = home(s, (uint32_t)(l >> 32));
+		if (i <= j ? h <= i || h > j : h <= i && h > j) {
+			s->slots[i] = l;
+			i = j;
+		}
+	}
+	s->slots[i] = 0;
+}
+
+/* Take the record of slot i out of the index; its bytes wait for the tail. */
+static void drop(struct shard *s, uint32_t i)
+{
+	at(s, s->slots[i])->state = REC_DEAD;
+	unlink_slot(s, i);
 	s->n--;
 }
 
@@ -263,13 +348,32 @@ static void tail_advance(struct shard *s, size_t by)
 	}
 	if (!s->wrapped && s->tail == s->head)
 		s->head = s->tail = 0; /* empty: start again at the bottom */
+	atomic_store_explicit(&s->hint_tail, s->tail, memory_order_relaxed);
+	if (s->tail != s->head || s->wrapped) /* (the next record: cache_prefetch fetched it with the tail's) */
+		atomic_store_explicit(&s->hint_evict, ((struct entry *)(s->ring + s->tail))->hash, memory_order_relaxed);
+}
+
+void cache_prefetch(struct cache *c, const struct cache_key *k, bool put)
+{
+	struct shard *s = shard_of(c, k->hash);
+	__builtin_prefetch(&s->slots[home(s, (uint32_t)k->hash)]);
+	if (!put || !s->ring)
+		return;
+	/* the records a put evicts: the tail's and the next, and the slot of
+	 * the tail's; the head, which it writes (the hints may be a put or
+	 * two old, or cleared by a flush: any offset in the ring is safe) */
+	const uint8_t *t = s->ring + atomic_load_explicit(&s->hint_tail, memory_order_relaxed);
+	__builtin_prefetch(t);
+	__builtin_prefetch(t + 64);
+	__builtin_prefetch(s->ring + atomic_load_explicit(&s->hint_head, memory_order_relaxed), 1);
+	__builtin_prefetch(&s->slots[home(s, atomic_load_explicit(&s->hint_evict, memory_order_relaxed))]);
 }
 
 /* Move the (live, hit) record at the tail to the head, flag cleared. */
 static void move_tail(struct shard *s)
 {
 	struct entry *e = (struct entry *)(s->ring + s->tail);
-	struct entry **slot = slot_of_entry(s, e);
+	uint32_t i = find_entry(s, e);
 	size_t r = e->size;
 	if (!s->wrapped && s->cap - s->head < r) {
 		s->end = s->head; /* (the top is wasted until the tail passes) */
@@ -279,19 +383,22 @@ static void move_tail(struct shard *s)
 	struct entry *to = (struct entry *)(s->ring + s->head);
 	memmove(to, e, r); /* (to is below e when wrapped: the two may overlap) */
 	to->state = REC_LIVE | (uint8_t)(to->state & REC_REFRESHING);
-	*slot = to;
+	s->slots[i] = link_to(s, to, to->hash);
 	s->head += r;
 	tail_advance(s, r);
 }
 
 /* Room for a record of size bytes (at most cap): from the free space, or
- * from the oldest records. */
+ * from the oldest records -- also while the index has its most live
+ * records (a slot for the new one). */
 static __attribute__((noinline)) struct entry *take(struct shard *s, size_t size)
 {
 	unsigned moves = CACHE_MAX_MOVES;
 	for (;;) {
 		size_t at = SIZE_MAX;
-		if (!s->wrapped && s->cap - s->head >= size) {
+		if (s->n >= s->max_n) {
+			/* the index is as full as it may be: evict first */
+		} else if (!s->wrapped && s->cap - s->head >= size) {
 			at = s->head;
 		} else if (!s->wrapped && s->tail >= size) {
 			s->end = s->head;
@@ -312,7 +419,7 @@ static __attribute__((noinline)) struct entry *take(struct shard *s, size_t size
 			continue;
 		}
 		if ((e->state & REC_KIND) == REC_LIVE)
-			drop(s, slot_of_entry(s, e));
+			drop(s, find_entry(s, e));
 		s->used -= e->size;
 		tail_advance(s, e->size);
 	}
@@ -321,7 +428,7 @@ static __attribute__((noinline)) struct entry *take(struct shard *s, size_t size
 /* take, with the common case first: room at the head */
 static inline struct entry *room(struct shard *s, size_t size)
 {
-	if ((s->wrapped ? s->tail : s->cap) - s->head < size)
+	if ((s->wrapped ? s->tail : s->cap) - s->head < size || s->n >= s->max_n)
 		return take(s, size);
 	struct entry *e = (struct entry *)(s->ring + s->head);
 	s->head += size;
@@ -334,7 +441,7 @@ enum cache_result cache_get(struct cache *c, const struct cache_key *k, uint64_t
 {
 	struct shard *s = shard_of(c, k->hash);
 	lock(s);
-	struct entry *e = *slot_of(s, k);
+	struct entry *e = lookup(s, k);
 	uint64_t ttl_ms = e ? e->ttl_s * 1000ull : 0;
 	if (!e || e->msg_len > cap || now_ms + ttl_ms < e->expire_ms) { /* (the clock before the put: a miss) */
 		unlock(s);
@@ -472,14 +579,12 @@ enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint
 		return CACHE_TOO_BIG;
 	lock(s);
 	struct entry *e = room(s, size);
-	struct entry **slot = slot_of(s, k); /* (after room: it may move or drop what the chain holds) */
-	e->hnext = NULL;
-	if (*slot) { /* replaced in its place */
-		e->hnext = (*slot)->hnext;
-		(*slot)->state = REC_DEAD;
+	uint32_t slot = find(s, k); /* (after room: it may move or drop what the index holds) */
+	if (s->slots[slot]) { /* replaced in its place */
+		at(s, s->slots[slot])->state = REC_DEAD;
 		s->n--;
 	}
-	*slot = e;
+	s->slots[slot] = link_to(s, e, (uint32_t)k->hash);
 	s->n++;
 	e->expire_ms = now_ms + ttl * 1000ull;
 	e->hash = (uint32_t)k->hash;
@@ -498,6 +603,7 @@ enum cache_put_result cache_put(struct cache *c, const struct cache_key *k, uint
 	if (r.opt_off && r.opt_off + r.opt_len == len && r.opt_len > 11)
 		len = strip_cookies(m, len, &r);
 	e->msg_len = (uint16_t)len;
+	atomic_store_explicit(&s->hint_head, s->head, memory_order_relaxed);
 	unlock(s);
 	return CACHE_STORED;
 }
@@ -532,25 +638,25 @@ size_t cache_flush(struct cache *c, const uint8_t *name, bool below)
 		for (size_t i = 0; i < nl; i++)
 			low[i] = lower(name[i]); /* (length bytes are < 64: unchanged) */
 	}
-	for (unsigned i = 0; i < CACHE_SHARDS; i++) {
-		struct shard *s = &c->shards[i];
+	for (unsigned si = 0; si < CACHE_SHARDS; si++) {
+		struct shard *s = &c->shards[si];
 		lock(s);
 		if (!name) { /* all of it: the ring starts empty again */
 			dropped += s->n;
-			memset(s->buckets, 0, (s->mask + 1) * sizeof(*s->buckets));
+			memset(s->slots, 0, s->n_slots * sizeof(*s->slots));
 			s->head = s->tail = s->end = s->used = 0;
 			s->wrapped = false;
 			s->n = 0;
 		}
-		for (uint64_t b = 0; name && b <= s->mask; b++) {
-			struct entry **p = &s->buckets[b];
-			while (*p) {
-				if (flush_match(*p, low, nl, below)) {
-					drop(s, p);
-					dropped++;
-				} else {
-					p = &(*p)->hnext;
-				}
+		/* (a drop moves later links of the run back, into slot i or
+		 * after it -- or, where the run wraps, slots already passed and
+		 * kept: slot i is looked at again after a drop) */
+		for (uint32_t i = 0; name && i < s->n_slots;) {
+			if (s->slots[i] && flush_match(at(s, s->slots[i]), low, nl, below)) {
+				drop(s, i);
+				dropped++;
+			} else {
+				i++;
 			}
 		}
 		unlock(s);

@@ -14,16 +14,16 @@
  * negative-max-ttl); SERVFAIL, TC=1, other rcodes and answers without a TTL
  * are not.
  *
- * Memory: each shard has one ring of its share of size (less its bucket
- * array, one pointer per 128 bytes of the share, fixed), taken
- * once and never grown. A put takes its record -- a 36-byte header, the
+ * Memory: each shard has one ring of its share of size (less its index,
+ * 8 bytes per 64 of the share, fixed: see cache.c), taken
+ * once and never grown. A put takes its record -- a 28-byte header, the
  * TTL offsets, the message; the key is the message's own question, stored
  * in lower case, and two bytes -- at the ring's head, rounded to 16 bytes;
  * room comes from the tail, the oldest record, so records never fragment
  * the ring and no put calls malloc. Eviction is CLOCK (second-chance
  * FIFO), the usual stand-in for LRU: a tail record hit since it was put
  * is moved to the head once (at most a few per put) instead of dropped.
- * The bytes a shard reports are its buckets and allocations, its records
+ * The bytes a shard reports are its index and ring allocation, its records
  * (live, and replaced or flushed ones until the tail passes them) and the
  * top of the ring skipped at a wrap: never more than its share of size.
  * Expired entries stay (until evicted or replaced) so that
@@ -66,6 +66,14 @@ bool cache_key_of(struct cache_key *k, const uint8_t *query, const struct msg_in
  * ENOMEM. */
 struct cache *cache_new(uint64_t size);
 void cache_free(struct cache *c);
+
+/** Start fetching the memory a cache_get of k will read (put: and that a
+ * cache_put will write -- the slots, the records it is likely to evict, the
+ * ring's head) without waiting for it: a worker calls it for each query
+ * or answer of a batch before it handles the first, so that their memory
+ * accesses overlap instead of stalling one after another. Takes no lock;
+ * a hint only (whatever the shard does meanwhile, nothing is wrong). */
+void cache_prefetch(struct cache *c, const struct cache_key *k, bool put);
 
 enum cache_result {
 	CACHE_MISS = 0,

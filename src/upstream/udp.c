@@ -134,6 +134,12 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 		/* an answer may close s (the last one on a retired socket: its
 		 * memory stays until close_cb); what else came on it is dropped,
 		 * as no query waits there */
+		if (r > 1 && w->cfg->cache_obj)
+			for (int i = 0; i < r; i++) { /* (the memory their cache_put will write: all at once) */
+				const struct query *q = mm[i].msg_len >= MSG_HDR ? inflight_get(&s->table, knot_wire_get_id(iov[i].iov_base)) : NULL;
+				if (q)
+					query_cache_prefetch(q);
+			}
 		for (int i = 0; i < r && !s->is_closing; i++) {
 			s->width.got++;
 			on_answer(s, iov[i].iov_base, mm[i].msg_len);

@@ -95,7 +95,7 @@ static void answer_n(struct pb *p, const char *name, unsigned n)
 	}
 }
 
-/* Bytes a cache of size takes empty (its buckets and allocations). */
+/* Bytes a cache of size takes empty (its index and allocations). */
 static uint64_t empty_bytes(uint64_t size)
 {
 	struct cache *c = cache_new(size);
@@ -439,6 +439,66 @@ static void flush_one_name(void **state)
 }
 
 
+/* The index (open addressing, links moved back when one is dropped) loses
+ * no entry and keeps none it should not: 300 names of one 4 KiB shard (64
+ * slots, ~40 records: long runs, some wrapping round the table) put,
+ * replaced, looked up and flushed in a random order 30,000 times. A name
+ * is there right after its put, with the answer put; a flushed one is gone
+ * until put again; and every 500 steps the names found are exactly the
+ * entries the cache counts, each with its last answer. */
+static void index_keeps_every_entry_findable(void **state)
+{
+	(void)state;
+	enum { NAMES = 300 };
+	struct cache *c = cache_new(32 * 4096);
+	static char names[NAMES][64];
+	static struct cache_key keys[NAMES];
+	size_t lens[NAMES] = {0}; /* the last answer put (0: none, or flushed) */
+	unsigned next = 0;
+	for (unsigned i = 0; i < NAMES; i++)
+		name_in_shard(names[i], sizeof(names[i]), "ix", &next, 5, &keys[i]);
+	uint64_t rnd = 0x9e3779b97f4a7c15ull;
+	size_t len;
+	for (unsigned step = 1; step <= 30000; step++) {
+		rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned i = (unsigned)(rnd >> 33) % NAMES, op = (unsigned)(rnd >> 20) % 10;
+		if (op < 6) {
+			answer_n(&a, names[i], 1 + (unsigned)(rnd >> 45) % 3);
+			assert_int_equal(cache_put(c, &keys[i], a.b, a.len, &CC, 0), CACHE_STORED);
+			lens[i] = a.len;
+			assert_int_equal(cache_get(c, &keys[i], 0, 0, out, sizeof(out), &len, NULL), CACHE_FRESH);
+			assert_int_equal(len, a.len);
+		} else if (op < 9) {
+			enum cache_result r = cache_get(c, &keys[i], 0, 0, out, sizeof(out), &len, NULL);
+			if (r != CACHE_MISS)
+				assert_int_equal(len, lens[i]); /* (evicted: a miss) */
+			else
+				lens[i] = 0;
+		} else {
+			uint8_t dn[KNOT_DNAME_MAXLEN];
+			assert_non_null(knot_dname_from_str(dn, names[i], sizeof(dn)));
+			assert_true(cache_flush(c, dn, false) <= (lens[i] ? 1u : 0u)); /* (0: it was evicted) */
+			lens[i] = 0;
+			assert_int_equal(cache_get(c, &keys[i], 0, 0, out, sizeof(out), &len, NULL), CACHE_MISS);
+		}
+		if (step % 500)
+			continue;
+		uint64_t entries, bytes, found = 0;
+		for (unsigned j = 0; j < NAMES; j++) {
+			if (cache_get(c, &keys[j], 0, 0, out, sizeof(out), &len, NULL) == CACHE_MISS) {
+				lens[j] = 0;
+				continue;
+			}
+			assert_int_equal(len, lens[j]);
+			found++;
+		}
+		cache_usage(c, &entries, &bytes);
+		assert_int_equal(found, entries);
+		assert_true(entries > 20);
+	}
+	cache_free(c);
+}
+
 /* Answers of any size from 1 to 60 records, 20,000 of them through a
  * small cache: each is there whole right after its put, the bytes never
  * pass the size, the ring keeps being reused (entries stay many), and an
@@ -516,7 +576,7 @@ static void big_answers_make_room(void **state)
 	cache_usage(c, &entries, &bytes);
 	assert_true(bytes <= size);
 	assert_true(entries < before && entries > before - 700); /* ~30 KB of small ones went, no more */
-	answer_n(&a, "big.example.", 3900); /* 62 KB: more than half of 128 KiB less its buckets */
+	answer_n(&a, "big.example.", 3900); /* 62 KB: more than half of 128 KiB less its index */
 	assert_int_equal(cache_put(c, &big, a.b, a.len, &CC, 0), CACHE_TOO_BIG);
 	assert_int_equal(cache_get(c, &big, 0, 0, out, sizeof(out), &len, NULL), CACHE_FRESH); /* the 30 KB one stays */
 	cache_free(c);
@@ -701,6 +761,7 @@ int main(void)
 		cmocka_unit_test(stale_and_refresh),
 		cmocka_unit_test(whole_answer_truncated_per_client),
 		cmocka_unit_test(flush_one_name),
+		cmocka_unit_test(index_keeps_every_entry_findable),
 		cmocka_unit_test(rings_reuse_room_whatever_the_sizes),
 		cmocka_unit_test(big_answers_make_room),
 		cmocka_unit_test(a_hit_saves_an_entry_from_eviction),
