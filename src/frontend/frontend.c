@@ -103,11 +103,6 @@ static __attribute__((noinline)) int admit(struct worker *w, const struct listen
 	return -1;
 }
 
-int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct client *from)
-{
-	return frontend_query_take(w, msg, len, from, NULL);
-}
-
 static inline void go(struct worker *w, struct query *q)
 {
 	if (q->cache_keyed && query_cache_lookup(q))
@@ -122,8 +117,10 @@ void frontend_query_go(struct query *q)
 	go(q->w, q);
 }
 
-int frontend_query_take(struct worker *w, const uint8_t *msg, size_t len, const struct client *from,
-			struct query **next)
+/* frontend_query and frontend_query_take (next NULL: the former, each
+ * compiled with what it needs of it) */
+static inline __attribute__((always_inline)) int take(struct worker *w, const uint8_t *msg, size_t len,
+						      const struct client *from, struct query **next)
 {
 	struct msg_info mi;
 	if (next)
@@ -208,6 +205,17 @@ int frontend_query_take(struct worker *w, const uint8_t *msg, size_t len, const 
 		cache_prefetch(c, &q->cache_key, false);
 	*next = q;
 	return 1;
+}
+
+int frontend_query(struct worker *w, const uint8_t *msg, size_t len, const struct client *from)
+{
+	return take(w, msg, len, from, NULL);
+}
+
+int frontend_query_take(struct worker *w, const uint8_t *msg, size_t len, const struct client *from,
+			struct query **next)
+{
+	return take(w, msg, len, from, next);
 }
 
 #define PAD_ANSWER_BLOCK 468 /* RFC 8467 4.1: block-length padding of responses */

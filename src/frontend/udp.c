@@ -53,6 +53,19 @@ static void datagram_dest(struct msghdr *h, struct udp_src *src)
 
 #define DEST_CMSG_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo))
 
+/* the client of a datagram read */
+static inline void set_client(struct frontend_udp *l, struct msghdr *h, struct client *from)
+{
+	from->ops = &frontend_udp_client;
+	from->u.udp.fd = l->fd;
+	from->u.udp.src.family = 0;
+	from->listener = l->listener;
+	from->via_proxy = false;
+	if (l->any)
+		datagram_dest(h, &from->u.udp.src);
+	l->width.got++;
+}
+
 /* One recvmmsg: returns the datagrams taken (0: none waiting), or < 0. */
 static int read_batch(struct frontend_udp *l)
 {
@@ -74,21 +87,21 @@ static int read_batch(struct frontend_udp *l)
 	int r = udp_recvmmsg(l->fd, mm, n, MSG_DONTWAIT);
 	if (r < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-	struct query *next[WORKER_UDP_CHUNKS], **at = r > 1 && l->w->cfg->cache_obj ? next : NULL;
-	for (int i = 0; i < r; i++) { /* (a batch with the cache: in two steps, see frontend_query_take) */
-		from[i].ops = &frontend_udp_client;
-		from[i].u.udp.fd = l->fd;
-		from[i].u.udp.src.family = 0;
-		from[i].listener = l->listener;
-		from[i].via_proxy = false;
-		if (l->any)
-			datagram_dest(&mm[i].msg_hdr, &from[i].u.udp.src);
-		l->width.got++;
-		frontend_query_take(l->w, iov[i].iov_base, mm[i].msg_len, &from[i], at);
-		at += at && *at;
+	if (r == 1 || !l->w->cfg->cache_obj) {
+		for (int i = 0; i < r; i++) {
+			set_client(l, &mm[i].msg_hdr, &from[i]);
+			frontend_query(l->w, iov[i].iov_base, mm[i].msg_len, &from[i]);
+		}
+	} else { /* in two steps (frontend_query_take): the cache's memory of all fetched at once */
+		struct query *next[WORKER_UDP_CHUNKS], **at = next;
+		for (int i = 0; i < r; i++) {
+			set_client(l, &mm[i].msg_hdr, &from[i]);
+			frontend_query_take(l->w, iov[i].iov_base, mm[i].msg_len, &from[i], at);
+			at += *at != NULL;
+		}
+		for (struct query **q = next; q < at; q++)
+			frontend_query_go(*q);
 	}
-	for (struct query **q = next; at && q < at; q++)
-		frontend_query_go(*q);
 	worker_batch_done(l->w);
 	return r;
 }

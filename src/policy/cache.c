@@ -199,17 +199,25 @@ struct cache *cache_new(uint64_t size)
 	 * kernel gives them: every lookup reads a random slot (a TLB miss in
 	 * 4 KiB pages, even for a prefetch); the rings are read and written
 	 * in order, and mapped lazily as malloc's large blocks are. */
-	c->index_len = (size_t)(CACHE_SHARDS * ns * sizeof(link_t));
-	void *m = mmap(NULL, c->index_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t len = (size_t)(CACHE_SHARDS * ns * sizeof(link_t)), slack = len >= CACHE_HUGE ? CACHE_HUGE : 0;
+	uint8_t *m = mmap(NULL, len + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED) {
 		free(c);
 		return NULL;
 	}
-	c->index_map = m;
+	if (slack) { /* on a huge page boundary: the slack before and after it unmapped */
+		uint8_t *at = (uint8_t *)(((uintptr_t)m + CACHE_HUGE - 1) & ~(uintptr_t)(CACHE_HUGE - 1));
+		if (at > m)
+			munmap(m, (size_t)(at - m));
+		if (at + len < m + len + slack)
+			munmap(at + len, (size_t)(m + len + slack - (at + len)));
+		m = at;
 #ifdef MADV_HUGEPAGE
-	if (c->index_len >= CACHE_HUGE)
-		(void)madvise(m, c->index_len, MADV_HUGEPAGE); /* (a hint: 4 KiB pages without) */
+		(void)madvise(m, len, MADV_HUGEPAGE); /* (a hint: 4 KiB pages without) */
 #endif
+	}
+	c->index_map = m;
+	c->index_len = len;
 	for (unsigned i = 0; i < CACHE_SHARDS; i++) {
 		struct shard *s = &c->shards[i];
 		atomic_init(&s->lock, false);
@@ -362,9 +370,10 @@ void cache_prefetch(struct cache *c, const struct cache_key *k, bool put)
 	/* the records a put evicts: the tail's and the next, and the slot of
 	 * the tail's; the head, which it writes (the hints may be a put or
 	 * two old, or cleared by a flush: any offset in the ring is safe) */
-	const uint8_t *t = s->ring + atomic_load_explicit(&s->hint_tail, memory_order_relaxed);
-	__builtin_prefetch(t);
-	__builtin_prefetch(t + 64);
+	size_t t = atomic_load_explicit(&s->hint_tail, memory_order_relaxed);
+	__builtin_prefetch(s->ring + t);
+	if (t + 64 < s->cap)
+		__builtin_prefetch(s->ring + t + 64);
 	__builtin_prefetch(s->ring + atomic_load_explicit(&s->hint_head, memory_order_relaxed), 1);
 	__builtin_prefetch(&s->slots[home(s, atomic_load_explicit(&s->hint_evict, memory_order_relaxed))]);
 }

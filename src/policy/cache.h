@@ -61,7 +61,7 @@ struct cache;
  * the OPT, such as a TSIG). */
 bool cache_key_of(struct cache_key *k, const uint8_t *query, const struct msg_info *mi, uint8_t variant);
 
-/** A cache of at most size bytes (buckets, records and their headers), all
+/** A cache of at most size bytes (index, records and their headers), all
  * of it allocated here -- the rings lazily, as malloc maps them; NULL on
  * ENOMEM. */
 struct cache *cache_new(uint64_t size);
