@@ -2,20 +2,23 @@
  * against a shadow copy: answers an upstream could send (each one passed
  * by msg_answer_matches and msg_scan_answer first, as on the query path)
  * go into a cache of 1 KiB shards, so that rings wrap, records move and
- * old ones are evicted all the time.
+ * old ones are evicted all the time -- all of them into one shard, whose
+ * 16 index slots then hold runs that wrap round the table, with links
+ * moved back at every drop.
  *
  * Invariants: cache_usage never reports more than the size; a fresh hit
  * is the last answer stored for that key, byte for byte (at time 0 no TTL
  * has counted down; ID 0) unless its OPT had options (a cookie may have
- * gone), and always parses; flush drops no more than were stored.
+ * gone), and always parses; flush drops no more than were stored; and at
+ * the end every entry cache_usage counts is found by its key.
  *
  * Input: ops of [op][arg], a put followed by [len 2 bytes][header 12]
  * [len bytes of records]. */
 #include "fuzz.h"
 #include "policy/cache.h"
 
-#define SIZE (32 * 1024) /* 32 shards of 1 KiB */
-#define NAMES 64 /* ~4 keys a shard: they evict each other */
+#define SIZE (32 * 1024) /* 32 shards of 1 KiB: 16 slots, room for ~10 records */
+#define NAMES 64 /* all of one shard (names_of_one_shard): they evict each other, and its index has long runs */
 #define KEYS (2 * NAMES) /* each name without and with EDNS */
 
 static const struct cache_conf CC = {.min_ttl_s = 0, .max_ttl_s = 86400, .neg_max_ttl_s = 3600};
@@ -28,7 +31,23 @@ struct shadow {
 
 static struct shadow sh[KEYS];
 
-/* The query of key i: "n<i/2, two digits>.t." A, RD, and an OPT when i is odd. */
+/* The names: "n<4 digits>.t." whose keys (without EDNS) fall in shard 0,
+ * the hash's top 5 bits (cache.c), the first NAMES of them. */
+static uint16_t name_num[NAMES];
+
+static size_t name_wire(unsigned num, uint8_t *w)
+{
+	w[0] = 5;
+	w[1] = 'n';
+	for (unsigned d = 0, v = num; d < 4; d++, v /= 10)
+		w[5 - d] = (uint8_t)('0' + v % 10);
+	w[6] = 1;
+	w[7] = 't';
+	w[8] = 0;
+	return 9;
+}
+
+/* The query of key i: name i/2 A, RD, and an OPT when i is odd. */
 static size_t query_of(unsigned i, uint8_t *q)
 {
 	static const uint8_t opt[11] = {0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0};
@@ -37,13 +56,7 @@ static size_t query_of(unsigned i, uint8_t *q)
 	q[2] = 0x01;
 	q[5] = 1;
 	n = MSG_HDR;
-	q[n++] = 3;
-	q[n++] = 'n';
-	q[n++] = (uint8_t)('0' + i / 2 / 10);
-	q[n++] = (uint8_t)('0' + i / 2 % 10);
-	q[n++] = 1;
-	q[n++] = 't';
-	q[n++] = 0;
+	n += name_wire(name_num[i / 2], q + n);
 	const uint8_t tail[4] = {0, 1, 0, 1};
 	memcpy(q + n, tail, 4);
 	n += 4;
@@ -124,7 +137,10 @@ static void flush(struct cache *c, unsigned arg)
 			sh[i].stored = false;
 	} else {
 		unsigned n = arg % NAMES;
-		uint8_t dn[8] = {3, 'N', (uint8_t)('0' + n / 10), (uint8_t)('0' + n % 10), 1, 'T', 0}; /* (any case) */
+		uint8_t dn[16];
+		name_wire(name_num[n], dn);
+		dn[1] = 'N'; /* (any case) */
+		dn[7] = 'T';
 		stored = sh[2 * n].stored + sh[2 * n + 1].stored;
 		dropped = cache_flush(c, dn, false);
 		sh[2 * n].stored = sh[2 * n + 1].stored = false;
@@ -132,9 +148,25 @@ static void flush(struct cache *c, unsigned arg)
 	CHECK(dropped <= stored);
 }
 
+static void names_of_one_shard(void)
+{
+	static bool done;
+	for (unsigned num = 0, found = 0; !done && found < NAMES; num++) {
+		uint8_t q[512];
+		struct msg_info mi;
+		struct cache_key k;
+		name_num[found] = (uint16_t)num;
+		size_t qlen = query_of(2 * found, q);
+		CHECK(num < 10000 && msg_parse_query(q, qlen, &mi) == MSG_OK && cache_key_of(&k, q, &mi, 0));
+		found += (k.hash >> 59) == 0;
+	}
+	done = true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct ctl in = {data, size};
+	names_of_one_shard();
 	struct cache *c = cache_new(SIZE);
 	CHECK(c);
 	for (unsigned i = 0; i < KEYS; i++)
@@ -152,6 +184,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			stored += sh[i].stored;
 		CHECK(bytes <= SIZE && entries <= stored);
 	}
+	/* every entry the cache counts can be found (the index lost none) */
+	uint64_t entries, bytes, found = 0;
+	cache_usage(c, &entries, &bytes);
+	for (unsigned i = 0; i < KEYS; i++) {
+		static uint8_t q[512], out[MSG_MAX];
+		struct cache_key k;
+		struct msg_info mi;
+		size_t qlen, len;
+		found += key_of(i, &k, q, &qlen, &mi) && cache_get(c, &k, 0, 0, out, sizeof(out), &len, NULL) != CACHE_MISS;
+	}
+	CHECK(found == entries);
 	cache_free(c);
 	return 0;
 }

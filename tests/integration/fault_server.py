@@ -131,7 +131,18 @@ class FaultServer:
                          stream connection, close that connection at once
                          (FIN) without answering it; what was answered before
                          it is still delivered, what came after it is lost --
-                         what knotd does with a message it cannot parse
+                         what knotd does with a message it cannot parse. (It
+                         reads and drops what follows until the peer closes,
+                         or 2 s: closed with bytes unread, a socket is reset
+                         and the kernel's unsent answers are lost -- which
+                         lose_before_close does on purpose, reproducibly.)
+      lose_before_close=N  with close_on_qname: on the first connection it
+                         closes, the answers to the N queries read just
+                         before NAME are never sent (answers go out N
+                         queries late on it, or after batch_wait of quiet) --
+                         as when a server closes with queries unread, the
+                         connection is reset and what its kernel had not
+                         sent yet is lost
       rcvbuf=N           SO_RCVBUF of the stream listener (accepted connections
                          inherit it, so the window they offer stays small)
       read_pause=S       after the first query on each stream connection, read
@@ -144,7 +155,7 @@ class FaultServer:
                  wrong_id=False, wrong_question=False, wrong_qr=False, garbage=None,
                  random_case=False, drop_after=0, drop_count=1, drop_rst=True, silent=False,
                  silent_conns=0, delay=0.0, udp_tc=False, rcode=None, ttl=60, ssl_context=None,
-                 pad_answers=0, close_on_qname=None, rcvbuf=0, read_pause=0.0):
+                 pad_answers=0, close_on_qname=None, rcvbuf=0, read_pause=0.0, lose_before_close=0):
         self.host = host
         self.port = port
         self.reverse = reverse
@@ -169,6 +180,8 @@ class FaultServer:
         self.close_on_qname = dns.name.from_text(close_on_qname) if close_on_qname else None
         self.rcvbuf = rcvbuf
         self.read_pause = read_pause
+        self.lose_before_close = lose_before_close
+        self.answers_lost = 0  # answers never sent (lose_before_close)
 
         self.received = []  # list of Received, in arrival order
         self.connections = 0  # TCP connections accepted so far
@@ -396,7 +409,14 @@ class FaultServer:
             if self.close_on_qname is not None and q is not None and q.question \
                     and q.question[0].name == self.close_on_qname:
                 self.closed_on_qname += 1
-                writer.close()  # after what is already written: the answers before this query
+                self.answers_lost += len(state.held)
+                state.held = []
+                writer.write_eof()  # FIN after what is already written: the answers before this query
+                try:
+                    await asyncio.wait_for(self._drain_input(reader), 2.0)
+                except (asyncio.TimeoutError, ConnectionError):
+                    pass
+                writer.close()
                 return
             if self.drop_after and state.conn < self.drop_count and state.count >= self.drop_after:
                 # Drop the connection: the queries still waiting are lost.
@@ -422,8 +442,32 @@ class FaultServer:
                 continue
             if self.delay:
                 self._spawn(self._send_later(writer, state, [q], self.delay))
+            elif self.lose_before_close and self.closed_on_qname == 0:
+                self._hold(writer, state, q)
             else:
                 self._send_tcp(writer, state, [q])
+
+    @staticmethod
+    async def _drain_input(reader):
+        while await reader.read(65536):
+            pass
+
+    def _hold(self, writer, state, q):
+        """lose_before_close: answer N queries late (or after batch_wait of
+        quiet), so that the N answered just before the name are unsent when
+        the connection closes on it."""
+        state.held.append(q)
+        if len(state.held) > self.lose_before_close:
+            self._send_tcp(writer, state, [state.held.pop(0)])
+        if state.flush_task:
+            state.flush_task.cancel()
+
+        async def release():
+            await asyncio.sleep(self.batch_wait)
+            state.flush_task = None
+            held, state.held = state.held, []
+            self._send_tcp(writer, state, held)
+        state.flush_task = self._spawn(release())
 
     def _pause_reading(self, writer, seconds):
         """Stop reading the connection's socket for `seconds` (the kernel's
@@ -506,6 +550,7 @@ class _ConnState:
         self.ids = set()  # every ID seen on this connection
         self.outstanding = set()  # IDs received and not answered yet
         self.batch = []
+        self.held = []  # answers lose_before_close holds back
         self.flush_task = None
         self.peer = None
 

@@ -9,9 +9,10 @@ circuit (knotd does so on one it cannot parse) was resent on every new
 circuit, up to three times, closing each, and took the queries in flight
 behind it down each time. Now the oldest unanswered query on a circuit
 that dies is a suspect; a suspect twice over is answered SERVFAIL
-(counter `suspects`). The upstream is the scripted server with
-close_on_qname; it answers everything else at once, in order, so what it
-closed on is always the oldest query unanswered."""
+(counter `suspects`). The upstream is the scripted
+server with close_on_qname; it answers everything else at once, in order,
+so what it closed on is the oldest query unanswered -- unless answers sent
+just before the close are lost (lose_before_close)."""
 
 import threading
 
@@ -25,14 +26,11 @@ POISON_NAME = "poison.contain.example."
 TIMEOUT_MS = 4000
 
 
-def test_query_that_kills_circuits_is_contained(fault_server, dnsmux):
+def run_poison(fault_server, dnsmux, **server_opts):
     """Ten UDP clients keep querying while one client sends the query the
-    upstream closes on: that query reaches the upstream at most twice and
-    gets SERVFAIL (well before --timeout), suspects == 1, and every other
-    client's query -- those in flight behind it included -- is answered
-    right. Old binary: the query reached the upstream 4 times, each time
-    dropping the circuit, and a victim behind it got SERVFAIL too."""
-    srv = fault_server(close_on_qname=POISON_NAME)
+    upstream closes on; checks what holds whatever the upstream loses, and
+    returns the server, dnsmux's stats and how often the poison went out."""
+    srv = fault_server(close_on_qname=POISON_NAME, **server_opts)
     d = dnsmux("--timeout", str(TIMEOUT_MS), upstream=srv.url("tcp"))
     names = ["v%d.contain.example." % i for i in range(1500)]
     results = []
@@ -52,10 +50,39 @@ def test_query_that_kills_circuits_is_contained(fault_server, dnsmux):
     st = d.stats()
     assert r[:2] == qw[:2] and helpers.question_bytes(r) == helpers.question_bytes(qw)
     assert helpers.rcode_of(r) == dns.rcode.SERVFAIL, dns.rcode.to_text(helpers.rcode_of(r))
-    assert 1 <= len(poison_sent) <= 2, "the poison reached the upstream %d times (%s)" % (len(poison_sent), st)
-    assert st["suspects"] == 1, st
     bad = result_problems(results)
     assert not bad, "%d of %d victims failed (%s): %s" % (len(bad), len(results), st, bad[:5])
     assert srv.closed_on_qname == len(poison_sent)
     assert len(srv.stream_queries()) > sent_at_poison, "no victim query came after the poison"
     assert st["requeued"] >= 1, st
+    return srv, st, len(poison_sent)
+
+
+def test_query_that_kills_circuits_is_contained(fault_server, dnsmux):
+    """The query the upstream closes on reaches it at most twice and gets
+    SERVFAIL (well before --timeout), suspects == 1, and every other
+    client's query -- those in flight behind it included -- is answered
+    right. Old binary: the query reached the upstream 4 times, each time
+    dropping the circuit, and a victim behind it got SERVFAIL too."""
+    srv, st, sent = run_poison(fault_server, dnsmux)
+    assert 1 <= sent <= 2, "the poison reached the upstream %d times (%s)" % (sent, st)
+    assert st["suspects"] == 1, st
+
+
+def test_containment_when_answers_before_the_poison_are_lost(fault_server, dnsmux):
+    """The first time the upstream closes on the poison, the answers to the
+    3 queries it read just before it never arrive (a server that closes with
+    queries unread has its connection reset, and what its kernel had not
+    sent yet is lost -- seen under load): the oldest unanswered query of that
+    circuit is a victim, not the poison, and the first mark falls on the
+    victim. Resent, the victims are answered; the poison is the oldest
+    unanswered of the next two circuits and is the one suspect after going
+    out three times -- one reconnect more than without the loss, never a
+    victim's answer. (Convicting on the second death whatever the first
+    marked would spare that reconnect, but it answers SERVFAIL to an
+    innocent query of an upstream that drops connections after k queries:
+    test_reconnect's test_connection_dropped_after_k_queries fails so.)"""
+    srv, st, sent = run_poison(fault_server, dnsmux, lose_before_close=3)
+    assert srv.answers_lost == 3, srv.answers_lost
+    assert 2 <= sent <= 3, "the poison reached the upstream %d times (%s)" % (sent, st)
+    assert st["suspects"] == 1, st
