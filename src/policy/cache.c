@@ -498,6 +498,94 @@ static uint32_t clamp(uint32_t t, uint32_t lo, uint32_t hi)
 	return t > hi ? hi : t;
 }
 
+/* Does [a, b) overlap a TTL of r's (offsets ascending, n of them)? */
+static bool on_a_ttl(const struct walk *r, size_t n, size_t a, size_t b)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) { /* the first TTL that ends after a */
+		size_t mid = (lo + hi) / 2;
+		if (r->ttls[mid] + 4u > a)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo < n && r->ttls[lo] < b;
+}
+
+/* The name at off reads no byte of a TTL through a compression pointer
+ * (the n TTLs so far: a pointer names an earlier offset). A cached answer's
+ * TTLs are rewritten -- clamped here, counted down at every hit -- so a
+ * name read from one would change with them: an upstream could make a
+ * name of its answer mean something new each second, or nothing. Such an
+ * answer is forwarded as it came, but not cached. */
+static bool name_clear_of_ttls(const uint8_t *w, size_t len, size_t off, const struct walk *r, size_t n)
+{
+	bool via = false;
+	for (unsigned hops = 0, read = 0; off < len;) {
+		uint8_t b = w[off];
+		if (b >= 0xc0) {
+			if (off + 1 >= len || (via && on_a_ttl(r, n, off, off + 2)))
+				return false;
+			size_t t = (size_t)(b & 0x3f) << 8 | w[off + 1];
+			if (t >= off || ++hops > KNOT_DNAME_MAXLABELS)
+				return false;
+			if (n && t + KNOT_DNAME_MAXLEN + 2 <= r->ttls[0])
+				return true; /* (below every TTL whatever it reads: at most a name's length, and back) */
+			off = t;
+			via = true;
+			continue;
+		}
+		read += 1u + b;
+		if (b > 63 || read > KNOT_DNAME_MAXLEN || (via && on_a_ttl(r, n, off, off + 1u + b)))
+			return false;
+		if (b == 0)
+			return true;
+		off += 1u + b;
+	}
+	return false;
+}
+
+/* The names in the RDATA of a record of type (at rd, rdlen bytes) that a
+ * client decompresses: RFC 1035's types, and those later ones whose names
+ * some decompress all the same (RFC 3597 4). */
+static bool rdata_clear_of_ttls(const uint8_t *w, size_t len, uint16_t type, size_t rd, size_t rdlen,
+				const struct walk *r, size_t n)
+{
+	size_t skip = 0;
+	switch (type) {
+	case KNOT_RRTYPE_NS:
+	case KNOT_RRTYPE_CNAME:
+	case KNOT_RRTYPE_PTR:
+	case KNOT_RRTYPE_DNAME:
+	case 3:  /* MD */
+	case 4:  /* MF */
+	case 7:  /* MB */
+	case 8:  /* MG */
+	case 9:  /* MR */
+		break;
+	case KNOT_RRTYPE_MX:
+	case KNOT_RRTYPE_AFSDB:
+	case KNOT_RRTYPE_RT:
+	case KNOT_RRTYPE_KX:
+		skip = 2;
+		break;
+	case KNOT_RRTYPE_SRV:
+		skip = 6;
+		break;
+	case KNOT_RRTYPE_SOA:
+	case KNOT_RRTYPE_RP:
+	case KNOT_RRTYPE_MINFO: { /* two names */
+		size_t at = rd;
+		if (!name_clear_of_ttls(w, len, at, r, n) || !msg_skip_name(w, len, &at))
+			return false;
+		return at <= rd + rdlen && name_clear_of_ttls(w, len, at, r, n);
+	}
+	default:
+		return true;
+	}
+	return skip < rdlen && name_clear_of_ttls(w, len, rd + skip, r, n);
+}
+
 /* Walk the records after the question, which ends at qend (it is the
  * key's), clamping each TTL in place: returns the smallest, or 0 when the
  * answer is not for the cache. A negative answer's first SOA in the
@@ -517,9 +605,9 @@ static uint32_t walk_clamp(uint8_t *w, size_t len, size_t qend, bool negative, c
 	r->opt_off = r->opt_len = 0;
 	for (unsigned i = 0; i < total; i++) {
 		size_t start = off;
-		if (off + 2 <= len && w[off] == 0xc0)
-			off += 2; /* (the usual owner: a pointer) */
-		else if (!msg_skip_name(w, len, &off))
+		if (off + 2 <= len && w[off] == 0xc0 && w[off + 1] == MSG_HDR)
+			off += 2; /* (the usual owner: a pointer to the question's name, uncompressed, below every TTL) */
+		else if (!name_clear_of_ttls(w, len, off, r, n) || !msg_skip_name(w, len, &off))
 			return 0;
 		if (off + 10 > len)
 			return 0;
@@ -549,6 +637,8 @@ static uint32_t walk_clamp(uint8_t *w, size_t len, size_t qend, bool negative, c
 		knot_wire_write_u32(p, t); /* (the client that asked sees the TTLs later ones will) */
 		ttl = t < ttl ? t : ttl;
 		r->ttls[n++] = (uint16_t)(p - w);
+		if (!rdata_clear_of_ttls(w, len, type, off - rdlen, rdlen, r, n))
+			return 0;
 	}
 	r->n_ttls = n;
 	if (negative && !soa)

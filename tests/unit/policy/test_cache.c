@@ -499,6 +499,54 @@ static void index_keeps_every_entry_findable(void **state)
 	cache_free(c);
 }
 
+/* A name read through a compression pointer from a TTL's bytes would
+ * change as the cache rewrites them (clamped at the put, counted down at
+ * every hit): such an answer is not cached. A name that points into
+ * another record's RDATA -- the A record of a CNAME's target -- is. */
+static void names_read_from_a_ttl_are_not_cached(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(1 << 20);
+	struct cache_key k;
+	size_t len;
+	pb_query(&q, 1, "www.example.", KNOT_RRTYPE_A, 0, false);
+	key_for(&k, &q);
+	/* the first record's TTL (at 12 + 13 + 4 + 2 + 4 = 35) is 01 61 00 00:
+	 * read as a name, "a."; the second record's owner points there */
+	pb_hdr(&a, 1, PB_QR | PB_RD | PB_RA, 1, 2, 0, 0);
+	pb_question(&a, "www.example.", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_u16(&a, 0xc00c);
+	pb_rr_tail(&a, KNOT_RRTYPE_A, KNOT_CLASS_IN, 0x01610000, "\xc0\x00\x02\x01", 4);
+	assert_int_equal(a.b[35], 0x01);
+	pb_u16(&a, 0xc000 | 35);
+	pb_rr_tail(&a, KNOT_RRTYPE_A, KNOT_CLASS_IN, 300, "\xc0\x00\x02\x02", 4);
+	struct msg_info mi, ami;
+	assert_int_equal(msg_parse_query(q.b, q.len, &mi), MSG_OK);
+	assert_true(msg_answer_matches(a.b, a.len, q.b, &mi));
+	assert_true(msg_scan_answer(a.b, a.len, &mi, &ami) >= 0); /* (the answer is well formed as it came) */
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_NOT_CACHEABLE);
+	assert_int_equal(cache_get(c, &k, 0, 0, out, sizeof(out), &len, NULL), CACHE_MISS);
+	/* the same through a CNAME's RDATA: www CNAME a.example. (at 41), a A */
+	pb_hdr(&a, 1, PB_QR | PB_RD | PB_RA, 1, 2, 0, 0);
+	pb_question(&a, "www.example.", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_u16(&a, 0xc00c);
+	pb_rr_tail(&a, KNOT_RRTYPE_CNAME, KNOT_CLASS_IN, 300, "\x01" "a" "\xc0\x10", 4);
+	assert_int_equal(a.b[41], 0x01);
+	pb_u16(&a, 0xc000 | 41);
+	pb_rr_tail(&a, KNOT_RRTYPE_A, KNOT_CLASS_IN, 300, "\xc0\x00\x02\x02", 4);
+	assert_true(msg_scan_answer(a.b, a.len, &mi, &ami) >= 0);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_STORED);
+	/* and a CNAME whose target is read from the TTL of the record before it */
+	pb_hdr(&a, 1, PB_QR | PB_RD | PB_RA, 1, 2, 0, 0);
+	pb_question(&a, "www.example.", KNOT_RRTYPE_A, KNOT_CLASS_IN);
+	pb_u16(&a, 0xc00c);
+	pb_rr_tail(&a, KNOT_RRTYPE_A, KNOT_CLASS_IN, 0x01610000, "\xc0\x00\x02\x01", 4);
+	pb_u16(&a, 0xc00c);
+	pb_rr_tail(&a, KNOT_RRTYPE_CNAME, KNOT_CLASS_IN, 300, "\xc0\x23", 2);
+	assert_int_equal(cache_put(c, &k, a.b, a.len, &CC, 0), CACHE_NOT_CACHEABLE);
+	cache_free(c);
+}
+
 /* Answers of any size from 1 to 60 records, 20,000 of them through a
  * small cache: each is there whole right after its put, the bytes never
  * pass the size, the ring keeps being reused (entries stay many), and an
@@ -762,6 +810,7 @@ int main(void)
 		cmocka_unit_test(whole_answer_truncated_per_client),
 		cmocka_unit_test(flush_one_name),
 		cmocka_unit_test(index_keeps_every_entry_findable),
+		cmocka_unit_test(names_read_from_a_ttl_are_not_cached),
 		cmocka_unit_test(rings_reuse_room_whatever_the_sizes),
 		cmocka_unit_test(big_answers_make_room),
 		cmocka_unit_test(a_hit_saves_an_entry_from_eviction),
