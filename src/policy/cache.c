@@ -292,14 +292,11 @@ static inline __attribute__((always_inline)) uint32_t find(const struct shard *s
 	return i;
 }
 
-/* k's record, or NULL (find, for a lookup) */
+/* k's record, or NULL */
 static inline __attribute__((always_inline)) struct entry *lookup(const struct shard *s, const struct cache_key *k)
 {
-	uint32_t hash = (uint32_t)k->hash, i = home(s, hash);
-	for (link_t l; (l = s->slots[i]); i = next_slot(s, i))
-		if ((uint32_t)(l >> 32) == hash && is_key(at(s, l), k))
-			return at(s, l);
-	return NULL;
+	link_t l = s->slots[find(s, k)];
+	return l ? at(s, l) : NULL;
 }
 
 static uint32_t find_entry(const struct shard *s, const struct entry *e)
@@ -512,15 +509,17 @@ static bool on_a_ttl(const struct walk *r, size_t n, size_t a, size_t b)
 	return lo < n && r->ttls[lo] < b;
 }
 
-/* The name at off reads no byte of a TTL through a compression pointer
- * (the n TTLs so far: a pointer names an earlier offset). A cached answer's
+/* The name at *off reads no byte of a TTL through a compression pointer
+ * (the n TTLs so far: a pointer names an earlier offset); *off is stepped
+ * past it, as msg_skip_name does. A cached answer's
  * TTLs are rewritten -- clamped here, counted down at every hit -- so a
  * name read from one would change with them: an upstream could make a
  * name of its answer mean something new each second, or nothing. Such an
  * answer is forwarded as it came, but not cached. */
-static bool name_clear_of_ttls(const uint8_t *w, size_t len, size_t off, const struct walk *r, size_t n)
+static bool name_clear_of_ttls(const uint8_t *w, size_t len, size_t *at, const struct walk *r, size_t n)
 {
 	bool via = false;
+	size_t off = *at;
 	for (unsigned hops = 0, read = 0; off < len;) {
 		uint8_t b = w[off];
 		if (b >= 0xc0) {
@@ -529,6 +528,8 @@ static bool name_clear_of_ttls(const uint8_t *w, size_t len, size_t off, const s
 			size_t t = (size_t)(b & 0x3f) << 8 | w[off + 1];
 			if (t >= off || ++hops > KNOT_DNAME_MAXLABELS)
 				return false;
+			if (!via)
+				*at = off + 2; /* (where the name ends in place) */
 			if (n && t + KNOT_DNAME_MAXLEN + 2 <= r->ttls[0])
 				return true; /* (below every TTL whatever it reads: at most a name's length, and back) */
 			off = t;
@@ -538,8 +539,11 @@ static bool name_clear_of_ttls(const uint8_t *w, size_t len, size_t off, const s
 		read += 1u + b;
 		if (b > 63 || read > KNOT_DNAME_MAXLEN || (via && on_a_ttl(r, n, off, off + 1u + b)))
 			return false;
-		if (b == 0)
+		if (b == 0) {
+			if (!via)
+				*at = off + 1;
 			return true;
+		}
 		off += 1u + b;
 	}
 	return false;
@@ -576,14 +580,13 @@ static bool rdata_clear_of_ttls(const uint8_t *w, size_t len, uint16_t type, siz
 	case KNOT_RRTYPE_RP:
 	case KNOT_RRTYPE_MINFO: { /* two names */
 		size_t at = rd;
-		if (!name_clear_of_ttls(w, len, at, r, n) || !msg_skip_name(w, len, &at))
-			return false;
-		return at <= rd + rdlen && name_clear_of_ttls(w, len, at, r, n);
+		return name_clear_of_ttls(w, len, &at, r, n) && at <= rd + rdlen && name_clear_of_ttls(w, len, &at, r, n);
 	}
 	default:
 		return true;
 	}
-	return skip < rdlen && name_clear_of_ttls(w, len, rd + skip, r, n);
+	size_t at = rd + skip;
+	return skip < rdlen && name_clear_of_ttls(w, len, &at, r, n);
 }
 
 /* Walk the records after the question, which ends at qend (it is the
@@ -607,7 +610,7 @@ static uint32_t walk_clamp(uint8_t *w, size_t len, size_t qend, bool negative, c
 		size_t start = off;
 		if (off + 2 <= len && w[off] == 0xc0 && w[off + 1] == MSG_HDR)
 			off += 2; /* (the usual owner: a pointer to the question's name, uncompressed, below every TTL) */
-		else if (!name_clear_of_ttls(w, len, off, r, n) || !msg_skip_name(w, len, &off))
+		else if (!name_clear_of_ttls(w, len, &off, r, n))
 			return 0;
 		if (off + 10 > len)
 			return 0;
