@@ -8,6 +8,31 @@
 
 #define OPT_TYPE 41
 
+/* RFC 1035 4.1.4: a pointer names a prior occurrence of a name, so what is
+ * read through it ends before the pointer. libknot's check lets the labels
+ * read from the target run on forward, past the pointer -- into records
+ * dnsmux edits (the OPT rewrite_answer removes), and then the name it
+ * forwarded no longer parses. The name at off passed knot_dname_wire_check
+ * (labels, pointers backward, within the message). */
+static bool reads_only_prior_bytes(const uint8_t *wire, size_t off)
+{
+	for (size_t limit = SIZE_MAX;;) {
+		uint8_t b = wire[off];
+		if (b >= 0xc0) {
+			if (off + 2 > limit)
+				return false;
+			limit = off;
+			off = (size_t)(b & 0x3f) << 8 | wire[off + 1];
+			continue;
+		}
+		if (off + 1u + b > limit)
+			return false;
+		if (b == 0)
+			return true;
+		off += 1u + b;
+	}
+}
+
 /* Skip one resource record starting at off; returns the offset after it or -1.
  * Reports an OPT record through *mi (only one is allowed, RFC 6891 6.1.1). */
 static int skip_rr(const uint8_t *wire, size_t len, size_t off, bool in_additional, struct msg_info *mi)
@@ -20,8 +45,8 @@ static int skip_rr(const uint8_t *wire, size_t len, size_t off, bool in_addition
 		nl = 1;
 	else if (mi->has_question && off + 2 <= len && wire[off] == 0xc0 && wire[off + 1] == MSG_HDR)
 		nl = 2;
-	else
-		nl = knot_dname_wire_check(wire + off, wire + len, wire);
+	else if ((nl = knot_dname_wire_check(wire + off, wire + len, wire)) > 0 && !reads_only_prior_bytes(wire, off))
+		return -1;
 	if (nl <= 0)
 		return -1;
 	size_t p = off + (size_t)nl;
